@@ -1,0 +1,1 @@
+"""Metrics for detection, segmentation and tracking, backed by the reference libraries."""
