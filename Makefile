@@ -1,0 +1,47 @@
+# The two commands that set everything up on a fresh machine: `make course` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The install is redone only when the dependency files change.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+PIP    := $(BIN)/python -m pip
+SEED   ?= 0
+
+.PHONY: course test lab install data release grade bench clean
+
+course: install data ## venv + data + every chapter notebook executed + artifacts/course_summary.json
+	$(BIN)/python scripts/run_course.py
+
+test: install ## install and run the whole test suite
+	$(BIN)/python -m pytest
+
+lab: install data ## open JupyterLab on the course
+	$(BIN)/jupyter lab notebooks
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -c constraints.txt -e '.[course,test]'
+	# ultralytics pulls the GUI build of OpenCV; the course uses the headless 4.x build (HOG, Haar).
+	$(PIP) uninstall -y -q opencv-python || true
+	$(PIP) install -q -c constraints.txt --force-reinstall --no-deps 'opencv-python-headless<5'
+	$(BIN)/python -c "import cv2; assert hasattr(cv2, 'HOGDescriptor'), cv2.__version__"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+data: install ## generate the embedded dataset (reused when already there)
+	$(BIN)/python -c "from labkit.data.synth import ensure_dataset; print(ensure_dataset(seed=$(SEED)))"
+
+release: install ## regenerate the student copies of every graded lab with nbgrader
+	$(BIN)/python scripts/release.py
+
+bench: install ## benchmarks: figures go to artifacts/bench_*.json
+	$(BIN)/python benchmarks/metrics_detection.py
+	$(BIN)/python benchmarks/metrics_tracking.py
+
+clean:
+	rm -rf artifacts data/generated

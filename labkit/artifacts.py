@@ -1,0 +1,47 @@
+"""Where runs leave their results, and the metric log that ``make course`` summarises.
+
+Every number a notebook states must come from a run: notebooks call :func:`log_metrics`, which
+merges the values into ``<artifacts>/metrics/<chapter>.json``; ``scripts/run_course.py`` gathers
+those files into ``artifacts/course_summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def artifacts_dir() -> Path:
+    """``$LABKIT_ARTIFACTS`` if set, else ``<repo>/artifacts`` (created on demand)."""
+    path = Path(os.environ.get("LABKIT_ARTIFACTS", REPO_ROOT / "artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_json(path: str | Path, payload: Any) -> Path:
+    """Write JSON atomically (temp file + rename), creating parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def log_metrics(chapter: str, **values: float | int | str | None) -> dict[str, Any]:
+    """Merge ``values`` into the chapter's metric log and return the whole log."""
+    path = artifacts_dir() / "metrics" / f"{chapter}.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update(values)
+    write_json(path, current)
+    return current
+
+
+def read_metrics(root: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """All chapter metric logs under ``root`` (default: :func:`artifacts_dir`)."""
+    folder = Path(root or artifacts_dir()) / "metrics"
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}

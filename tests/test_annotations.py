@@ -1,0 +1,157 @@
+import json
+
+import numpy as np
+import pytest
+
+from labkit.data.annotations import Dataset, Detections, ImageRecord
+from labkit.data.boxes import (Letterbox, cxcywh_to_xyxy, denormalize, normalize, xywh_to_xyxy,
+                               xyxy_to_cxcywh, xyxy_to_xywh)
+from labkit.data.coco import coco_to_dataset, dataset_to_coco, load_coco, read_json, results_to_detections
+from labkit.data.masks import mask_to_polygons, mask_to_rle, rle_to_mask, segmentation_to_mask
+from labkit.errors import DataError
+
+
+def test_detections_shapes_and_subsets():
+    d = Detections.from_xyxy([[0, 0, 10, 20], [5, 5, 8, 9]], [1, 2], score=[0.9, 0.1], data={"iscrowd": [0, 1]})
+    assert np.allclose(d.xywh, [[0, 0, 10, 20], [5, 5, 3, 4]])
+    assert len(d[d.score > 0.5]) == 1 and d[1].get("iscrowd")[0] == 1
+    both = Detections.concat([d, d[0]])
+    assert len(both) == 3 and both.score is not None
+
+
+@pytest.mark.parametrize("bad", [
+    dict(xywh=np.zeros((2, 3)), class_id=[1, 2]),
+    dict(xywh=np.zeros((2, 4)), class_id=[1]),
+    dict(xywh=np.zeros((2, 4)), class_id=[1, 2], score=[0.5]),
+    dict(xywh=np.zeros((2, 4)), class_id=[1, 2], segmentation=[None]),
+    dict(xywh=np.zeros((2, 4)), class_id=[1, 2], data={"visibility": [1.0]}),
+])
+def test_detections_reject_inconsistent_lengths(bad):
+    with pytest.raises(DataError):
+        Detections(**bad)
+
+
+def test_box_formats_round_trip():
+    rng = np.random.default_rng(0)
+    xyxy = np.sort(rng.uniform(0, 100, (50, 2, 2)), axis=1).transpose(0, 2, 1).reshape(50, 4)[:, [0, 2, 1, 3]]
+    assert np.allclose(xywh_to_xyxy(xyxy_to_xywh(xyxy)), xyxy)
+    assert np.allclose(cxcywh_to_xyxy(xyxy_to_cxcywh(xyxy)), xyxy)
+    assert np.allclose(denormalize(normalize(xyxy, 640, 480), 640, 480), xyxy)
+
+
+@pytest.mark.parametrize("src", [(240, 320), (320, 240), (100, 100), (37, 301)])
+def test_letterbox_inverse_is_exact(src):
+    lb = Letterbox.fit(src, 256)
+    boxes = np.array([[3.5, 7.25, 30.0, 31.0], [0, 0, src[1], src[0]]])
+    assert np.allclose(lb.inverse_boxes(lb.boxes(boxes)), boxes, atol=1e-9)
+    img = np.zeros(src + (3,), np.uint8)
+    out = lb.image(img)
+    assert out.shape == (256, 256, 3)
+    mask = np.zeros(src, np.uint8)
+    mask[src[0] // 4: src[0] // 2, src[1] // 4: src[1] // 2] = 3
+    back = lb.inverse_mask(lb.mask(mask))
+    assert back.shape == src and set(np.unique(back)) <= {0, 3}
+    assert (back == mask).mean() > 0.95
+
+
+def test_letterbox_rejects_wrong_image():
+    with pytest.raises(DataError):
+        Letterbox.fit((10, 20), 32).image(np.zeros((11, 20), np.uint8))
+
+
+def test_mask_encodings_round_trip():
+    m = np.zeros((40, 50), bool)
+    m[5:20, 10:30] = True
+    m[25:35, 2:6] = True
+    rle = mask_to_rle(m)
+    assert isinstance(rle["counts"], str)
+    assert (rle_to_mask(rle) == m).all()
+    polys = mask_to_polygons(m)
+    assert len(polys) == 2
+    back = segmentation_to_mask(polys, 40, 50)
+    assert (back & m).sum() / (back | m).sum() > 0.8
+    d = Detections.from_masks(m[None], [1])
+    assert np.allclose(d.xywh, [[2, 5, 28, 30]]) and (d.masks(40, 50)[0] == m).all()
+
+
+def test_segmentation_size_mismatch_is_an_error():
+    rle = mask_to_rle(np.ones((4, 4), bool))
+    with pytest.raises(DataError, match="differs from the image size"):
+        segmentation_to_mask(rle, 5, 4)
+
+
+def _tiny_coco():
+    return {
+        "info": {"description": "tiny"},
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 20, "height": 10, "scene_id": "s1"},
+                   {"id": 2, "file_name": "b.jpg", "width": 20, "height": 10}],
+        "annotations": [
+            {"id": 7, "image_id": 1, "category_id": 3, "bbox": [0.1, 0.2, 5.3, 4.7], "area": 24.91, "iscrowd": 0,
+             "segmentation": [[0.1, 0.2, 5.4, 0.2, 5.4, 4.9]], "visibility": 0.5, "attributes": {"occluded": True}},
+            {"id": 9, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "area": 4, "iscrowd": 0},
+        ],
+        "categories": [{"id": 1, "name": "disc"}, {"id": 3, "name": "cone"}],
+    }
+
+
+def test_coco_round_trip_is_lossless():
+    coco = _tiny_coco()
+    back = dataset_to_coco(coco_to_dataset(coco))
+    assert json.loads(json.dumps(back)) == coco
+
+
+def test_coco_round_trip_real_val2014(shared_data):
+    path = shared_data / "coco-val2014-fake100/faster_coco_eval/tests/dataset/cocoapi/instances_val2014_100.json"
+    original = read_json(path)
+    back = dataset_to_coco(load_coco(path))
+    by_id = lambda anns: {a["id"]: a for a in anns}  # noqa: E731 - annotation order carries no meaning in COCO
+    assert by_id(back["annotations"]) == by_id(original["annotations"])
+    assert {k: v for k, v in back.items() if k != "annotations"} == {k: v for k, v in original.items() if k != "annotations"}
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c.pop("images"), "missing top-level key 'images'"),
+    (lambda c: c["annotations"][0].update(image_id=99), "unknown image id 99"),
+    (lambda c: c["annotations"][0].update(bbox=[0, 0, "x", 1]), "record 7"),
+    (lambda c: c["annotations"][0].update(bbox=[0, 0, float("nan"), 1]), "not finite"),
+    (lambda c: c["images"].append(dict(c["images"][0])), "duplicate image id"),
+])
+def test_coco_structural_errors_name_the_record(mutate, message):
+    coco = _tiny_coco()
+    mutate(coco)
+    with pytest.raises(DataError, match=message):
+        coco_to_dataset(coco, source="tiny.json")
+
+
+def test_read_json_errors(tmp_path):
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty.json: file is empty"):
+        read_json(empty)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(DataError, match="not valid JSON"):
+        read_json(bad)
+
+
+@pytest.mark.parametrize("result, message", [
+    ({"image_id": 5, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}, "image id 5"),
+    ({"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1.5}, "outside"),
+    ({"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}, "lacks 'score'"),
+    ({"image_id": 1, "category_id": 1, "bbox": [0, 0, -1, 1], "score": 0.5}, "negative size"),
+])
+def test_results_errors(result, message):
+    with pytest.raises(DataError, match=message):
+        results_to_detections([result], [1, 2], source="pred.json")
+
+
+def test_results_group_by_image():
+    dets = results_to_detections([{"image_id": 2, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}], [1, 2])
+    assert len(dets[1]) == 0 and dets[1].score is not None and len(dets[2]) == 1
+
+
+def test_dataset_helpers():
+    ds = Dataset([{"id": 1, "name": "disc"}], [ImageRecord(1, "a.jpg", 4, 4), ImageRecord(2, "b.jpg", 4, 4)])
+    assert ds.category_names == {1: "disc"} and len(ds.subset([2])) == 1
+    with pytest.raises(DataError, match="no image root"):
+        ds.image_path(ds.images[0])
