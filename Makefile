@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256
 PIP    := $(BIN)/python -m pip
 SEED   ?= 0
 
-.PHONY: course test lab install data release grade bench clean
+.PHONY: course test lab install data release grade bench sync clean
 
 course: install data ## venv + data + every chapter notebook executed + artifacts/course_summary.json
 	$(BIN)/python scripts/run_course.py
@@ -38,6 +38,9 @@ data: install ## generate the embedded dataset (reused when already there)
 
 release: install ## regenerate the student copies of every graded lab with nbgrader
 	$(BIN)/python scripts/release.py
+
+sync: install ## regenerate setup cells and badges from course.yaml
+	$(BIN)/python scripts/sync_course.py
 
 bench: install ## benchmarks: figures go to artifacts/bench_*.json
 	$(BIN)/python benchmarks/metrics_detection.py

@@ -15,9 +15,15 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def project_root() -> Path:
+    """The course checkout when labkit runs from one (editable install), else the working folder
+    (labkit installed from a wheel, e.g. on Colab)."""
+    return REPO_ROOT if (REPO_ROOT / "pyproject.toml").exists() else Path.cwd()
+
+
 def artifacts_dir() -> Path:
-    """``$LABKIT_ARTIFACTS`` if set, else ``<repo>/artifacts`` (created on demand)."""
-    path = Path(os.environ.get("LABKIT_ARTIFACTS", REPO_ROOT / "artifacts"))
+    """``$LABKIT_ARTIFACTS`` if set, else ``<project>/artifacts`` (created on demand)."""
+    path = Path(os.environ.get("LABKIT_ARTIFACTS", project_root() / "artifacts"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
