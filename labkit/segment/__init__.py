@@ -1,0 +1,1 @@
+"""Segmentation: tiled inference for large images and mask post-processing."""
