@@ -1,0 +1,110 @@
+"""TIDE-style error analysis on hand-built scenes whose counts and dAP50 are worked out by hand.
+
+COCO AP50 of one class = (sum over the 101 recall points r = 0, .01, ..., 1 of the best precision
+at recall >= r) / 101; the comments give the sums.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from labkit.metrics.errors import ERROR_TYPES, analyze_errors, error_gallery
+
+
+def _scene() -> tuple[dict, list[dict]]:
+    """One 200 x 200 image. Class 1 objects g1, g2, g5, g6; class 2 objects g3, g4."""
+    boxes = {1: (1, [10, 10, 40, 40]), 2: (1, [100, 10, 40, 40]), 3: (2, [10, 100, 40, 40]),
+             4: (2, [100, 100, 40, 40]), 5: (1, [150, 150, 30, 30]), 6: (1, [150, 60, 40, 30])}
+    anns = [{"id": i, "image_id": 1, "category_id": c, "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
+            for i, (c, b) in boxes.items()]
+    preds = [  # (class, box, score) -> what it is
+        (1, [10, 10, 40, 40], 0.9),    # p1: TP on g1
+        (1, [12, 10, 40, 40], 0.8),    # p2: IoU .905 with g1, already matched -> dupe
+        (1, [10, 100, 40, 40], 0.7),   # p3: IoU 1 with g3 of class 2 -> cls
+        (1, [160, 160, 30, 30], 0.6),  # p4: IoU 400/1400 = .286 with g5 -> loc
+        (2, [100, 10, 40, 15], 0.5),   # p5: IoU .375 with g2 (class 1), nothing of class 2 -> both
+        (1, [60, 60, 10, 10], 0.4),    # p6: overlaps nothing -> bkg
+        (1, [100, 10, 40, 40], 0.3),   # p7: TP on g2
+    ]
+    gt = {"images": [{"id": 1, "width": 200, "height": 200}], "annotations": anns,
+          "categories": [{"id": 1, "name": "one"}, {"id": 2, "name": "two"}]}
+    return gt, [{"image_id": 1, "category_id": c, "bbox": b, "score": s} for c, b, s in preds]
+
+
+def test_hand_built_scene_counts_and_targets() -> None:
+    gt, preds = _scene()
+    report = analyze_errors(gt, preds)
+    assert report.counts == {"cls": 1, "loc": 1, "both": 1, "dupe": 1, "bkg": 1, "miss": 2}
+    assert report.num_true_positives == 2 and report.num_ignored == 0
+    by_result = {c.result_index: c for c in report.cases if c.result_index is not None}
+    assert (by_result[2].kind, by_result[2].gt_id) == ("cls", 3)
+    assert (by_result[3].kind, by_result[3].gt_id) == ("loc", 5) and by_result[3].iou == pytest.approx(400 / 1400)
+    assert (by_result[4].kind, by_result[4].gt_id) == ("both", 2) and by_result[4].iou == pytest.approx(0.375)
+    assert (by_result[1].kind, by_result[1].gt_id) == ("dupe", 1)
+    assert by_result[5].kind == "bkg" and by_result[5].gt_id is None
+    # g3 and g5 are claimed by the cls / loc errors; g4 and g6 are plainly missed
+    assert sorted(c.gt_id for c in report.cases if c.kind == "miss") == [4, 6]
+    assert report.counts_by_class["miss"] == {1: 1, 2: 1} and report.counts_by_class["both"] == {2: 1}
+    assert report.counts_by_size["loc"] == {"small": 1, "medium": 0, "large": 0}  # 30 x 30 prediction
+    assert report.counts_by_size["miss"] == {"small": 0, "medium": 2, "large": 0}
+
+
+def test_hand_built_scene_delta_ap50() -> None:
+    report = analyze_errors(*_scene())
+    assert report.metric == "AP50"
+    # class 1 (4 objects): TP FP FP FP FP TP -> recall .25 at precision 1, .5 at 1/3: 26 + 25/3
+    # class 2 (2 objects): one FP -> 0
+    base = (26 + 25 / 3) / 202
+    assert report.base == pytest.approx(base, abs=1e-12)
+    expected = {
+        "cls": (26 + 25 * 0.4 + 51) / 202,      # p3 becomes a class-2 TP: class 2 = 51 points
+        "loc": (26 + 25 * 0.5 + 25 * 0.5) / 202,  # p4 on g5: TP FP FP TP FP TP
+        "both": base,                           # removing p5 leaves class 2 at 0
+        "dupe": (26 + 25 * 0.4) / 202,          # TP FP FP FP TP
+        "bkg": (26 + 25 * 0.4) / 202,
+        "miss": (34 + 33 / 3) / 202,            # class 1 has 3 objects left, class 2 one
+    }
+    for kind, value in expected.items():
+        assert report.delta[kind] == pytest.approx(value - base, abs=1e-12), kind
+        assert report.fixed_stats[kind]["AP50"] == pytest.approx(value, abs=1e-12)
+    json.dumps(report.to_dict(), allow_nan=False)
+    assert "| localisation | 1 | 1 | 0 | 0 | +0.0825 |" in report.to_markdown()
+
+
+def test_crowd_regions_empty_images_and_gallery() -> None:
+    gt, preds = _scene()
+    gt["images"].append({"id": 2, "width": 200, "height": 200})
+    gt["annotations"].append({"id": 7, "image_id": 1, "category_id": 2, "bbox": [0, 150, 60, 50],
+                              "area": 3000, "iscrowd": 1})
+    preds += [{"image_id": 1, "category_id": 2, "bbox": [5, 155, 40, 40], "score": 0.95},  # inside the crowd
+              {"image_id": 2, "category_id": 1, "bbox": [5, 5, 40, 40], "score": 0.99}]   # image without objects
+    report = analyze_errors(gt, preds)
+    assert report.num_ignored == 1
+    assert report.counts["bkg"] == 2 and report.counts["miss"] == 2  # the crowd region is never "missed"
+    gallery = error_gallery(report, per_type=1)
+    assert set(gallery) == set(ERROR_TYPES)
+    assert gallery["bkg"][0].image_id == 2 and gallery["bkg"][0].score == 0.99
+    assert gallery["miss"][0].gt_box is not None and gallery["miss"][0].box is None
+    randomly = error_gallery(report, per_type=5, kinds=["bkg"], order="random", seed=3)
+    assert sorted(c.result_index for c in randomly["bkg"]) == sorted(c.result_index for c in report.cases if c.kind == "bkg")
+    with pytest.raises(ValueError, match="unknown error type"):
+        error_gallery(report, kinds=["oops"])
+
+
+def test_segm_errors_match_bbox_errors_for_box_shaped_masks() -> None:
+    gt, preds = _scene()
+
+    def poly(b):
+        x, y, w, h = b
+        return [[x, y, x + w, y, x + w, y + h, x, y + h]]
+
+    for a in gt["annotations"]:
+        a["segmentation"] = poly(a["bbox"])
+    for p in preds:
+        p["segmentation"] = poly(p.pop("bbox"))
+    report = analyze_errors(gt, preds, iou_type="segm")
+    assert report.counts == {"cls": 1, "loc": 1, "both": 1, "dupe": 1, "bkg": 1, "miss": 2}
+    assert report.delta["loc"] > 0.05 and np.isfinite(report.base)

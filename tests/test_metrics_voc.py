@@ -1,0 +1,101 @@
+"""VOC AP: hand-checked cases, both box conventions, and Padilla's 7-image reference example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labkit.data.annotations import Detections
+from labkit.errors import DataError
+from labkit.metrics.iou import box_iou
+from labkit.metrics.voc import average_precision, voc_evaluate
+
+
+def test_box_iou_conventions_by_hand() -> None:
+    a, b = np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [10, 10, 20, 20]])
+    np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 0.0]])
+    # +1: boxes are 11 x 11 pixels, the first pair shares 6 x 11, the second one pixel
+    np.testing.assert_allclose(box_iou(a, b, pixel_plus_one=True), [[66 / 176, 1 / 241]])
+    assert box_iou(np.zeros((0, 4)), b).shape == (0, 2)
+
+
+def test_average_precision_by_hand() -> None:
+    # TP, FP, TP with 2 positives: recall .5 .5 1, precision 1 .5 .667
+    rec, prec = np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])
+    assert average_precision(rec, prec) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    # 11-point: recall >= 0..0.5 -> 1 (6 points), 0.6..1.0 -> 2/3 (5 points)
+    assert average_precision(rec, prec, "11_point") == pytest.approx((6 + 5 * 2 / 3) / 11)
+    assert average_precision(np.zeros(0), np.zeros(0)) == 0.0
+    with pytest.raises(ValueError, match="interpolation"):
+        average_precision(rec, prec, "101_point")
+
+
+def _det(boxes, cls, score=None, **data) -> Detections:
+    return Detections(np.asarray(boxes, float).reshape(-1, 4), cls, score=score, data=data)
+
+
+def test_duplicates_difficult_and_classes_by_hand() -> None:
+    gt = {1: _det([[0, 0, 10, 10], [20, 20, 10, 10]], [1, 1], difficult=np.array([False, True])),
+          2: _det([[0, 0, 10, 10]], [2])}
+    preds = {1: _det([[0, 0, 10, 10], [1, 0, 10, 10], [20, 20, 10, 10], [50, 50, 5, 5]], [1, 1, 1, 1],
+                     score=[0.9, 0.8, 0.7, 0.6]),
+             2: _det([[0, 0, 10, 10]], [1], score=[0.95])}  # right box, wrong class
+    report = voc_evaluate(gt, preds)
+    c1 = report.classes[1]
+    # order: 0.95 (img 2, no class-1 GT: FP), 0.9 TP, 0.8 duplicate FP, 0.7 difficult (ignored), 0.6 FP
+    np.testing.assert_array_equal(c1.tp, [0, 1, 0, 0])
+    np.testing.assert_array_equal(c1.fp, [1, 0, 1, 1])
+    assert c1.num_positives == 1
+    assert c1.ap == pytest.approx(0.5)  # recall 1 reached at precision 1/2
+    assert report.classes[2].ap == 0.0 and report.mean_ap == pytest.approx(0.25)
+    assert report.to_dict()["per_class"][0]["num_detections"] == 4
+
+
+def test_input_errors() -> None:
+    gt = {1: _det([[0, 0, 10, 10]], [1])}
+    with pytest.raises(DataError, match="image 7"):
+        voc_evaluate(gt, {7: _det([[0, 0, 1, 1]], [1], score=[0.5])})
+    with pytest.raises(DataError, match="need scores"):
+        voc_evaluate(gt, {1: _det([[0, 0, 1, 1]], [1])})
+
+
+# --------------------------------------------------------------------------- Padilla's example
+def _read_padilla(folder: Path, scored: bool) -> dict[int, Detections]:
+    """``<class> [<confidence>] <left> <top> <width> <height>`` per line, one file per image."""
+    out = {}
+    for f in sorted(folder.glob("*.txt")):
+        rows = np.array([[float(v) for v in line.split()[1:]] for line in f.read_text().splitlines() if line.strip()])
+        out[int(f.stem)] = Detections(rows[:, -4:], np.zeros(len(rows), np.int64), score=rows[:, 0] if scored else None)
+    return out
+
+
+@pytest.fixture
+def padilla(shared_data: Path) -> tuple[dict, dict]:
+    root = shared_data / "padilla-toy-ap"
+    return _read_padilla(root / "groundtruths", False), _read_padilla(root / "detections", True)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("iou, plus_one, all_point, eleven_point", [
+    (0.3, True, 24.57, 26.84),   # SOURCE.md / results.txt: the repository's numbers
+    (0.3, False, 22.54, 26.84),  # detection G drops below IoU 0.3 without the +1
+    (0.5, True, 2.22, 3.03),
+    (0.5, False, 2.22, 3.03),
+])
+def test_padilla_reference_values(padilla, iou: float, plus_one: bool, all_point: float, eleven_point: float) -> None:
+    gt, dets = padilla
+    for interpolation, expected in (("all_point", all_point), ("11_point", eleven_point)):
+        report = voc_evaluate(gt, dets, iou_threshold=iou, interpolation=interpolation, pixel_plus_one=plus_one)
+        assert report.mean_ap * 100 == pytest.approx(expected, abs=0.005)
+
+
+@pytest.mark.shared
+def test_padilla_precision_recall_lists(padilla, shared_data: Path) -> None:
+    text = (shared_data / "padilla-toy-ap" / "results" / "results.txt").read_text()
+    lists = {line.split(":")[0]: [float(v) for v in line.split("[")[1].rstrip("]").replace("'", "").split(",")]
+             for line in text.splitlines() if line.startswith(("Precision:", "Recall:"))}
+    c = voc_evaluate(*padilla, iou_threshold=0.3, pixel_plus_one=True).classes[0]
+    np.testing.assert_allclose(c.precision, lists["Precision"], atol=0.005)
+    np.testing.assert_allclose(c.recall, lists["Recall"], atol=0.005)
