@@ -32,7 +32,7 @@ def test_chapter_executes(chapter, tmp_path):
     run = subprocess.run(
         [sys.executable, "scripts/run_course.py", "--chapters", chapter, "--timeout", "600"],
         cwd=REPO, capture_output=True, text=True, timeout=1800,
-        env={**__import__("os").environ, "LABKIT_ARTIFACTS": str(env_artifacts)},
+        env={**__import__("os").environ, "LABKIT_ARTIFACTS": str(env_artifacts), "LABKIT_BUDGET": "ci"},
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     summary = json.loads((env_artifacts / "course_summary.json").read_text())
