@@ -39,7 +39,8 @@ class Detections:
     Attributes:
         xywh: ``(N, 4)`` float64 boxes, COCO convention (top-left x, y, width, height; pixels).
         class_id: ``(N,)`` int64 category ids (the ids of the dataset's category table).
-        score: ``(N,)`` float64 confidences in ``[0, 1]`` for predictions, else ``None``.
+        score: ``(N,)`` float64 confidences for predictions (in ``[0, 1]`` for COCO results; raw
+            detector scores such as MOT ``det.txt`` values may exceed 1), else ``None``.
         track_id: ``(N,)`` int64 identities across frames, else ``None``.
         segmentation: per-object COCO segmentation (polygon list or RLE dict, or ``None`` for an
             object without a mask), else ``None``. Rasterise with :meth:`masks`.

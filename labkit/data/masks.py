@@ -7,6 +7,7 @@ RLE ``counts`` are kept as ``str`` so they survive JSON.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import cv2
@@ -60,7 +61,10 @@ def segmentation_to_rle(segm: Any, height: int, width: int) -> dict:
 
 def segmentation_to_mask(segm: Any, height: int, width: int) -> np.ndarray:
     """Any COCO segmentation -> ``(H, W)`` bool mask."""
-    return mask_utils.decode(_frpy(segm, height, width)).astype(bool)
+    with warnings.catch_warnings():
+        # pycocotools 2.0.x trips NumPy 2's copy-keyword deprecation inside decode; harmless
+        warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
+        return mask_utils.decode(_frpy(segm, height, width)).astype(bool)
 
 
 def segmentation_area(segm: Any, height: int, width: int) -> float:
