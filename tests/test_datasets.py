@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labkit.datasets import DownloadError, download, fetch
+from labkit.data.validate import validate_dataset
+from labkit.datasets import DownloadError, download, fetch, load_coco8, load_mot_sequence, load_pennfudan
 from labkit.repro import sha256_file
 
 
@@ -99,6 +100,9 @@ def test_coco8_from_a_mirror_directory(shared_data, tmp_path, monkeypatch):
     root = fetch("coco8", progress=False)
     assert len(list((root / "images").rglob("*.jpg"))) == 8 and len(list((root / "labels").rglob("*.txt"))) == 8
     assert fetch("coco8", progress=False) == root  # cached
+    val = load_coco8("val")
+    assert len(val) == 4 and val.num_objects() == 17 and val.category_names[1] == "person"
+    assert validate_dataset(val).ok
 
 
 def test_coco8_corrupted_mirror_is_rejected(shared_data, tmp_path, monkeypatch):
@@ -131,6 +135,8 @@ def test_tud_campus_frames_from_mirror(shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_DATA_MIRROR", str(mirror))
     root = fetch("tud-campus", progress=False)
     assert len(list((root / "img1").glob("*.jpg"))) == 71 and (root / "det" / "det.txt").exists()
+    frames, detections = load_mot_sequence("tud-campus")
+    assert len(frames) == 71 and sum(len(d) for d in detections.values()) == 344
 
 
 def _pennfudan_zip(path: Path, seed: int) -> Path:
@@ -159,6 +165,8 @@ def test_pennfudan_trust_on_first_use(tmp_path, monkeypatch):
         root = fetch("pennfudan", progress=False)
     assert sorted(p.name for p in (root / "PedMasks").iterdir()) == ["FudanPed00001_mask.png", "FudanPed00002_mask.png"]
     assert not (root / "readme.txt").exists()  # only the listed members are extracted
+    people = load_pennfudan()
+    assert len(people) == 2 and people.num_objects() == 4 and validate_dataset(people).ok
     # a later, different archive must not be accepted silently
     shutil.rmtree(root)
     (Path(os.environ["LABKIT_CACHE"]) / "archives" / "PennFudanPed.zip").unlink()
