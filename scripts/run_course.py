@@ -25,7 +25,7 @@ from labkit.artifacts import REPO_ROOT, artifacts_dir, read_metrics, write_json
 
 
 class PeakRSS:
-    """Samples the resident memory of a process tree every ``interval`` seconds."""
+    """Samples the resident memory of a kernel and its children every ``interval`` seconds."""
 
     def __init__(self, interval: float = 0.2):
         self.interval, self.peak, self.pid = interval, 0, None
@@ -38,7 +38,9 @@ class PeakRSS:
                 continue
             try:
                 proc = psutil.Process(self.pid)
-                total = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+                # the kernel's RSS plus what its children hold on their own (USS): a forked child
+                # shares the kernel's pages, and summing both RSS values would count them twice
+                total = proc.memory_info().rss + sum(c.memory_full_info().uss for c in proc.children(recursive=True))
                 self.peak = max(self.peak, total)
             except psutil.Error:
                 continue
