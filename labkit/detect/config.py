@@ -1,0 +1,164 @@
+"""The detection run config: one YAML file holds every knob of a training run.
+
+``configs/detect_*.yaml`` are instances. Every field is recorded in the run manifest
+(:func:`labkit.repro.write_manifest`), together with the full argument set Ultralytics resolved.
+Anything Ultralytics accepts that labkit does not manage (``lr0``, ``mosaic``, ``hsv_h`` ...) goes
+under ``overrides``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from labkit.errors import DataError
+
+#: Ultralytics arguments labkit sets itself; ``overrides`` may not contain them.
+MANAGED_ARGS = frozenset({
+    "model", "data", "epochs", "time", "imgsz", "batch", "seed", "deterministic", "workers", "device", "amp",
+    "plots", "project", "name", "exist_ok", "resume", "save", "val",
+})
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``; other values are checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise DataError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DataError("device 'cuda' was asked for but torch sees no CUDA GPU")
+    return device
+
+
+def amp_mode(device: str) -> str | bool:
+    """Mixed precision for training: ``"bf16"`` on a CUDA GPU that supports it, else ``False``.
+
+    ``amp=True`` (fp16) would make Ultralytics run its AMP self-check, which downloads
+    ``yolo26n.pt``; bf16 autocast needs no check and no gradient scaler, and CPU training is fp32.
+    """
+    import torch
+
+    return "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else False
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Every knob of one detector training run.
+
+    Attributes:
+        name: run name (folder name of the run and of the cached base model).
+        model: an Ultralytics model YAML (``yolov8n.yaml``, ``yolo11n.yaml``: built from scratch,
+            no download) or a local ``.pt`` checkpoint to fine-tune.
+        dataset_size: embedded dataset size, ``"default"`` or ``"small"``.
+        dataset_seed: seed of the embedded dataset generator.
+        imgsz: square network input size (a multiple of 32).
+        epochs: number of epochs (upper bound when ``time_minutes`` is set).
+        time_minutes: training-time budget; Ultralytics then re-plans the epochs to fit it.
+        batch: images per training batch.
+        seed: training seed (Ultralytics seeds Python, NumPy and torch from it).
+        device: ``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``.
+        workers: dataloader worker processes (Ultralytics uses 0 on CPU anyway).
+        eval_every: run labkit's COCO evaluation on the val split every k epochs (0: only at the end).
+        eval_conf: confidence threshold of the predictions that evaluation scores.
+        eval_iou: NMS IoU threshold of those predictions.
+        overrides: further Ultralytics training arguments (not those in :data:`MANAGED_ARGS`).
+    """
+
+    name: str = "detector"
+    model: str = "yolov8n.yaml"
+    dataset_size: str = "small"
+    dataset_seed: int = 0
+    imgsz: int = 320
+    epochs: int = 10
+    time_minutes: float | None = None
+    batch: int = 16
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    eval_every: int = 1
+    eval_conf: float = 0.001
+    eval_iou: float = 0.7
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.dataset_size not in ("default", "small"):
+            problems.append(f"dataset_size must be 'default' or 'small', got {self.dataset_size!r}")
+        if self.imgsz <= 0 or self.imgsz % 32:
+            problems.append(f"imgsz must be a positive multiple of 32, got {self.imgsz}")
+        if self.epochs < 1 or self.batch < 1 or self.eval_every < 0:
+            problems.append("epochs and batch must be >= 1 and eval_every >= 0")
+        if self.time_minutes is not None and self.time_minutes <= 0:
+            problems.append(f"time_minutes must be positive, got {self.time_minutes}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.append(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        clash = sorted(MANAGED_ARGS & set(self.overrides))
+        if clash:
+            problems.append(f"overrides may not set {clash}: they are config fields or set by labkit")
+        if problems:
+            raise DataError("; ".join(problems), record=self.name)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "<memory>") -> "DetectConfig":
+        """Build from a parsed YAML mapping; unknown keys are an error naming ``source``."""
+        if not isinstance(values, Mapping):
+            raise DataError("a detection config must be a mapping of field: value", source=source)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise DataError(f"unknown config keys {unknown}; known: {sorted(known)}", source=source)
+        try:
+            return cls(**dict(values))
+        except DataError as exc:
+            raise DataError(str(exc), source=source) from exc
+        except TypeError as exc:
+            raise DataError(f"bad config value ({exc})", source=source) from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON/YAML-serialisable) of every field."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "DetectConfig":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def ultralytics_args(self, *, data_yaml: Path, run_dir: Path) -> dict[str, Any]:
+        """Keyword arguments for ``YOLO(model).train(...)`` writing into ``run_dir``."""
+        device = resolve_device(self.device)
+        args = {
+            "data": str(data_yaml), "epochs": self.epochs, "imgsz": self.imgsz, "batch": self.batch,
+            "seed": self.seed, "deterministic": True, "workers": self.workers,
+            "device": "0" if device == "cuda" else "cpu", "amp": amp_mode(device), "plots": False,
+            "project": str(run_dir.parent), "name": run_dir.name, "exist_ok": True, "save": True, "val": True,
+        }
+        if self.time_minutes is not None:
+            args["time"] = self.time_minutes / 60.0
+        return {**args, **self.overrides}
+
+
+def load_config(path: str | Path) -> DetectConfig:
+    """Read a detection config YAML (see ``configs/detect_*.yaml``)."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"cannot read config ({exc.strerror})", source=str(path)) from exc
+    except yaml.YAMLError as exc:
+        raise DataError(f"not valid YAML ({exc})", source=str(path)) from exc
+    return DetectConfig.from_mapping(values or {}, source=str(path))
+
+
+def as_config(config: DetectConfig | Mapping[str, Any] | str | Path) -> DetectConfig:
+    """Accept a config object, a mapping or a YAML path."""
+    if isinstance(config, DetectConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        return load_config(config)
+    return DetectConfig.from_mapping(config)

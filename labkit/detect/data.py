@@ -1,0 +1,79 @@
+"""The embedded dataset as a detector sees it: COCO splits, their YOLO export, their fingerprint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labkit.data.annotations import Dataset
+from labkit.data.coco import load_coco, save_coco
+from labkit.data.yolo import CATEGORY_ID_KEY, export_yolo
+from labkit.detect.config import DetectConfig
+from labkit.detect.predict import CATEGORY_FILE
+from labkit.errors import DataError
+from labkit.repro import sha256_file
+
+#: Splits a detector trains and validates on.
+TRAIN_SPLITS = ("train", "val")
+#: Folder of a run holding its YOLO export (``data.yaml``, ``images/``, ``labels/``).
+EXPORT_DIR = "yolo"
+
+
+def dataset_root(config: DetectConfig, data_root: str | Path | None = None) -> Path:
+    """``data_root`` if given, else the embedded dataset of the config's size and seed (generated
+    on first use by :func:`labkit.data.synth.ensure_dataset`)."""
+    if data_root is not None:
+        root = Path(data_root)
+        if not (root / "annotations").is_dir():
+            raise DataError("not a dataset folder (no annotations/ inside)", source=str(root))
+        return root
+    from labkit.data.synth import ensure_dataset
+
+    return Path(ensure_dataset(seed=config.dataset_seed, size=config.dataset_size))
+
+
+def load_split(data_root: str | Path, split: str) -> Dataset:
+    """The still-image COCO split ``annotations/instances_<split>.json`` (images under ``images/``)."""
+    root = Path(data_root)
+    return load_coco(root / "annotations" / f"instances_{split}.json", image_root=root / "images")
+
+
+def fingerprint(data_root: str | Path, splits: tuple[str, ...] = TRAIN_SPLITS) -> dict[str, str]:
+    """sha256 of the dataset manifest and of each split's annotation file: what a cached model
+    trained on the dataset depends on."""
+    root = Path(data_root)
+    files = [root / "manifest.json"] + [root / "annotations" / f"instances_{s}.json" for s in splits]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise DataError(f"dataset files missing: {missing}", source=str(root))
+    return {f.relative_to(root).as_posix(): sha256_file(f) for f in files}
+
+
+def export_for_training(data_root: str | Path, run_dir: str | Path) -> tuple[Path, list[dict[str, Any]]]:
+    """Make a run self-contained: export the train and val splits to the Ultralytics layout under
+    ``run_dir/yolo`` (images copied, so regenerating or moving the dataset cannot break a running
+    or resumed training), save each split's COCO annotations there too (``instances_<split>.json``,
+    read back by :func:`exported_split`), and write ``categories.json`` (class index order).
+
+    Returns the ``data.yaml`` path and the category list.
+    """
+    out = Path(run_dir) / EXPORT_DIR
+    splits = {s: load_split(data_root, s) for s in TRAIN_SPLITS}
+    summary = export_yolo(splits, out, images="copy")
+    for name, ds in splits.items():
+        save_coco(ds, out / f"instances_{name}.json")
+    data_yaml = Path(summary["data_yaml"])
+    config = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    ids, names = config[CATEGORY_ID_KEY], config["names"]
+    categories = [{"id": int(ids[k]), "name": str(names[k])} for k in sorted(names)]
+    (Path(run_dir) / CATEGORY_FILE).write_text(json.dumps(categories, indent=2), encoding="utf-8")
+    return data_yaml, categories
+
+
+def exported_split(run_dir: str | Path, split: str) -> Dataset:
+    """A split as :func:`export_for_training` saved it: COCO annotations and the run's image copies."""
+    out = Path(run_dir) / EXPORT_DIR
+    return load_coco(out / f"instances_{split}.json", image_root=out / "images" / split)
