@@ -7,9 +7,9 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256
 PIP    := $(BIN)/python -m pip
 SEED   ?= 0
 
-.PHONY: course test lab install data release grade bench sync clean
+.PHONY: course test lab install data models release grade bench sync system-deps clean
 
-course: install data ## venv + data + every chapter notebook executed + artifacts/course_summary.json
+course: install data models ## venv + data + base models + every chapter notebook executed + artifacts/course_summary.json
 	$(BIN)/python scripts/run_course.py
 
 test: install ## install and run the whole test suite
@@ -36,6 +36,9 @@ $(STAMP): pyproject.toml constraints.txt
 data: install ## generate the embedded dataset (reused when already there)
 	$(BIN)/python -c "from labkit.data.synth import ensure_dataset; print(ensure_dataset(seed=$(SEED)))"
 
+models: install data ## the course's own base models (built once, cached by dataset + config hash)
+	$(BIN)/labkit detect base --config configs/detect_base.yaml
+
 release: install ## regenerate the student copies of every graded lab with nbgrader
 	$(BIN)/python scripts/release.py
 
@@ -45,6 +48,9 @@ sync: install ## regenerate setup cells and badges from course.yaml
 bench: install ## benchmarks: figures go to artifacts/bench_*.json
 	$(BIN)/python benchmarks/metrics_detection.py
 	$(BIN)/python benchmarks/metrics_tracking.py
+
+system-deps: ## Debian packages: bubblewrap (grading sandbox) and opencv-doc (vtest.avi); needs root
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends bubblewrap opencv-doc
 
 clean:
 	rm -rf artifacts data/generated

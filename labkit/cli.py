@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "labkit.envcheck",
     "labkit.data.cli",
     "labkit.metrics.cli",
+    "labkit.grading.cli",
+    "labkit.detect.cli",
 )
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
