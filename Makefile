@@ -45,9 +45,15 @@ release: install ## regenerate the student copies of every graded lab with nbgra
 sync: install ## regenerate setup cells and badges from course.yaml
 	$(BIN)/python scripts/sync_course.py
 
+SUBMISSIONS ?= autograder/submitted
+LAB ?= ch01_quiz
+grade: install ## autograde SUBMISSIONS/<student>/LAB/*.ipynb -> graded/LAB/grades.csv + feedback/
+	$(BIN)/labkit grade $(SUBMISSIONS) --lab $(LAB) --out graded/$(LAB)
+
 bench: install ## benchmarks: figures go to artifacts/bench_*.json
 	$(BIN)/python benchmarks/metrics_detection.py
 	$(BIN)/python benchmarks/metrics_tracking.py
+	$(BIN)/python benchmarks/grading.py
 
 system-deps: ## Debian packages: bubblewrap (grading sandbox) and opencv-doc (vtest.avi); needs root
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends bubblewrap opencv-doc
