@@ -61,7 +61,7 @@ def test_postbuild_runs_in_a_temp_venv(tmp_path):
     env.pop("VIRTUAL_ENV", None)
     run = subprocess.run(["bash", "binder/postBuild"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    assert (tmp_path / "data" / "manifest.json").exists()
+    assert (tmp_path / "data" / "small-seed0" / "manifest.json").exists()
     assert any(site.glob("opencv_python_headless-4*"))
 
 

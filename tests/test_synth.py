@@ -182,8 +182,9 @@ def test_io_cases(small: tuple[Path, dict]) -> None:
 def test_ensure_dataset_is_idempotent(small: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     root = small[0]
     before = (root / "manifest.json").stat().st_mtime_ns
-    monkeypatch.setenv("LABKIT_DATA", str(root))
+    monkeypatch.setenv("LABKIT_DATA", str(root.parent))
     assert synth.ensure_dataset(seed=0, size="small") == root
+    assert synth.default_root(0, "default") == root.parent / "default-seed0"  # another size, another folder
     assert (root / "manifest.json").stat().st_mtime_ns == before
     calls = []
     monkeypatch.setattr(synth, "generate_dataset", lambda out, seed, size: calls.append((Path(out), seed, size)))

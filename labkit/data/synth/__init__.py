@@ -24,12 +24,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from labkit.artifacts import project_root
 from labkit.data.synth.config import GENERATOR_VERSION, SIZES
 from labkit.errors import DataError
 
 __all__ = ["GENERATOR_VERSION", "default_root", "ensure_dataset", "generate_dataset"]
-
-_REPO = Path(__file__).resolve().parents[3]
 
 
 def _check_args(seed: int, size: str) -> None:
@@ -73,10 +72,12 @@ def generate_dataset(out_dir: str | Path, seed: int = 0, size: str = "default", 
 
 
 def default_root(seed: int = 0, size: str = "default") -> Path:
-    """``$LABKIT_DATA`` when set (the dataset folder itself), else
-    ``<repo>/data/generated/<size>-seed<seed>``."""
+    """``<base>/<size>-seed<seed>`` where ``<base>`` is ``$LABKIT_DATA`` when set, else
+    ``data/generated`` of the course checkout (or of the working folder when labkit is installed
+    from a wheel). Each size and seed has its own folder, so asking for one never replaces another."""
     env = os.environ.get("LABKIT_DATA", "").strip()
-    return Path(env) if env else _REPO / "data" / "generated" / f"{size}-seed{seed}"
+    base = Path(env) if env else project_root() / "data" / "generated"
+    return base / f"{size}-seed{seed}"
 
 
 def _is_current(root: Path, seed: int, size: str) -> bool:
