@@ -35,6 +35,7 @@ from labkit.detect.curves import LABKIT_LOG, append_row, learning_curves, write_
 from labkit.detect.data import EXPORT_DIR, dataset_root, export_for_training, exported_split, fingerprint
 from labkit.detect.evaluate import COCO_KEYS, evaluate_detector
 from labkit.errors import DataError, LabkitError
+from labkit.weights import resolve_model
 from labkit.repro import write_manifest
 
 MANIFEST = "manifest.json"
@@ -192,7 +193,7 @@ def train(config: DetectConfig | Mapping[str, Any] | str | Path, *, data_root: s
     record = {**history, "ultralytics_args": args}
     write_manifest(run / MANIFEST, seed=cfg.seed, config=cfg.to_dict(), extra=record)
     val = exported_split(run, "val")
-    model = ul().YOLO(str(last) if resume else cfg.model)
+    model = ul().YOLO(str(last) if resume else resolve_model(cfg.model))
     for event, fn in _EpochLogger(run, val, cfg, stop_after_epoch).callbacks().items():
         model.add_callback(event, fn)
     try:
