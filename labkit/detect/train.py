@@ -35,8 +35,8 @@ from labkit.detect.curves import LABKIT_LOG, append_row, learning_curves, write_
 from labkit.detect.data import EXPORT_DIR, dataset_root, export_for_training, exported_split, fingerprint
 from labkit.detect.evaluate import COCO_KEYS, evaluate_detector
 from labkit.errors import DataError, LabkitError
-from labkit.weights import resolve_model
 from labkit.repro import write_manifest
+from labkit.weights import resolve_model
 
 MANIFEST = "manifest.json"
 RESULT = "result.json"

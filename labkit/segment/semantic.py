@@ -6,7 +6,9 @@ the chosen loss (``ce``, ``dice``, ``focal`` or ``ce+dice``; the ignore index is
 one of them), evaluates per-class IoU on the validation split after each epoch
 (:class:`labkit.metrics.segmentation.ConfusionMatrix`), logs it to ``log.csv`` and a figure, and
 keeps ``last.pt`` / ``best.pt`` checkpoints that include the optimizer state, so an interrupted run
-resumes where it stopped (``resume=True``).
+resumes where it stopped (``resume=True``). ``init_from`` starts from another run's weights
+(fine-tuning); layers whose shapes differ (a head for another number of classes) keep their
+fresh initialisation, and the manifest says which.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from labkit.errors import DataError
-from labkit.repro import config_hash, seed_everything, write_manifest
+from labkit.repro import config_hash, seed_everything, sha256_file, write_manifest
 from labkit.segment.data import Preprocessing, SemanticDataset
 
 LOSSES = ("ce", "dice", "focal", "ce+dice")
@@ -128,13 +130,28 @@ def _limit(ds: SemanticDataset, n: int | None) -> SemanticDataset:
     return ds
 
 
+def load_initial_weights(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
+    """Copy the weights of checkpoint ``path`` into ``model`` wherever names and shapes agree.
+
+    Returns ``{path, sha256, skipped}`` (``skipped``: parameters left as initialised).
+    """
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    own = model.state_dict()
+    weights = {k: v for k, v in state["model"].items() if k in own and own[k].shape == v.shape}
+    if not weights:
+        raise DataError("no parameter of the checkpoint fits this model (another arch or encoder?)", source=str(path))
+    model.load_state_dict(weights, strict=False)
+    return {"path": str(path), "sha256": sha256_file(path), "skipped": sorted(set(own) - set(weights))}
+
+
 def train_semantic(config: SemanticConfig, train_set, val_set, data_root: Path, out_dir: Path, *,
-                   resume: bool = False, progress: bool = True) -> dict[str, Any]:
+                   resume: bool = False, progress: bool = True, init_from: str | Path | None = None) -> dict[str, Any]:
     """Train and evaluate; returns the final summary (also written to ``summary.json``).
 
     ``train_set`` / ``val_set`` are :class:`labkit.data.annotations.Dataset` objects of the still
     images. ``out_dir`` receives ``manifest.json``, ``log.csv``, ``curves.png``, ``last.pt``,
-    ``best.pt`` and ``summary.json``.
+    ``best.pt`` and ``summary.json``. ``init_from`` is a checkpoint whose weights the model
+    starts from (see :func:`load_initial_weights`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +161,9 @@ def train_semantic(config: SemanticConfig, train_set, val_set, data_root: Path, 
     train_ds = _limit(SemanticDataset(train_set, data_root, prep, train=True, strength=config.augment_strength, seed=config.seed),
                       config.max_train_images)
     val_ds = _limit(SemanticDataset(val_set, data_root, prep, train=False), config.max_val_images)
-    model = build_model(config).to(device)
+    model = build_model(config)
+    init = load_initial_weights(model, init_from) if init_from is not None else None
+    model = model.to(device)
     loss_fn = build_loss(config)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = max(1, config.epochs * len(_loader(train_ds, config, True)))
@@ -161,7 +180,7 @@ def train_semantic(config: SemanticConfig, train_set, val_set, data_root: Path, 
         sched.load_state_dict(state["scheduler"])
         start_epoch, best, rows = state["epoch"] + 1, state["best_miou"], state["log"]
     write_manifest(out_dir / "manifest.json", seed=config.seed, config=asdict(config),
-                   extra={"preprocessing": asdict(prep), "device_used": str(device)})
+                   extra={"preprocessing": asdict(prep), "device_used": str(device), "init_from": init})
     t0 = time.perf_counter() - (rows[-1]["elapsed_s"] if rows else 0.0)
     for epoch in range(start_epoch, config.epochs):
         model.train()
