@@ -87,8 +87,8 @@ def test_segmentation_perfect_prediction_and_void_values_in_predictions(run, mas
     (lambda p: _save(p / "extra.png", np.zeros((12, 16))), "have no counterpart here: extra.png"),
     (lambda p: _save(p / "c.png", np.zeros((12, 15))), "c.png: prediction shape (12, 15) differs"),
     (lambda p: _save(p / "c.png", np.full((12, 16), 9)), "c.png: prediction holds values [9] outside"),
-    (lambda p: Image.new("RGB", (16, 12)).save(p / "c.png"), "c.png: expected a single-channel class-id mask"),
-    (lambda p: (p / "c.png").write_bytes(b"not a png"), "c.png: cannot read image"),
+    (lambda p: Image.new("RGB", (16, 12)).save(p / "c.png"), "c.png: a label mask must be single-channel"),
+    (lambda p: (p / "c.png").write_bytes(b"not a png"), "c.png: not an image file Pillow can read"),
 ])
 def test_segmentation_bad_data_exits_1_naming_the_file(run, mask_folders, damage, message):
     gt_dir, pred_dir, _ = mask_folders

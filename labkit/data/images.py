@@ -20,6 +20,7 @@ Label masks are different: :func:`load_label_mask` returns their raw integer val
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +38,20 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
+def _pil_open(path: Path) -> Image.Image:
+    """Pillow's own ``Image.open``. Importing Ultralytics replaces it with a wrapper that, on any
+    file Pillow cannot identify, tries to install a HEIF plugin (offline: ``ModuleNotFoundError``
+    instead of a clear error); labkit calls the original underneath."""
+    patches = sys.modules.get("ultralytics.utils.patches")
+    if patches is not None and Image.open is getattr(patches, "image_open", None):
+        return patches._image_open(path)  # noqa: SLF001 - the original, which the patch keeps
+    return Image.open(path)
+
+
 def _open(path: Path, *, decode: bool = True) -> Image.Image:
     """Open one image file and, when ``decode``, decode every pixel (no EXIF handling yet)."""
     try:
-        img = Image.open(path)
+        img = _pil_open(path)
         if decode:
             img.load()
     except FileNotFoundError as exc:

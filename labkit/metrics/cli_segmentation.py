@@ -11,27 +11,17 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from labkit.cli import UsageError, add_json_flag, emit
 from labkit.errors import DataError
 from labkit.metrics.boundary import BoundaryScores
+from labkit.data.images import load_label_mask
 from labkit.metrics.segmentation import ConfusionMatrix, summary_to_markdown
-
-#: PIL modes that hold one integer per pixel.
-ID_MASK_MODES = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")
-
 
 def read_id_mask(path: Path) -> np.ndarray:
     """A single-channel PNG of class ids as a 2-D integer array (palette PNGs give their indices)."""
-    try:
-        with Image.open(path) as img:
-            if img.mode not in ID_MASK_MODES:
-                raise DataError(f"expected a single-channel class-id mask, got PIL mode {img.mode}", source=str(path))
-            return np.array(img).astype(np.int64)
-    except OSError as exc:
-        raise DataError(f"cannot read image: {exc}", source=str(path)) from exc
+    return load_label_mask(path).astype(np.int64)
 
 
 def pair_masks(gt_dir: Path, pred_dir: Path) -> list[tuple[Path, Path]]:

@@ -14,10 +14,10 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset as TorchDataset
 
 from labkit.data.annotations import Dataset, ImageRecord
+from labkit.data.images import load_image, load_label_mask
 from labkit.errors import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -52,17 +52,6 @@ class Preprocessing:
         return A.Compose(steps)
 
 
-def load_label_mask(path: Path) -> np.ndarray:
-    """A semantic mask PNG as ``(H, W)`` uint8 class ids (single channel required)."""
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "P"):
-                raise DataError(f"semantic mask must be single-channel class ids, got mode {im.mode}", source=str(path))
-            return np.array(im)
-    except OSError as exc:
-        raise DataError(f"cannot read mask ({exc})", source=str(path)) from exc
-
-
 class SemanticDataset(TorchDataset):
     """``(image tensor (3,S,S) float32, mask tensor (S,S) int64)`` pairs.
 
@@ -71,9 +60,6 @@ class SemanticDataset(TorchDataset):
 
     def __init__(self, dataset: Dataset, data_root: Path, prep: Preprocessing, *, train: bool, strength: float = 0.5,
                  seed: int = 0):
-        from labkit.data.images import load_image
-
-        self._load_image = load_image
         self.records: list[ImageRecord] = [r for r in dataset.images if r.extra.get("semantic_mask")]
         if not self.records:
             raise DataError("no image has a 'semantic_mask' field", source=dataset.source)
@@ -87,7 +73,7 @@ class SemanticDataset(TorchDataset):
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The raw ``(image RGB uint8, label mask uint8)`` pair, checked to be the same size."""
         rec = self.records[index]
-        image = self._load_image(self.dataset.image_path(rec))
+        image = load_image(self.dataset.image_path(rec))
         mask_path = self.root / rec.extra["semantic_mask"]
         mask = load_label_mask(mask_path)
         if mask.shape != image.shape[:2]:
