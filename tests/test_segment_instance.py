@@ -1,0 +1,136 @@
+"""Instance segmentation: YOLACT-style mask decoding back to original pixels, label maps <->
+instances, the semantic model scored as instances, and a 1-epoch YOLO-seg run end to end (offline)."""
+
+from __future__ import annotations
+
+import math
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from labkit.data.annotations import Dataset, Detections, ImageRecord
+from labkit.errors import DataError
+from labkit.segment.base import build_base_segmenter, load_split
+from labkit.segment.instance import (InstanceSegmenter, compare_semantic_instance, evaluate_semantic_instances,
+                                     instances_to_label_map, label_map_to_instances, train_instance)
+from test_segment_predict import GREEN, GREY, RED, ColourModel, _config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_masks_are_decoded_into_original_pixels_and_cut_to_their_box():
+    seg = InstanceSegmenter(model=None, device=torch.device("cpu"), half=False, imgsz=128,
+                            class_ids=np.array([1, 2, 3]), end2end=False)
+    from labkit.data.boxes import Letterbox
+
+    lb = Letterbox.fit((64, 128), 128)  # scale 1, 32 rows of padding above
+    protos = -torch.ones(2, 32, 32)
+    protos[0, 12:20, 8:24] = 1  # canvas rows 48..80, cols 32..96 -> original rows 16..48
+    rows = torch.tensor([[24.0, 40, 100, 88, 0.9, 1, 1, 0],   # box around the whole blob
+                         [40.0, 40, 60, 88, 0.8, 0, 1, 0],    # a box that cuts it to cols 40..60
+                         [0.0, 32, 20, 50, 0.7, 2, -1, 1]])   # logits -2 everywhere: empty mask, dropped
+    det = seg._decode(rows, protos, lb)
+    assert len(det) == 2 and det.class_id.tolist() == [2, 1] and np.allclose(det.score, [0.9, 0.8])
+    assert np.allclose(det.xyxy, [[24, 8, 100, 56], [40, 8, 60, 56]])
+    masks = det.masks(64, 128)
+    expected = np.zeros((64, 128), bool)
+    expected[16:48, 32:96] = True
+    assert not (masks[0] & ~expected).any() and (expected & ~masks[0]).sum() == 4  # bilinear rounds 4 corners
+    cut = expected.copy()
+    cut[:, :40] = cut[:, 60:] = False
+    assert np.array_equal(masks[1], cut)  # the rounded corners lie outside this box
+
+
+def test_label_maps_and_instances_convert_both_ways():
+    labels = np.zeros((40, 60), np.uint8)
+    labels[2:12, 2:12] = 1
+    labels[20:30, 2:12] = 1
+    labels[5:35, 40:44] = 2
+    labels[38, 58] = 2  # a 1-pixel speck: below min_area
+    confidence = np.full(labels.shape, 0.6, np.float32)
+    confidence[20:30, 2:12] = 0.9
+    det = label_map_to_instances(labels, confidence, num_classes=3, min_area=4)
+    assert sorted(det.class_id.tolist()) == [1, 1, 2] and sorted(np.round(det.score, 3).tolist()) == [0.6, 0.6, 0.9]
+    painted = instances_to_label_map(det, 40, 60, min_score=0.0)
+    labels[38, 58] = 0
+    assert np.array_equal(painted, labels)
+    assert (instances_to_label_map(det, 40, 60, min_score=0.7) > 0).sum() == 100
+    overlap = Detections.from_masks(np.stack([np.ones((4, 4), bool), np.eye(4, dtype=bool)]), [1, 2], score=[0.9, 0.3])
+    assert (instances_to_label_map(overlap, 4, 4, min_score=0) == 1).all()  # the higher score wins
+    assert len(label_map_to_instances(np.zeros((5, 5), np.uint8), np.ones((5, 5)), 3)) == 0
+
+
+def _grid_dataset(root: Path, n: int = 2) -> Dataset:
+    """Images with separated red/green rectangles on grey, their COCO instances and semantic masks."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    records = []
+    for i in range(n):
+        image = np.full((96, 128, 3), GREY, np.uint8)
+        labels = np.zeros((96, 128), np.uint8)
+        masks, classes = [], []
+        for k, (y, x) in enumerate([(8, 8), (8, 70), (56, 20), (50, 90)]):
+            cls = 1 + (k + i) % 2
+            h, w = 20 + 4 * k, 24 - 2 * k
+            image[y:y + h, x:x + w] = RED if cls == 1 else GREEN
+            labels[y:y + h, x:x + w] = cls
+            m = np.zeros((96, 128), bool)
+            m[y:y + h, x:x + w] = True
+            masks.append(m)
+            classes.append(cls)
+        Image.fromarray(image).save(root / "images" / f"{i}.png")
+        Image.fromarray(labels).save(root / "masks" / f"{i}.png")
+        det = Detections.from_masks(np.stack(masks), classes)
+        det = det.with_fields(id=np.arange(1, 5) + 4 * i, iscrowd=np.zeros(4, int),
+                              area=np.array([m.sum() for m in masks], float))
+        records.append(ImageRecord(i + 1, f"{i}.png", 128, 96, det, extra={"semantic_mask": f"masks/{i}.png"}))
+    return Dataset([{"id": 1, "name": "red"}, {"id": 2, "name": "green"}], records, root=root / "images")
+
+
+def test_a_perfect_semantic_model_scores_perfectly_as_instances(tmp_path: Path):
+    dataset = _grid_dataset(tmp_path)
+    config = _config(256)  # 128 -> 256: scale 2
+    scores = evaluate_semantic_instances(ColourModel(config), config, dataset, tmp_path, device="cpu")
+    assert scores["mask_AP"] == pytest.approx(1.0) and scores["mIoU"] == pytest.approx(1.0)
+    assert scores["boundary_F"] == pytest.approx(1.0) and scores["instances"] == 8 and scores["ms_per_image"] > 0
+
+
+def test_a_detection_model_is_refused():
+    with pytest.raises(DataError, match="not a segmentation model"):
+        train_instance({"name": "x", "model": "yolov8n.yaml"}, data_root=REPO)
+
+
+@pytest.fixture
+def network_attempts(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Refuse and record every DNS lookup or socket connection (training must be offline)."""
+    attempts: list = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise OSError("network access is disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
+
+
+@pytest.mark.slow
+def test_tiny_yolo_seg_and_unet_compare_end_to_end(tmp_path: Path, network_attempts: list):
+    from labkit.data.synth import ensure_dataset
+
+    root = Path(ensure_dataset(size="small", seed=0))
+    weights = train_instance(REPO / "configs" / "segment_instance_tiny.yaml", data_root=root, run_dir=tmp_path / "run")
+    assert weights.is_file() and (tmp_path / "run" / "categories.json").is_file()
+    labels = (tmp_path / "run" / "yolo" / "labels" / "train").glob("*.txt")
+    assert all(len(line.split()) >= 7 for f in labels for line in f.read_text().splitlines())  # polygons, not boxes
+    unet = build_base_segmenter(REPO / "configs" / "segment_tiny.yaml", root, cache_root=tmp_path / "models",
+                                progress=False)
+    table = compare_semantic_instance(unet, weights, load_split(root, "val"), root, device="cpu")
+    assert list(table.index) == ["semantic U-Net + components", "instance YOLO-seg"]
+    for column in ("mask_AP", "mask_AP50", "boundary_F", "boundary_IoU", "mIoU", "ms_per_image"):
+        assert all(math.isfinite(v) for v in table[column]), (column, table[column].tolist())
+    assert (table["images"] == 10).all() and not network_attempts
