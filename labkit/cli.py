@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "labkit.metrics.cli",
     "labkit.grading.cli",
     "labkit.detect.cli",
+    "labkit.segment.cli",
 )
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

@@ -49,6 +49,7 @@ from labkit.detect.predict import CATEGORY_FILE, PAD_VALUE, find_categories
 from labkit.errors import DataError
 from labkit.repro import write_manifest
 from labkit.segment.base import cache_dir, dataset_fingerprint, load_split
+from labkit.weights import resolve_model
 
 INSTANCE_CONFIG = REPO_ROOT / "configs" / "segment_instance.yaml"
 WEIGHTS, METRICS = "weights.pt", "metrics.json"
@@ -99,7 +100,7 @@ def train_instance(config: DetectConfig | Mapping[str, Any] | str | Path = INSTA
     args = cfg.ultralytics_args(data_yaml=data_yaml, run_dir=run)
     write_manifest(run / "manifest.json", seed=cfg.seed, config=cfg.to_dict(),
                    extra={"data_root": str(root), "dataset": dataset_fingerprint(root), "ultralytics_args": args})
-    model = ul().YOLO(cfg.model)
+    model = ul().YOLO(resolve_model(cfg.model))
     with local_fonts():
         model.train(**args)
     best = run / "weights" / "best.pt"
