@@ -87,8 +87,11 @@ class Detector:
 
     @torch.inference_mode()
     def __call__(self, images: Sequence[np.ndarray], *, conf: float = 0.001, iou: float = 0.7,
-                 classes: Iterable[int] | None = None, max_det: int = 300) -> list[Detections]:
-        """Detect objects in a batch of RGB uint8 images (any sizes); boxes in each image's pixels."""
+                 classes: Iterable[int] | None = None, max_det: int = 300, agnostic: bool = False) -> list[Detections]:
+        """Detect objects in a batch of RGB uint8 images (any sizes); boxes in each image's pixels.
+
+        ``agnostic`` runs NMS across classes (a box suppresses overlapping boxes of any class).
+        """
         if not images:
             return []
         images = [to_rgb(img) for img in images]
@@ -96,7 +99,8 @@ class Detector:
         x = self._batch_tensor([lb.image(img, pad_value=PAD_VALUE) for lb, img in zip(boxes, images)])
         nms = ul("ultralytics.utils.nms").non_max_suppression
         keep = None if classes is None else self.class_indices(classes)
-        out = nms(self.model(x), conf, iou, classes=keep, max_det=max_det, nc=len(self.names), end2end=self.end2end)
+        out = nms(self.model(x), conf, iou, classes=keep, agnostic=agnostic, max_det=max_det, nc=len(self.names),
+                  end2end=self.end2end)
         return [self._to_detections(o.float().cpu().numpy().astype(np.float64), lb) for o, lb in zip(out, boxes)]
 
     def class_indices(self, category_ids: Iterable[int]) -> list[int]:
@@ -171,7 +175,7 @@ def frames(sources: Source, max_frames: int | None = None, *, desc: str = "frame
 def predict_iter(weights: str | Path | Detector, sources: Source, *, conf: float = 0.001, iou: float = 0.7,
                  classes: Iterable[int] | None = None, batch: int = 8, device: str = "auto",
                  imgsz: int | None = None, max_det: int = 300, max_frames: int | None = None,
-                 progress: bool = True) -> Iterator[tuple[Hashable, np.ndarray, Detections]]:
+                 progress: bool = True, agnostic: bool = False) -> Iterator[tuple[Hashable, np.ndarray, Detections]]:
     """Like :func:`predict`, but yields ``(key, RGB image, Detections)`` one by one (frames of a
     long video never all sit in memory)."""
     if batch < 1:
@@ -180,13 +184,14 @@ def predict_iter(weights: str | Path | Detector, sources: Source, *, conf: float
     keep = None if classes is None else list(classes)
     for chunk in _batches(frames(sources, max_frames, desc="predict", progress=progress), batch):
         keys, images = zip(*chunk)
-        found = det(list(images), conf=conf, iou=iou, classes=keep, max_det=max_det)
+        found = det(list(images), conf=conf, iou=iou, classes=keep, max_det=max_det, agnostic=agnostic)
         yield from zip(keys, images, found)
 
 
 def predict(weights: str | Path | Detector, sources: Source, *, conf: float = 0.001, iou: float = 0.7,
             classes: Iterable[int] | None = None, batch: int = 8, device: str = "auto", imgsz: int | None = None,
-            max_det: int = 300, max_frames: int | None = None, progress: bool = True) -> dict[Hashable, Detections]:
+            max_det: int = 300, max_frames: int | None = None, progress: bool = True,
+            agnostic: bool = False) -> dict[Hashable, Detections]:
     """Run a detector over ``sources`` in batches; boxes in ORIGINAL pixels.
 
     Args:
@@ -203,10 +208,11 @@ def predict(weights: str | Path | Detector, sources: Source, *, conf: float = 0.
         max_det: most detections kept per image.
         max_frames: stop after this many images/frames.
         progress: show a tqdm bar.
+        agnostic: class-agnostic NMS (default: per class).
 
     Returns:
         ``{key: Detections}`` with scores, in source order.
     """
     return {key: d for key, _, d in predict_iter(weights, sources, conf=conf, iou=iou, classes=classes, batch=batch,
                                                  device=device, imgsz=imgsz, max_det=max_det, max_frames=max_frames,
-                                                 progress=progress)}
+                                                 progress=progress, agnostic=agnostic)}
