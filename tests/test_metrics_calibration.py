@@ -1,0 +1,79 @@
+"""Reliability, ECE and precision-vs-threshold on cases worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labkit.metrics.calibration import (choose_threshold, expected_calibration_error, match_detections, reliability,
+                                        threshold_sweep)
+
+
+def test_reliability_hand_checked() -> None:
+    # 2 bins. [0, .5): scores .1, .2, .3 (mean .2), correct 1 of 3 -> gap 1/3 - .2 = .1333
+    #         [.5, 1]: scores .6, .9, 1.0 (mean .8333), correct 3 of 3 -> gap 1 - .8333 = .1667
+    # ECE = 3/6 * .1333 + 3/6 * .1667 = .15; MCE = .1667
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.9, 1.0])
+    correct = np.array([0, 1, 0, 1, 1, 1], dtype=bool)
+    rel = reliability(scores, correct, bins=2)
+    assert rel.bins["count"].tolist() == [3, 3]
+    assert rel.bins["confidence"].tolist() == pytest.approx([0.2, 2.5 / 3])
+    assert rel.bins["precision"].tolist() == pytest.approx([1 / 3, 1.0])
+    assert rel.ece == pytest.approx(0.15)
+    assert rel.mce == pytest.approx(1 / 6)
+    assert expected_calibration_error(scores, correct, bins=2) == pytest.approx(0.15)
+
+
+def test_reliability_empty_bins_and_perfect_calibration() -> None:
+    # every score 0.25 with a quarter correct: calibrated, ECE 0; the other 9 bins are empty
+    rel = reliability(np.full(8, 0.25), np.array([1, 0, 0, 0, 1, 0, 0, 0], dtype=bool), bins=10)
+    assert rel.ece == pytest.approx(0.0) and rel.mce == pytest.approx(0.0)
+    assert rel.bins["count"].tolist() == [0, 0, 8] + [0] * 7
+    assert rel.bins["precision"].isna().sum() == 9
+    with pytest.raises(ValueError, match="lie in"):
+        reliability(np.array([1.2]), np.array([True]))
+    with pytest.raises(ValueError, match="flags"):
+        reliability(np.array([0.2, 0.3]), np.array([True]))
+
+
+def test_threshold_sweep_and_choice() -> None:
+    # scores .9 (TP), .8 (FP), .6 (TP), .3 (TP), .1 (FP); 4 ground-truth objects
+    scores = np.array([0.9, 0.8, 0.6, 0.3, 0.1])
+    correct = np.array([1, 0, 1, 1, 0], dtype=bool)
+    sweep = threshold_sweep(scores, correct, num_gt=4, thresholds=[0.0, 0.5, 0.85, 0.95])
+    assert sweep["kept"].tolist() == [5, 3, 1, 0]
+    assert sweep["tp"].tolist() == [3, 2, 1, 0]
+    assert sweep["precision"].tolist()[:3] == pytest.approx([0.6, 2 / 3, 1.0]) and np.isnan(sweep["precision"].iloc[3])
+    assert sweep["recall"].tolist() == pytest.approx([0.75, 0.5, 0.25, 0.0])
+    # F1: .6667, .5714, .4, 0 -> best at 0.0; precision >= .65 first reached at 0.5
+    assert sweep["f1"].tolist() == pytest.approx([2 / 3, 4 / 7, 0.4, 0.0])
+    assert choose_threshold(sweep) == 0.0
+    assert choose_threshold(sweep, min_precision=0.65) == 0.5
+    assert choose_threshold(sweep, min_precision=1.1) == 0.0  # unreachable: falls back to best F1
+
+
+def test_match_detections_uses_coco_matching() -> None:
+    gt = {"images": [{"id": 1, "width": 200, "height": 200}, {"id": 2, "width": 200, "height": 200}],
+          "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+          "annotations": [
+              {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "area": 1600, "iscrowd": 0},
+              {"id": 2, "image_id": 1, "category_id": 2, "bbox": [100, 100, 40, 40], "area": 1600, "iscrowd": 0},
+              {"id": 3, "image_id": 2, "category_id": 1, "bbox": [0, 0, 100, 100], "area": 10000, "iscrowd": 1},
+          ]}
+    preds = [
+        {"image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "score": 0.9},   # TP
+        {"image_id": 1, "category_id": 1, "bbox": [12, 10, 40, 40], "score": 0.8},   # duplicate -> FP
+        {"image_id": 1, "category_id": 1, "bbox": [100, 100, 40, 40], "score": 0.7},  # wrong class -> FP
+        {"image_id": 1, "category_id": 2, "bbox": [110, 100, 40, 40], "score": 0.4},  # IoU 30/50 = .6 -> TP
+        {"image_id": 2, "category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.6},   # inside the crowd -> ignored
+    ]
+    m = match_detections(gt, preds)
+    assert m.table["status"].tolist() == ["tp", "fp", "fp", "tp", "ignored"]
+    assert m.num_gt == 2 and m.iou_threshold == 0.5
+    assert m.scores.tolist() == [0.9, 0.8, 0.7, 0.4] and m.correct.tolist() == [True, False, False, True]
+    strict = match_detections(gt, preds, iou_threshold=0.75)  # the shifted block no longer counts
+    assert strict.table["status"].tolist() == ["tp", "fp", "fp", "fp", "ignored"]
+    capped = match_detections(gt, preds, max_det=2)  # COCO cuts per image and class: class 1 keeps its best two
+    assert capped.table["status"].tolist() == ["tp", "fp", "not_evaluated", "tp", "ignored"]
+    assert isinstance(match_detections(gt, []).table, pd.DataFrame)
