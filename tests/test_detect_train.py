@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -35,20 +34,6 @@ def data_root() -> Path:
     from labkit.data.synth import ensure_dataset
 
     return Path(ensure_dataset(size="small", seed=0))
-
-
-@pytest.fixture
-def network_attempts(monkeypatch: pytest.MonkeyPatch) -> list:
-    """Refuse and record every DNS lookup or socket connection (training must be offline)."""
-    attempts: list = []
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        attempts.append(args)
-        raise OSError("network access is disabled in this test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    return attempts
 
 
 def test_interrupted_run_resumes_with_nothing_lost(data_root: Path, tmp_path: Path, network_attempts: list,

@@ -4,7 +4,6 @@ instances, the semantic model scored as instances, and a 1-epoch YOLO-seg run en
 from __future__ import annotations
 
 import math
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -102,20 +101,6 @@ def test_a_perfect_semantic_model_scores_perfectly_as_instances(tmp_path: Path):
 def test_a_detection_model_is_refused():
     with pytest.raises(DataError, match="not a segmentation model"):
         train_instance({"name": "x", "model": "yolov8n.yaml"}, data_root=REPO)
-
-
-@pytest.fixture
-def network_attempts(monkeypatch: pytest.MonkeyPatch) -> list:
-    """Refuse and record every DNS lookup or socket connection (training must be offline)."""
-    attempts: list = []
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        attempts.append(args)
-        raise OSError("network access is disabled in this test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    return attempts
 
 
 @pytest.mark.slow
