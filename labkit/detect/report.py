@@ -204,11 +204,12 @@ def report_payload(report: CocoReport, settings: EvalSettings, *, voc: Mapping[s
     return payload
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def _fmt(value: Any, digits: int | None = 3) -> str:
+    """A value for a Markdown cell: ``digits`` decimals (None: shortest form, for settings)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return f"{value:g}" if digits is None else f"{value:.{digits}f}"
     if isinstance(value, dict):
         return ", ".join(f"{k}: {_fmt(v, digits)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
@@ -220,7 +221,7 @@ def report_markdown(payload: Mapping[str, Any], digits: int = 3) -> str:
     """Markdown for a :func:`report_payload`: settings table, COCO summary, per class, per size, VOC."""
     s = payload["settings"]
     lines = [f"# {payload['title']}", "", "## Evaluation settings", "", "| setting | value |", "|---|---|"]
-    lines += [f"| {label} | {_fmt(s[key], 4)} |" for key, label in SETTING_LABELS.items() if key in s]
+    lines += [f"| {label} | {_fmt(s[key], None)} |" for key, label in SETTING_LABELS.items() if key in s]
     coco = payload["coco"]
     stats = coco["stats"]
     lines += ["", "## COCO summary", "",
