@@ -155,3 +155,31 @@ def test_knob_effects_and_conclusion_come_from_the_table(tmp_path: Path) -> None
     assert flat["effect_over_noise"].tolist() == [0.0, 0.0]
     step = _results().assign(AP50=lambda d: np.where(d["level"] == "high", 0.1, 0.5))
     assert math.isinf(knob_effects(step, "AP50").iloc[0]["effect_over_noise"])
+
+
+def test_fine_tune_config_makes_every_batch_an_optimizer_step(tmp_path: Path) -> None:
+    from labkit.detect.recipes import fine_tune_config
+
+    base = DetectConfig(name="base", imgsz=128, time_minutes=5.0)
+    cfg = fine_tune_config(base, tmp_path / "w.pt", name="ft", epochs=3, batch=4, lr0=2e-3, augment=0.0, mosaic=0.3)
+    assert cfg.model == str(tmp_path / "w.pt") and cfg.time_minutes is None and cfg.imgsz == 128
+    assert cfg.overrides["optimizer"] == "AdamW" and cfg.overrides["nbs"] == 4 and cfg.overrides["lr0"] == 2e-3
+    assert cfg.overrides["warmup_bias_lr"] == 0.0 and cfg.overrides["hsv_s"] == 0.0 and cfg.overrides["mosaic"] == 0.3
+
+
+@pytest.mark.slow
+def test_overfitting_a_tiny_batch_moves_the_loss(data_root: Path, tmp_path: Path) -> None:
+    """Without ``nbs=batch`` Ultralytics would accumulate 16 batches of 4 before a step: the
+    training loss of a 4-image run would not move at all."""
+    from labkit.detect.curves import learning_curves
+    from labkit.detect.recipes import fine_tune_config
+    from labkit.detect.train import train as train_detector
+
+    tiny = pick_images(load_split(data_root, "train"), 4, seed=0)
+    root = make_subset(data_root, tmp_path / "data", {"train": None, "val": None}, replace={"train": tiny, "val": tiny})
+    base = DetectConfig(name="scratch", model="yolov8n.yaml", imgsz=64, device="cpu")
+    cfg = fine_tune_config(base, "yolov8n.yaml", name="overfit", epochs=3, batch=4, lr0=2e-3, warmup_epochs=0.0,
+                           augment=0.0, eval_every=0)
+    run = train_detector(cfg, data_root=root, run_dir=tmp_path / "run")
+    loss = total_loss(learning_curves(run.run_dir))
+    assert loss.nunique() == 3 and curve_health(learning_curves(run.run_dir))["finite"] == 1.0
