@@ -36,6 +36,7 @@ def test_fix_changes_exactly_one_setting() -> None:
         assert list(diff) == [fix.field], kind
     assert fixed_settings("miss", SETTINGS).imgsz == 480
     assert fixed_settings("dupe", SETTINGS).nms_iou == 0.5
+    assert fixed_settings("dupe", dataclasses.replace(SETTINGS, nms_iou=0.45)).nms_iou == 0.35
     assert fixed_settings("cls", SETTINGS).nms == "class-agnostic"
     with pytest.raises(ValueError, match="no fix"):
         fixed_settings("bkg", SETTINGS)

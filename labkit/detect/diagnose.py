@@ -48,7 +48,7 @@ class Fix:
 #: Error type -> the fix that targets it. Background errors have none here: a score threshold
 #: removes them but cannot raise AP (it only cuts the tail of the precision-recall curve).
 TARGETED_FIXES: dict[str, Fix] = {
-    "dupe": Fix("NMS IoU 0.7 -> 0.5", "nms_iou",
+    "dupe": Fix("NMS IoU lowered to 0.5", "nms_iou",
                 "duplicates overlap their true positive by less than the NMS IoU; a lower IoU suppresses them"),
     "cls": Fix("class-agnostic NMS", "nms",
                "a wrong-class box on a found object is suppressed by the higher-scoring right-class box"),
@@ -66,8 +66,8 @@ def fixed_settings(kind: str, settings: EvalSettings) -> EvalSettings:
     if kind not in TARGETED_FIXES:
         raise ValueError(f"no fix for error type {kind!r}; fixes exist for {sorted(TARGETED_FIXES)}")
     field = TARGETED_FIXES[kind].field
-    if field == "nms_iou":
-        return dataclasses.replace(settings, nms_iou=0.5)
+    if field == "nms_iou":  # 0.5, or 0.1 lower when the settings are already at or below 0.5
+        return dataclasses.replace(settings, nms_iou=0.5 if settings.nms_iou > 0.5 else round(settings.nms_iou - 0.1, 6))
     if field == "nms":
         return dataclasses.replace(settings, nms="class-agnostic")
     return dataclasses.replace(settings, imgsz=int(round(settings.imgsz * UPSCALE / 32)) * 32)
