@@ -23,6 +23,8 @@ def test_reliability_hand_checked() -> None:
     assert rel.ece == pytest.approx(0.15)
     assert rel.mce == pytest.approx(1 / 6)
     assert expected_calibration_error(scores, correct, bins=2) == pytest.approx(0.15)
+    fig = rel.plot()
+    assert len(fig.axes) == 2 and "ECE 0.150" in fig.axes[0].get_title()
 
 
 def test_reliability_empty_bins_and_perfect_calibration() -> None:

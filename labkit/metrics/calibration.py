@@ -117,8 +117,9 @@ class Reliability:
     count: int
 
     def plot(self, target: Any = None, *, title: str = "reliability of detection scores") -> Any:
-        """Precision per bin (bars) against the diagonal of perfect calibration, with the score
-        histogram below. ``target``: an ``Axes`` to draw on or None (new figure). Returns the Figure."""
+        """Precision per bin (bars) against the diagonal of perfect calibration, with the number of
+        detections per bin on a log-scaled right axis. ``target``: an ``Axes`` to draw on or None
+        (new figure). Returns the Figure."""
         from matplotlib.axes import Axes
         from matplotlib.figure import Figure
 
@@ -132,7 +133,14 @@ class Reliability:
         ax.plot([0, 1], [0, 1], "--", color="0.4", label="perfect calibration")
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="detection score", ylabel="fraction correct",
                title=f"{title}\nECE {self.ece:.3f}, MCE {self.mce:.3f}, {self.count} detections")
-        ax.legend(fontsize=7, loc="upper left")
+        counts = ax.twinx()
+        counts.step(np.append(b["low"], 1.0), np.append(b["count"], b["count"].iloc[-1]), where="post", color="0.5",
+                    lw=1, label="detections per bin (right axis)")
+        counts.set_yscale("symlog", linthresh=1)
+        counts.set_ylabel("detections per bin", color="0.4")
+        lines = ax.get_legend_handles_labels()
+        more = counts.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
         ax.grid(alpha=0.3)
         return fig
 
