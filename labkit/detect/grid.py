@@ -41,8 +41,8 @@ def augmentation_overrides(strength: float) -> dict[str, float]:
 @dataclass(frozen=True)
 class GridPoint:
     """One recipe of the grid: ``knob`` and ``level`` name it (``knob == "reference"`` for the
-    reference); ``changes`` are the :class:`~labkit.detect.config.DetectConfig` fields that differ
-    from the reference (``overrides`` merged into the reference's overrides)."""
+    reference); ``changes`` are the keyword arguments of the recipe (e.g. of
+    :func:`labkit.detect.recipes.fine_tune_config`) that differ from the reference's."""
 
     knob: str
     level: str
@@ -52,7 +52,7 @@ class GridPoint:
 def one_factor_grid(knobs: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[GridPoint]:
     """The reference point followed by every knob's levels, e.g.::
 
-        one_factor_grid({"batch": {"4": {"batch": 4}}, "lr": {"1e-2": {"overrides": {"lr0": 0.01}}}})
+        one_factor_grid({"batch": {"4": {"batch": 4}}, "lr": {"1e-2": {"lr0": 0.01}}})
     """
     points = [GridPoint(REFERENCE, REFERENCE)]
     for knob, levels in knobs.items():
@@ -60,15 +60,6 @@ def one_factor_grid(knobs: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> lis
             raise DataError(f"'{REFERENCE}' is reserved for the reference point")
         points += [GridPoint(knob, str(level), dict(changes)) for level, changes in levels.items()]
     return points
-
-
-def apply_point(reference: Any, point: GridPoint, *, seed: int, name: str | None = None) -> Any:
-    """The reference :class:`~labkit.detect.config.DetectConfig` with a point's changes and
-    ``seed``; ``overrides`` are merged, other fields replaced."""
-    changes = dict(point.changes)
-    overrides = {**reference.overrides, **changes.pop("overrides", {})}
-    label = name or f"{point.knob}-{point.level}-s{seed}".replace(" ", "_").replace("/", "_")
-    return reference.replace(**changes, overrides=overrides, seed=seed, name=label)
 
 
 def knob_effects(results: pd.DataFrame, metric: str, *, reference_level: str = REFERENCE) -> pd.DataFrame:
