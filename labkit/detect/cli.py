@@ -1,4 +1,4 @@
-"""``labkit detect {predict,train,base,hog}``: the detection engine from the command line.
+"""``labkit detect {predict,train,base,frcnn,hog}``: the detection engine from the command line.
 
 ``predict`` writes into ``--out``: ``predictions.json`` (COCO results list, boxes in original
 pixels, every detection down to ``--conf``), ``images.json`` (the COCO ``images`` entries: id,
@@ -127,6 +127,18 @@ def _base(args: argparse.Namespace) -> int:
     return 0
 
 
+def _frcnn(args: argparse.Namespace) -> int:
+    from labkit.detect.twostage import build_frcnn_detector, frcnn_metrics
+
+    weights = build_frcnn_detector(_existing(args.config, "config"), args.data_root, progress=not args.json)
+    metrics = frcnn_metrics(weights)
+    payload = {"weights": str(weights),
+               **{k: metrics[k] for k in ("AP50", "AP50_95", "train_minutes", "build_minutes", "epochs")}}
+    emit(args, payload, lambda p: f"{p['weights']}: AP50 {p['AP50']:.3f}, AP50-95 {p['AP50_95']:.3f} "
+                                  f"after {p['epochs']} epochs / {p['train_minutes']:.1f} min")
+    return 0
+
+
 def _source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", required=True, nargs="+", help="image file(s), folder(s) or video(s)")
     p.add_argument("--out", required=True, help="output folder")
@@ -137,7 +149,7 @@ def _source_options(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``labkit detect ...``."""
-    parser = subparsers.add_parser("detect", help="object detection: predict, train, cached base model, HOG")
+    parser = subparsers.add_parser("detect", help="object detection: predict, train, cached base model, Faster R-CNN, HOG")
     sub = parser.add_subparsers(dest="detect_command", metavar="ACTION")
 
     p = sub.add_parser("predict", help="run a YOLO checkpoint; COCO results + overlays (boxes in original pixels)")
@@ -172,3 +184,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
     add_json_flag(p)
     p.set_defaults(func=_base)
+
+    p = sub.add_parser("frcnn", help="build (once) the cached Faster R-CNN comparison model and print its val AP")
+    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "detect_frcnn.yaml"), help="its config")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
+    add_json_flag(p)
+    p.set_defaults(func=_frcnn)

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from labkit.data.annotations import Dataset
+from labkit.data.annotations import Dataset, Detections
 from labkit.detect.predict import Detector, load_detector, predict
 
 #: Keys of the COCO summary kept in the logs.
@@ -42,10 +42,20 @@ def evaluate_detector(weights: str | Path | Detector, dataset: Dataset, *, conf:
     Returns the COCO summary (:data:`COCO_KEYS`; ``None`` where undefined, e.g. APs when no
     object is small) plus ``images`` and ``detections`` counts.
     """
+    det = weights if isinstance(weights, Detector) else load_detector(weights, device=device, imgsz=imgsz)
+    return coco_summary(dataset, predict(det, dataset, conf=conf, iou=iou, batch=batch, progress=progress))
+
+
+def coco_summary(dataset: Dataset, predictions: Mapping[int, Detections]) -> dict[str, Any]:
+    """Score ``{image_id: Detections}`` (boxes in original pixels, with scores) against ``dataset``
+    with :func:`labkit.metrics.detection.evaluate_coco` (``iou_type="bbox"``): every detector of
+    the course (YOLO and Faster R-CNN alike) is scored by this one function.
+
+    Returns the COCO summary (:data:`COCO_KEYS`; ``None`` where undefined, e.g. APs when no
+    object is small) plus ``images`` and ``detections`` counts.
+    """
     from labkit.metrics.detection import evaluate_coco
 
-    det = weights if isinstance(weights, Detector) else load_detector(weights, device=device, imgsz=imgsz)
-    preds = predict(det, dataset, conf=conf, iou=iou, batch=batch, progress=progress)
-    report = evaluate_coco(dataset, preds, iou_type="bbox")
+    report = evaluate_coco(dataset, predictions, iou_type="bbox")
     stats = {k: None if math.isnan(v) else float(v) for k in COCO_KEYS if (v := report.stats.get(k)) is not None}
-    return {**stats, "images": len(preds), "detections": int(sum(len(d) for d in preds.values()))}
+    return {**stats, "images": len(predictions), "detections": int(sum(len(d) for d in predictions.values()))}

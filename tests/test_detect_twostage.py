@@ -1,0 +1,200 @@
+"""Faster R-CNN, the two-stage comparison path: config checks, an interrupted build that resumes
+through the cache, boxes back in original pixels, and scores equal to labkit's COCO evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from labkit.data.boxes import Letterbox
+from labkit.data.images import load_image
+from labkit.detect import cli as detect_cli
+from labkit.detect.base import cache_dir
+from labkit.detect.data import load_split
+from labkit.detect.evaluate import coco_summary
+from labkit.detect.twostage import (FrcnnDetector, FrcnnTrainSet, build_frcnn_detector, count_parameters,
+                                    evaluate_frcnn, frcnn_metrics, label_categories, learning_rate, load_frcnn,
+                                    load_frcnn_config, ms_per_image, predict_frcnn, resumable_frcnn, size_counts,
+                                    train_frcnn)
+from labkit.errors import DataError
+from labkit.metrics.detection import evaluate_coco
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "detect_frcnn_tiny.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data_root() -> Path:
+    from labkit.data.synth import ensure_dataset
+
+    return Path(ensure_dataset(size="small", seed=0))
+
+
+@pytest.fixture(scope="module")
+def build(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A tiny build interrupted after epoch 1 (as a killed session would leave it), then finished by
+    build_frcnn_detector, all with the network refused."""
+    attempts: list = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise OSError("network access is disabled in this test")
+
+    cfg = load_frcnn_config(TINY)
+    cache_root = tmp_path_factory.mktemp("artifacts") / "models"
+    run = cache_dir(cfg, data_root, cache_root) / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket, "getaddrinfo", refuse)
+        mp.setattr(socket.socket, "connect", refuse)
+        first = train_frcnn(cfg, data_root=data_root, run_dir=run, stop_after_epoch=1, progress=False)
+        rows_after_first = pd.read_csv(run / "learning_curves.csv")
+        with pytest.raises(DataError, match="config differs"):
+            train_frcnn(cfg.replace(lr=0.02), data_root=data_root, run_dir=run, resume=True, progress=False)
+        weights = build_frcnn_detector(cfg, data_root, cache_root=cache_root, progress=False)
+    yield {"cfg": cfg, "first": first, "rows_after_first": rows_after_first, "run": run, "weights": weights,
+           "cache_root": cache_root, "attempts": attempts, "val": load_split(data_root, "val")}
+
+
+def test_bad_configs_are_clear_errors(tmp_path: Path) -> None:
+    good = load_frcnn_config(TINY)
+    assert good.imgsz == 128 and good.arch == "fasterrcnn_mobilenet_v3_large_320_fpn"
+    with pytest.raises(DataError, match=r"unknown config keys \['epoch'\]"):
+        load_frcnn_config({**good.to_dict(), "epoch": 3})
+    with pytest.raises(DataError, match="arch must be one of"):
+        good.replace(arch="fasterrcnn_resnet50_fpn")
+    with pytest.raises(DataError, match="multiple of 32"):
+        good.replace(imgsz=100)
+    with pytest.raises(DataError, match="anchor_sizes must be 5"):
+        good.replace(anchor_sizes=[16, 32])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nbatch: [8\n")
+    with pytest.raises(DataError, match="not valid YAML") as info:
+        load_frcnn_config(bad)
+    assert str(bad) in str(info.value)
+    with pytest.raises(DataError, match="cannot read config"):
+        load_frcnn_config(tmp_path / "missing.yaml")
+
+
+def test_interrupted_build_resumes_and_is_then_cached(build: dict, data_root: Path) -> None:
+    first, run = build["first"], build["run"]
+    assert first.interrupted and first.epochs == 1 and first.weights.name == "last.pt"
+    assert len(build["rows_after_first"]) == 1
+    assert not resumable_frcnn(run) and build["attempts"] == []
+    log = pd.read_csv(run / "learning_curves.csv")
+    assert log["epoch"].tolist() == [1, 2] and log["train_minutes"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(log.iloc[:1], build["rows_after_first"])  # nothing of session 1 lost
+    assert log["coco/AP50"].notna().all() and np.isfinite(log["train/loss"]).all()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [s["resume"] for s in manifest["sessions"]] == [False, True]
+    assert manifest["config"] == build["cfg"].to_dict() and manifest["result"]["epochs"] == 2
+
+    weights = build["weights"]
+    metrics = frcnn_metrics(weights)
+    assert weights.parent.name.startswith("tiny-frcnn-mnv3-") and metrics["epochs"] == 2
+    assert 0.0 <= metrics["AP50_95"] <= metrics["AP50"] <= 1.0 and metrics["build_minutes"] >= metrics["train_minutes"]
+    assert metrics["parameters"] == count_parameters(load_frcnn(weights, device="cpu").model)
+    stamp = (weights.stat().st_mtime_ns, (weights.parent / "metrics.json").stat().st_mtime_ns)
+    start = time.perf_counter()
+    assert build_frcnn_detector(build["cfg"], data_root, cache_root=build["cache_root"]) == weights
+    assert time.perf_counter() - start < 2.0
+    assert (weights.stat().st_mtime_ns, (weights.parent / "metrics.json").stat().st_mtime_ns) == stamp
+    with pytest.raises(DataError, match="nothing to resume"):
+        train_frcnn(build["cfg"], data_root=data_root, run_dir=run, resume=True)
+
+
+def test_boxes_come_back_in_original_pixels(build: dict, data_root: Path) -> None:
+    det = load_frcnn(build["weights"], device="cpu")
+    rec = build["val"].images[0]
+    full = load_image(build["val"].image_path(rec))
+    for image in (full, np.ascontiguousarray(full[:150, :90])):  # landscape, and a tall crop
+        lb = Letterbox.fit(image.shape[:2], det.imgsz)
+        canvas = lb.image(image, pad_value=114)
+        x = torch.from_numpy(canvas).permute(2, 0, 1).float() / 255
+        batch, _ = det.model.transform([x])
+        assert batch.image_sizes == [(det.imgsz, det.imgsz)]  # torchvision's resize leaves the canvas alone
+        raw = det.raw([canvas])[0]
+        got = det([image])[0]
+        assert len(got) == len(raw["boxes"]) > 0
+        expected = np.clip(lb.inverse_boxes(raw["boxes"].numpy().astype(np.float64)), 0,
+                           [image.shape[1], image.shape[0]] * 2)
+        np.testing.assert_allclose(got.xyxy, expected, atol=1e-9)
+        assert set(got.class_id) <= {c["id"] for c in det.categories}
+
+
+def test_perfect_canvas_predictions_score_ap_one(build: dict) -> None:
+    """Training targets are the ground truth on the canvas; mapped back by the detector's own
+    inverse they are the ground truth again, so COCO AP is exactly 1."""
+    val = build["val"]
+    data = FrcnnTrainSet(val, 320)
+    rows = {rec.id: data.target(i) for i, rec in enumerate(val.images)}
+
+    class Echo(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.roi_heads = torch.nn.Module()
+            self.calls: list[int] = []
+
+        def forward(self, x: list) -> list:
+            ids = self.calls[:len(x)]
+            del self.calls[:len(x)]
+            return [{"boxes": torch.as_tensor(rows[i][1]), "labels": torch.as_tensor(rows[i][2]),
+                     "scores": torch.ones(len(rows[i][2]))} for i in ids]
+
+    echo = Echo()
+    det = FrcnnDetector(echo, torch.device("cpu"), 320, label_categories(val))
+    echo.calls = [rec.id for rec in val.images]
+    preds = predict_frcnn(det, val, batch=3, progress=False)
+    for rec in val.images:
+        keep = [not bool(c) for c in rec.detections.get("iscrowd")]
+        np.testing.assert_allclose(preds[rec.id].xyxy, rec.detections.xyxy[keep], atol=1e-9)
+    assert coco_summary(val, preds)["AP"] == pytest.approx(1.0)
+
+
+def test_evaluation_is_labkit_coco_on_the_same_predictions(build: dict) -> None:
+    val, det = build["val"], load_frcnn(build["weights"], device="cpu")
+    preds = predict_frcnn(det, val, batch=8, progress=False)  # the batch size training evaluated with
+    report = evaluate_coco(val, preds)
+    scores = evaluate_frcnn(det, val, batch=8)
+    assert coco_summary(val, preds) == scores
+    for key in ("AP", "AP50", "AP75", "APs", "APm", "AR100"):
+        assert scores[key] == pytest.approx(report.stats[key], abs=1e-12), key
+    assert scores["images"] == len(val) and scores["detections"] == sum(len(d) for d in preds.values())
+    assert frcnn_metrics(build["weights"])["coco"] == scores  # what the build reported, reproduced
+
+
+def test_cli_serves_the_cached_model(build: dict, data_root: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(build["cache_root"].parent))  # default cache: <artifacts>/models
+    parser = argparse.ArgumentParser()
+    detect_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["detect", "frcnn", "--config", str(TINY), "--data-root", str(data_root),
+                              "--json"])
+    capsys.readouterr()
+    assert args.func(args) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert Path(payload["weights"]).resolve() == build["weights"].resolve() and payload["epochs"] == 2
+
+
+def test_schedule_timing_and_size_helpers(build: dict) -> None:
+    cfg = build["cfg"].replace(warmup_iters=10, time_minutes=1.0)
+    assert learning_rate(cfg, 0, 100, 0.0) == pytest.approx(cfg.lr / 10)
+    assert learning_rate(cfg, 50, 100, 0.0) > learning_rate(cfg, 50, 100, 45.0)  # time budget drives the decay
+    assert learning_rate(cfg, 99, 100, 60.0) == pytest.approx(0.05 * cfg.lr)
+    calls: list[int] = []
+    images = [np.zeros((8, 8, 3), np.uint8)] * 5
+    assert ms_per_image(lambda batch: calls.append(len(batch)), images, batch=2) >= 0.0
+    assert calls == [2, 2, 2, 1]  # one warm-up call, then every image once
+    counts = size_counts(build["val"])
+    assert counts["small"] > 0 and sum(counts.values()) == sum(
+        int(sum(not bool(c) for c in r.detections.get("iscrowd"))) for r in build["val"].images)
