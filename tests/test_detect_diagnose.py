@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from labkit.data.coco import coco_to_dataset
-from labkit.detect.diagnose import (GT_COLOUR, PRED_COLOUR, TARGETED_FIXES, crop_case, fixed_settings,
-                                    pick_targeted_fix, plot_error_gallery)
+from labkit.detect.diagnose import (GT_COLOUR, PRED_COLOUR, TARGETED_FIXES, crop_case, diverse_gallery,
+                                    fixed_settings, pick_targeted_fix, plot_error_gallery)
 from labkit.detect.report import EvalSettings, settings_diff
 from labkit.metrics.errors import ErrorCase, analyze_errors, error_gallery
 
@@ -76,3 +76,20 @@ def test_crop_and_gallery(tmp_path) -> None:
     shown = [k for k, v in gallery.items() if v]
     assert shown == ["dupe", "bkg", "miss"]
     assert len(fig.axes) == sum(len(gallery[k]) for k in shown)
+
+
+def test_diverse_gallery_takes_one_case_per_scene() -> None:
+    gt, preds = _scene()
+    gt["images"] = [dict(gt["images"][0], scene_id=7), {"id": 2, "file_name": "2.png", "width": 200, "height": 200,
+                                                        "scene_id": 7}, {"id": 3, "file_name": "3.png", "width": 200,
+                                                                         "height": 200}]
+    for image_id in (2, 3):  # the same objects and predictions in two more images
+        gt["annotations"] += [dict(a, id=a["id"] + 10 * image_id, image_id=image_id) for a in gt["annotations"][:4]]
+        preds += [dict(p, image_id=image_id) for p in preds[:7]]
+    ds = coco_to_dataset(gt)
+    report = analyze_errors(gt, preds)
+    assert report.counts["dupe"] == 9
+    gallery = diverse_gallery(report, ds, per_type=4)
+    # images 1 and 2 share scene 7, image 3 has no scene: two duplicates can be shown, not four
+    assert sorted(c.image_id for c in gallery["dupe"]) in ([1, 3], [2, 3])
+    assert len(error_gallery(report, per_type=4)["dupe"]) == 4

@@ -1,7 +1,8 @@
 """From an error breakdown to a targeted fix: galleries of each error type and the prediction-time
 change (no retraining) that addresses the type costing the most AP.
 
-:func:`plot_error_gallery` draws the examples :func:`labkit.metrics.errors.error_gallery` picks,
+:func:`plot_error_gallery` draws the examples :func:`labkit.metrics.errors.error_gallery` (or
+:func:`diverse_gallery`, one per scene) picks,
 one row per error type: a crop around the detection (red, predicted class and score) and the
 ground truth it was judged against (green). :data:`TARGETED_FIXES` maps error types to a change
 of :class:`~labkit.detect.report.EvalSettings`; :func:`pick_targeted_fix` chooses the type with the
@@ -22,7 +23,7 @@ from matplotlib.figure import Figure
 from labkit.data.annotations import Dataset
 from labkit.data.images import load_image
 from labkit.detect.report import EvalSettings
-from labkit.metrics.errors import ERROR_TYPES, ErrorCase, ErrorReport
+from labkit.metrics.errors import ERROR_TYPES, ErrorCase, ErrorReport, error_gallery
 
 PRED_COLOUR = (230, 40, 40)
 GT_COLOUR = (40, 200, 60)
@@ -83,6 +84,28 @@ def pick_targeted_fix(report: ErrorReport, candidates: Sequence[str] | None = No
     return max(kinds, key=lambda k: (gain[k], report.counts[k]))
 
 
+def diverse_gallery(report: ErrorReport, dataset: Dataset, per_type: int = 4, *, key: str = "scene_id",
+                    pool: int = 200) -> dict[str, list[ErrorCase]]:
+    """Like :func:`labkit.metrics.errors.error_gallery` (most confident first; largest first for
+    misses), but at most one example per value of the image field ``key`` (default: one per scene,
+    so that burst shots of one scene do not fill a row with the same object); images without the
+    field count as their own scene. Looks at the ``pool`` best cases of each type."""
+    records = dataset.by_id()
+    out = {}
+    for kind, cases in error_gallery(report, per_type=pool).items():
+        seen: set = set()
+        picked = []
+        for case in cases:
+            group = records[case.image_id].extra.get(key, ("image", case.image_id))
+            if group not in seen:
+                seen.add(group)
+                picked.append(case)
+            if len(picked) == per_type:
+                break
+        out[kind] = picked
+    return out
+
+
 def _xyxy(box: Sequence[float]) -> np.ndarray:
     x, y, w, h = box
     return np.array([x, y, x + w, y + h], dtype=np.float64)
@@ -128,7 +151,7 @@ def plot_error_gallery(dataset: Dataset, gallery: Mapping[str, Sequence[ErrorCas
             ax.imshow(crop_case(image, case, out_side=out_side))
             what = names.get(case.class_id, str(case.class_id))
             if case.score is not None:
-                what += f" {case.score:.2f}"
+                what += f" {case.score:.2g}"
                 if case.gt_class is not None:
                     what += f"\nvs {names.get(case.gt_class, str(case.gt_class))}, IoU {case.iou:.2f}"
             ax.set_title(what, fontsize=7)
