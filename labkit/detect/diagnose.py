@@ -56,7 +56,7 @@ TARGETED_FIXES: dict[str, Fix] = {
     "both": Fix("class-agnostic NMS", "nms",
                 "a wrong-class, misplaced box next to a found object is suppressed by the better box"),
     "miss": Fix(f"test-time input size x{UPSCALE}", "imgsz",
-                "missed objects are mostly small; a larger input gives them more pixels per stride-8 cell"),
+                "missed objects are mostly small; a larger input spreads them over more cells of the finest feature map"),
     "loc": Fix(f"test-time input size x{UPSCALE}", "imgsz",
                "box edges are regressed on a finer grid when the input is larger"),
 }
