@@ -232,7 +232,8 @@ def report_markdown(payload: Mapping[str, Any], digits: int = 3) -> str:
     lines += [f"| {r['category_id']} | {r['name']} | {r['num_gt']} | {r['num_predictions']} | {_fmt(r['AP'], digits)} | "
               f"{_fmt(r['AP50'], digits)} | {_fmt(r['AP75'], digits)} |" for r in coco["per_class"]]
     sizes = payload["per_size"]
-    lines += ["", "## Per object size (COCO area ranges)", "", "| size | GT | AP | AR100 | per-class AP |", "|---|---|---|---|---|"]
+    lines += ["", "## Per object size (COCO area ranges)", "",
+              "| size | GT | AP | AR100 | per-class AP |", "|---|---|---|---|---|"]
     lines += [f"| {a} | {v.get('num_gt', 'n/a')} | {_fmt(v['AP'], digits)} | {_fmt(v['AR100'], digits)} | "
               f"{_fmt(v['per_class_AP'], digits)} |" for a, v in sizes.items()]
     if "voc" in payload:
