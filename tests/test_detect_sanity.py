@@ -151,6 +151,7 @@ def test_knob_effects_and_conclusion_come_from_the_table(tmp_path: Path) -> None
         knob_effects(_results().drop(columns="seed"), "AP50")
     flat = knob_effects(_results().assign(AP50=0.5), "AP50")
     assert flat["effect_over_noise"].tolist() == [0.0, 0.0]
+    assert grid_conclusion(flat, "AP50").startswith("No knob moved AP50")
     step = _results().assign(AP50=lambda d: np.where(d["level"] == "high", 0.1, 0.5))
     assert math.isinf(knob_effects(step, "AP50").iloc[0]["effect_over_noise"])
 

@@ -99,6 +99,9 @@ def grid_conclusion(effects: pd.DataFrame, metric: str, *, factor: float = 2.0) 
     (not distinguishable from luck at this many seeds)."""
     top = effects.iloc[0]
     noise = float(top["seed_noise"])
+    if float(top["effect"]) == 0.0 and noise == 0.0:
+        return (f"No knob moved {metric}, and neither did the seed: every run scored {top['best_mean']:.3f}, "
+                "so this grid cannot rank the knobs.")
     lines = [f"The knob that moved {metric} most is '{top['knob']}': {top['effect']:.3f} between its best level "
              f"('{top['best_level']}', {top['best_mean']:.3f}) and its worst ('{top['worst_level']}', "
              f"{top['worst_mean']:.3f}).",
