@@ -38,6 +38,7 @@ data: install ## generate the embedded dataset (reused when already there)
 
 models: install data ## the course's own base models (built once, cached by dataset + config hash)
 	$(BIN)/labkit detect base --config configs/detect_base.yaml
+	$(BIN)/labkit detect frcnn --config configs/detect_frcnn.yaml
 	$(BIN)/labkit segment base --config configs/segment_base.yaml
 
 release: install ## regenerate the student copies of every graded lab with nbgrader

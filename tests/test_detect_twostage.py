@@ -186,6 +186,14 @@ def test_cli_serves_the_cached_model(build: dict, data_root: Path, monkeypatch: 
     assert Path(payload["weights"]).resolve() == build["weights"].resolve() and payload["epochs"] == 2
 
 
+def test_time_budget_ends_training_within_an_epoch(data_root: Path, tmp_path: Path) -> None:
+    cfg = load_frcnn_config(TINY).replace(epochs=5, time_minutes=0.001)
+    result = train_frcnn(cfg, data_root=data_root, run_dir=tmp_path / "run", progress=False)
+    log = pd.read_csv(tmp_path / "run" / "learning_curves.csv")
+    assert result.epochs == 1 and result.metrics["stopped_by_time"] and log["steps"].tolist() == [1]
+    assert log["coco/AP50"].notna().all() and result.weights.name == "best.pt"
+
+
 def test_schedule_timing_and_size_helpers(build: dict) -> None:
     cfg = build["cfg"].replace(warmup_iters=10, time_minutes=1.0)
     assert learning_rate(cfg, 0, 100, 0.0) == pytest.approx(cfg.lr / 10)

@@ -16,8 +16,8 @@ sorted by id; ``categories.json`` beside the weights records the order.
 
 Training (:func:`train_frcnn`): SGD with momentum, linear warm-up, then a cosine decay whose
 progress is the larger of "steps done / steps planned" and "minutes spent / ``time_minutes``",
-so a time budget ends on a small learning rate too; stops after ``epochs`` or once the next
-epoch would overrun the budget by more than half an epoch. Mixed precision (bf16) on a CUDA GPU
+so a time budget ends on a small learning rate too; stops after ``epochs``, as soon as the budget
+is spent (even within an epoch), or once the next epoch would overrun it by more than half an epoch. Mixed precision (bf16) on a CUDA GPU
 when ``amp``, float32 on CPU. Crowd regions are left out of the targets (torchvision has no
 "ignore" boxes). A run folder holds::
 
@@ -489,7 +489,7 @@ def train_frcnn(config: FrcnnConfig | Mapping[str, Any] | str | Path = FRCNN_CON
         loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch, shuffle=True, collate_fn=_collate,
                                              generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
         model.train()
-        t0, sums = time.perf_counter(), {}
+        t0, sums, done, spent = time.perf_counter(), {}, 0, False
         bar = tqdm(loader, desc=f"{cfg.name} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
         for images, targets in bar:
             lr = learning_rate(cfg, step, cfg.epochs * steps_per_epoch, train_s + time.perf_counter() - t0)
@@ -508,14 +508,17 @@ def train_frcnn(config: FrcnnConfig | Mapping[str, Any] | str | Path = FRCNN_CON
             if cfg.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
-            step += 1
+            step, done = step + 1, done + 1
             for k, v in {"loss": loss, **losses}.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            if cfg.time_minutes is not None and train_s + time.perf_counter() - t0 >= 60.0 * cfg.time_minutes:
+                spent = True  # the budget is over: end within the epoch
+                break
         epoch_s = time.perf_counter() - t0
         train_s += epoch_s
         epoch += 1
-        over = cfg.time_minutes is not None and train_s + 0.5 * train_s / epoch > 60.0 * cfg.time_minutes
+        over = spent or (cfg.time_minutes is not None and train_s + 0.5 * train_s / epoch > 60.0 * cfg.time_minutes)
         final = epoch >= cfg.epochs or over
         stats = {}
         t_eval = time.perf_counter()
@@ -524,7 +527,7 @@ def train_frcnn(config: FrcnnConfig | Mapping[str, Any] | str | Path = FRCNN_CON
             stats = coco_summary(val, predict_frcnn(det, val, conf=cfg.eval_conf, max_det=cfg.max_det,
                                                     batch=max(cfg.batch, 8), progress=False))
         row = {"epoch": epoch, "train_minutes": round(train_s / 60.0, 4), "lr": lr,
-               **{f"train/{k}": v / max(1, len(loader)) for k, v in sums.items()},
+               "steps": done, **{f"train/{k}": v / max(1, done) for k, v in sums.items()},
                "coco_eval_seconds": round(time.perf_counter() - t_eval, 2),
                **{f"coco/{k}": stats.get(k) for k in COCO_KEYS}}
         rows.append(row)
