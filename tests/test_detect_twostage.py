@@ -21,12 +21,13 @@ from labkit.detect import cli as detect_cli
 from labkit.detect.base import cache_dir
 from labkit.detect.data import load_split
 from labkit.detect.evaluate import coco_summary
-from labkit.detect.twostage import (FrcnnDetector, FrcnnTrainSet, build_frcnn_detector, count_parameters,
+from labkit.detect.twostage import (FrcnnDetector, FrcnnTrainSet, build_frcnn_detector, build_model, count_parameters,
                                     evaluate_frcnn, frcnn_metrics, label_categories, learning_rate, load_frcnn,
                                     load_frcnn_config, ms_per_image, predict_frcnn, resumable_frcnn, size_counts,
                                     train_frcnn)
 from labkit.errors import DataError
 from labkit.metrics.detection import evaluate_coco
+from labkit.weights import PretrainedUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "detect_frcnn_tiny.yaml"
@@ -84,6 +85,17 @@ def test_bad_configs_are_clear_errors(tmp_path: Path) -> None:
     assert str(bad) in str(info.value)
     with pytest.raises(DataError, match="cannot read config"):
         load_frcnn_config(tmp_path / "missing.yaml")
+
+
+def test_pretrained_backbone_offline_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("network access is disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr("labkit.weights._candidates", lambda filename: [])  # no local copy anywhere
+    with pytest.raises(PretrainedUnavailable, match="not available offline"):
+        build_model(load_frcnn_config(TINY).replace(pretrained_backbone=True), 5)
 
 
 def test_interrupted_build_resumes_and_is_then_cached(build: dict, data_root: Path) -> None:

@@ -6,6 +6,7 @@ Modules: :mod:`~labkit.detect.config` (the run config), :mod:`~labkit.detect.tra
 :mod:`~labkit.detect.sources`: datasets, files, folders, videos), :mod:`~labkit.detect.evaluate`
 (labkit's COCO evaluation of a checkpoint), :mod:`~labkit.detect.curves` (learning-dynamics log
 and figure), :mod:`~labkit.detect.data` (the dataset a run trains on), :mod:`~labkit.detect.hog`,
-:mod:`~labkit.detect.simulate` (a seeded stand-in for raw detector output) and
-:mod:`~labkit.detect.cli` (``labkit detect ...``).
+:mod:`~labkit.detect.simulate` (a seeded stand-in for raw detector output),
+:mod:`~labkit.detect.twostage` (torchvision Faster R-CNN, the two-stage comparison model, trained,
+cached and scored like the YOLO base) and :mod:`~labkit.detect.cli` (``labkit detect ...``).
 """

@@ -149,7 +149,7 @@ def _source_options(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``labkit detect ...``."""
-    parser = subparsers.add_parser("detect", help="object detection: predict, train, cached base model, Faster R-CNN, HOG")
+    parser = subparsers.add_parser("detect", help="object detection: predict, train, cached base models, HOG")
     sub = parser.add_subparsers(dest="detect_command", metavar="ACTION")
 
     p = sub.add_parser("predict", help="run a YOLO checkpoint; COCO results + overlays (boxes in original pixels)")

@@ -16,10 +16,10 @@ sorted by id; ``categories.json`` beside the weights records the order.
 
 Training (:func:`train_frcnn`): SGD with momentum, linear warm-up, then a cosine decay whose
 progress is the larger of "steps done / steps planned" and "minutes spent / ``time_minutes``",
-so a time budget ends on a small learning rate too; stops after ``epochs``, as soon as the budget
-is spent (even within an epoch), or once the next epoch would overrun it by more than half an epoch. Mixed precision (bf16) on a CUDA GPU
-when ``amp``, float32 on CPU. Crowd regions are left out of the targets (torchvision has no
-"ignore" boxes). A run folder holds::
+so a time budget ends on a small learning rate too; training stops after ``epochs``, as soon as
+the budget is spent (even within an epoch), or once the next epoch would overrun it by more than
+half an epoch. Mixed precision (bf16) on a CUDA GPU when ``amp``, float32 on CPU. Crowd regions
+are left out of the targets (torchvision has no "ignore" boxes). A run folder holds::
 
     manifest.json          labkit.repro manifest: config, dataset sha256s, device, sessions
     last.pt                after every epoch: weights, optimizer, RNG state, log (resumable)
@@ -345,7 +345,8 @@ def evaluate_frcnn(detector: FrcnnDetector | str | Path, dataset: Dataset, *, co
 # ----------------------------------------------------------------------------- training
 def label_categories(dataset: Dataset) -> list[dict[str, Any]]:
     """The categories in network-label order (sorted by id: label 1 is the smallest id)."""
-    return [{"id": int(c["id"]), "name": str(c["name"])} for c in sorted(dataset.categories, key=lambda c: int(c["id"]))]
+    ordered = sorted(dataset.categories, key=lambda c: int(c["id"]))
+    return [{"id": int(c["id"]), "name": str(c["name"])} for c in ordered]
 
 
 class FrcnnTrainSet(torch.utils.data.Dataset):
@@ -585,7 +586,8 @@ def build_frcnn_detector(config: FrcnnConfig | Mapping[str, Any] | str | Path = 
         "epochs": result["epochs"], "best_epoch": result["best_epoch"], "parameters": result["parameters"],
         "stopped_by_time": result["stopped_by_time"],
         "ap_vs_minutes": [{"epoch": int(r["epoch"]), "minutes": float(r["train_minutes"]),
-                           "AP50": float(r["coco/AP50"]), "AP50_95": float(r["coco/AP"])} for _, r in curves.iterrows()],
+                           "AP50": float(r["coco/AP50"]), "AP50_95": float(r["coco/AP"])}
+                          for _, r in curves.iterrows()],
         "config": cfg.to_dict(), "dataset_sha256": fingerprint(root),
     }
     write_json(out / METRICS, metrics)
