@@ -17,11 +17,18 @@ on purpose:
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from labkit.detect.config import DetectConfig
+from labkit.detect.curves import learning_curves
 from labkit.detect.grid import augmentation_overrides
+from labkit.detect.train import TrainResult, train
 
 
 def fine_tune_config(base: DetectConfig, weights: str | Path, *, name: str, epochs: int, batch: int = 8,
@@ -49,3 +56,35 @@ def fine_tune_config(base: DetectConfig, weights: str | Path, *, name: str, epoc
               "close_mosaic": 0, "nbs": batch, **augmentation_overrides(augment)}
     return base.replace(name=name, model=str(weights), epochs=epochs, time_minutes=None, batch=batch, seed=seed,
                         eval_every=eval_every, overrides={**recipe, **overrides})
+
+
+def release_memory() -> bool:
+    """Give the memory of finished training runs back to the operating system.
+
+    A notebook that trains several detectors in one process otherwise grows with every run:
+    Python frees the tensors, but glibc's allocator keeps the freed pages. Runs the garbage
+    collector, empties the CUDA cache when there is one, and on Linux calls glibc's
+    ``malloc_trim(0)``. Returns whether the trim ran.
+    """
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return False
+    return True
+
+
+def run_recipe(config: DetectConfig, data_root: str | Path, run_dir: str | Path) -> tuple[TrainResult, pd.DataFrame]:
+    """Train ``config`` on ``data_root`` into ``run_dir`` (see :func:`labkit.detect.train.train`),
+    release the memory the run used (:func:`release_memory`), and return the result with the
+    run's learning curves (:func:`labkit.detect.curves.learning_curves`)."""
+    release_memory()
+    result = train(config, data_root=data_root, run_dir=run_dir)
+    release_memory()
+    return result, learning_curves(result.run_dir)
