@@ -74,6 +74,13 @@ def test_round_trip_is_exact_and_catches_both_bugs(train: Dataset, tmp_path: Pat
     assert agreement_summary(shuffled)["class_agreement"] < 0.6
     fig = overlay_round_trip(train, readback, 2, title="ok", path=tmp_path / "overlay.png")
     assert len(fig.axes) == 2 and (tmp_path / "overlay.png").stat().st_size > 0
+    # a smaller export into the same folder leaves no stale label files behind
+    smaller = train.subset(r.id for r in train.images[:3])
+    _, again = round_trip(smaller, tmp_path / "ok")
+    assert label_file_histogram(tmp_path / "ok" / "data.yaml", "train").equals(class_histogram(smaller))
+    assert len(again) == sum(class_histogram(smaller))
+    with pytest.raises(DataError, match="refusing"):
+        round_trip(train, tmp_path)  # holds other files
 
 
 def test_make_subset_is_seeded_and_trainable_layout(data_root: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ the labels) gives it away. The checks here catch those bugs in seconds:
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -145,10 +146,18 @@ def round_trip(labels: Dataset, out_dir: str | Path, *, reference: Dataset | Non
     with :func:`labkit.data.yolo.import_yolo` and compare it with ``reference`` (default:
     ``labels`` itself) using :func:`label_agreement`.
 
-    Returns the read-back dataset and the agreement table. ``reference`` is the ground truth
-    the files were meant to hold: pass it when checking labels written by other code.
+    ``out_dir`` is a scratch folder: an earlier export there (it has a ``data.yaml``) is deleted
+    first, since label files left over from it would be read back too; any other non-empty
+    folder is an error. Returns the read-back dataset and the agreement table. ``reference`` is
+    the ground truth the files were meant to hold: pass it when checking labels written by
+    other code.
     """
-    summary = export_yolo({split: labels}, out_dir, images="symlink")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not (out / "data.yaml").is_file():
+            raise DataError("refusing to clear a non-empty folder that is not a YOLO export", source=str(out))
+        shutil.rmtree(out)
+    summary = export_yolo({split: labels}, out, images="symlink")
     readback = import_yolo(summary["data_yaml"], split)
     return readback, label_agreement(reference if reference is not None else labels, readback)
 
