@@ -15,7 +15,7 @@ from labkit.detect.data import fingerprint, load_split
 from labkit.detect.grid import (AUGMENT_DEFAULTS, REFERENCE, augmentation_overrides, grid_conclusion, knob_effects,
                                 one_factor_grid, plot_grid)
 from labkit.detect.config import DetectConfig
-from labkit.detect.sanity import (agreement_summary, class_histogram, compare_runs, curve_health, inject_label_bug,
+from labkit.detect.sanity import (agreement_summary, box_offsets, class_histogram, compare_runs, curve_health, inject_label_bug,
                                   label_agreement, label_file_histogram, overlay_round_trip, round_trip, total_loss)
 from labkit.detect.subset import make_subset, pick_images
 from labkit.errors import DataError
@@ -193,3 +193,15 @@ def test_release_memory_runs_anywhere() -> None:
     from labkit.detect.recipes import release_memory
 
     assert isinstance(release_memory(), bool)
+
+
+def test_box_offsets_measure_a_systematic_shift() -> None:
+    truth = _toy()
+    shifted = inject_label_bug(truth, "xywh_as_cxcywh")
+    preds = {1: shifted.images[0].detections[:2].with_fields(score=np.array([0.9, 0.9]))}
+    off = box_offsets(truth, preds, min_iou=0.1)
+    # object 2 (not clipped) moved by exactly half its size; object 1 was clipped at the border
+    assert off["matched"] == 2 and off["dx"] < -0.3 and off["dy"] < -0.3 and off["h_ratio"] == pytest.approx(1.0)
+    same = box_offsets(truth, {1: truth.images[0].detections.with_fields(score=np.ones(3))})
+    assert (same["dx"], same["dy"], same["w_ratio"]) == (0.0, 0.0, 1.0) and same["matched"] == 2
+    assert box_offsets(truth, {1: preds[1].with_fields(score=np.array([0.1, 0.1]))})["matched"] == 0

@@ -10,7 +10,8 @@ the labels) gives it away. The checks here catch those bugs in seconds:
   trainer uses, and compare every box with its source (:func:`label_agreement`); the overlay
   of :func:`overlay_round_trip` shows the same thing to the eye;
 - :func:`curve_health`: after (or during) a run, the numbers that separate a healthy learning
-  curve from a broken one.
+  curve from a broken one; :func:`box_offsets`: the systematic shift of a detector's boxes,
+  the fingerprint of a box-format bug in its training labels.
 
 :func:`inject_label_bug` produces the two classic bugs on purpose, for teaching and for tests.
 """
@@ -196,6 +197,42 @@ def overlay_round_trip(reference: Dataset, readback: Dataset, n: int = 4, *, see
     if path is not None:
         fig.savefig(path)
     return fig
+
+
+def box_offsets(dataset: Dataset, predictions: Mapping[int, Detections], *, min_iou: float = 0.3,
+                min_score: float = 0.25) -> dict[str, float]:
+    """The systematic part of a detector's box error: for every ground-truth object, the
+    prediction (score >= ``min_score``) that overlaps it most, if its IoU is at least ``min_iou``;
+    then the mean offset of the predicted centre from the true centre, in units of the true box's
+    width (``dx``) and height (``dy``), and the mean ratio of predicted to true width and height.
+
+    A healthy detector has offsets near 0 and ratios near 1; a detector trained on labels
+    shifted by a format bug has a clear, one-signed offset. Returns ``matched`` (objects with a
+    partner), ``dx``, ``dy``, ``w_ratio`` and ``h_ratio`` (NaN when nothing matched).
+    """
+    dx, dy, rw, rh = [], [], [], []
+    for rec in dataset.images:
+        gt = rec.detections[_not_crowd(rec.detections)]
+        pred = predictions.get(rec.id, Detections.empty())
+        if pred.score is not None:
+            pred = pred[pred.score >= min_score]
+        if not len(gt) or not len(pred):
+            continue
+        iou = box_iou(gt.xyxy, pred.xyxy)
+        for i, j in enumerate(iou.argmax(axis=1)):
+            if iou[i, j] < min_iou:
+                continue
+            gx, gy, gw, gh = gt.xywh[i]
+            px, py, pw, ph = pred.xywh[j]
+            dx.append((px + pw / 2 - gx - gw / 2) / gw)
+            dy.append((py + ph / 2 - gy - gh / 2) / gh)
+            rw.append(pw / gw)
+            rh.append(ph / gh)
+
+    def mean(values: list[float]) -> float:
+        return float(np.mean(values)) if values else float("nan")
+
+    return {"matched": len(dx), "dx": mean(dx), "dy": mean(dy), "w_ratio": mean(rw), "h_ratio": mean(rh)}
 
 
 def total_loss(curves: pd.DataFrame, prefix: str = "train/") -> pd.Series:
