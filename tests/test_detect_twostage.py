@@ -35,6 +35,16 @@ TINY = REPO / "configs" / "detect_frcnn_tiny.yaml"
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread: these tiny networks gain nothing from more, and on a shared 2-core runner
+    two spinning OpenMP threads per process made the file four times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data_root() -> Path:
     from labkit.data.synth import ensure_dataset
