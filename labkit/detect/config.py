@@ -8,13 +8,12 @@ under ``overrides``.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
+from labkit.configfile import YamlConfig
 from labkit.errors import DataError
 
 #: Ultralytics arguments labkit sets itself; ``overrides`` may not contain them.
@@ -49,7 +48,7 @@ def amp_mode(device: str) -> str | bool:
 
 
 @dataclass(frozen=True)
-class DetectConfig:
+class DetectConfig(YamlConfig):
     """Every knob of one detector training run.
 
     Attributes:
@@ -70,6 +69,8 @@ class DetectConfig:
         eval_iou: NMS IoU threshold of those predictions.
         overrides: further Ultralytics training arguments (not those in :data:`MANAGED_ARGS`).
     """
+
+    KIND = "detection"
 
     name: str = "detector"
     model: str = "yolov8n.yaml"
@@ -105,30 +106,6 @@ class DetectConfig:
         if problems:
             raise DataError("; ".join(problems), record=self.name)
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "<memory>") -> "DetectConfig":
-        """Build from a parsed YAML mapping; unknown keys are an error naming ``source``."""
-        if not isinstance(values, Mapping):
-            raise DataError("a detection config must be a mapping of field: value", source=source)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DataError(f"unknown config keys {unknown}; known: {sorted(known)}", source=source)
-        try:
-            return cls(**dict(values))
-        except DataError as exc:
-            raise DataError(str(exc), source=source) from exc
-        except TypeError as exc:
-            raise DataError(f"bad config value ({exc})", source=source) from exc
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON/YAML-serialisable) of every field."""
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> "DetectConfig":
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
-
     def ultralytics_args(self, *, data_yaml: Path, run_dir: Path) -> dict[str, Any]:
         """Keyword arguments for ``YOLO(model).train(...)`` writing into ``run_dir``."""
         device = resolve_device(self.device)
@@ -145,20 +122,9 @@ class DetectConfig:
 
 def load_config(path: str | Path) -> DetectConfig:
     """Read a detection config YAML (see ``configs/detect_*.yaml``)."""
-    path = Path(path)
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataError(f"cannot read config ({exc.strerror})", source=str(path)) from exc
-    except yaml.YAMLError as exc:
-        raise DataError(f"not valid YAML ({exc})", source=str(path)) from exc
-    return DetectConfig.from_mapping(values or {}, source=str(path))
+    return DetectConfig.load(Path(path))
 
 
 def as_config(config: DetectConfig | Mapping[str, Any] | str | Path) -> DetectConfig:
     """Accept a config object, a mapping or a YAML path."""
-    if isinstance(config, DetectConfig):
-        return config
-    if isinstance(config, (str, Path)):
-        return load_config(config)
-    return DetectConfig.from_mapping(config)
+    return DetectConfig.load(config)

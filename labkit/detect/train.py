@@ -88,7 +88,8 @@ def resumable(run_dir: str | Path) -> bool:
     return int(ckpt.get("epoch", -1)) >= 0 and ckpt.get("optimizer") is not None
 
 
-def _fresh_run_dir(run_dir: Path) -> None:
+def fresh_run_dir(run_dir: Path) -> None:
+    """Empty ``run_dir`` for a new run; a non-empty folder that is not a labkit run is never deleted."""
     if run_dir.exists() and any(run_dir.iterdir()):
         if not (run_dir / MANIFEST).is_file():
             raise DataError("refusing to overwrite a non-empty folder that is not a labkit run", source=str(run_dir))
@@ -186,7 +187,7 @@ def train(config: DetectConfig | Mapping[str, Any] | str | Path, *, data_root: s
     else:
         root = dataset_root(cfg, data_root)
         history = {"data_root": str(root), "dataset_sha256": fingerprint(root), "sessions": []}
-        _fresh_run_dir(run)
+        fresh_run_dir(run)
         export_for_training(root, run)
     history["sessions"] = history["sessions"] + [{"resume": resume, "started_unix": round(time.time(), 3)}]
     args = cfg.ultralytics_args(data_yaml=run / EXPORT_DIR / "data.yaml", run_dir=run)

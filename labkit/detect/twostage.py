@@ -36,22 +36,21 @@ are left out of the targets (torchvision has no "ignore" boxes). A run folder ho
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from labkit.artifacts import REPO_ROOT, artifacts_dir, write_json
+from labkit.configfile import YamlConfig
 from labkit.data.annotations import Dataset, Detections
 from labkit.data.boxes import Letterbox, clip_xyxy
 from labkit.data.images import load_image
@@ -61,7 +60,7 @@ from labkit.detect.data import dataset_root, fingerprint, load_split
 from labkit.detect.evaluate import COCO_KEYS, coco_summary
 from labkit.detect.predict import CATEGORY_FILE, PAD_VALUE, _batches, frames
 from labkit.detect.sources import Source, to_rgb
-from labkit.detect.train import MANIFEST, RESULT, TrainResult
+from labkit.detect.train import MANIFEST, RESULT, TrainResult, fresh_run_dir
 from labkit.errors import DataError
 from labkit.repro import seed_everything, write_manifest
 
@@ -74,7 +73,7 @@ LAST, BEST, LOG = "last.pt", "best.pt", "learning_curves.csv"
 
 
 @dataclass(frozen=True)
-class FrcnnConfig:
+class FrcnnConfig(YamlConfig):
     """Every knob of one Faster R-CNN run (``configs/detect_frcnn*.yaml``).
 
     Attributes:
@@ -105,6 +104,8 @@ class FrcnnConfig:
         eval_conf: lowest score kept by the box head when evaluating (AP needs the low tail).
         max_det: detections kept per image (COCO counts 100).
     """
+
+    KIND = "Faster R-CNN"
 
     name: str = "frcnn-mnv3"
     arch: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
@@ -156,45 +157,10 @@ class FrcnnConfig:
         if problems:
             raise DataError("; ".join(problems), record=self.name)
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "<memory>") -> "FrcnnConfig":
-        """Build from a parsed YAML mapping; unknown keys are an error naming ``source``."""
-        if not isinstance(values, Mapping):
-            raise DataError("a Faster R-CNN config must be a mapping of field: value", source=source)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DataError(f"unknown config keys {unknown}; known: {sorted(known)}", source=source)
-        try:
-            return cls(**dict(values))
-        except DataError as exc:
-            raise DataError(str(exc), source=source) from exc
-        except TypeError as exc:
-            raise DataError(f"bad config value ({exc})", source=source) from exc
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of every field (what the cache key and the manifests record)."""
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> "FrcnnConfig":
-        """A copy with some fields changed (checked again)."""
-        return dataclasses.replace(self, **changes)
-
 
 def load_frcnn_config(config: FrcnnConfig | Mapping[str, Any] | str | Path = FRCNN_CONFIG) -> FrcnnConfig:
     """Accept a :class:`FrcnnConfig`, a mapping of its fields or a YAML path."""
-    if isinstance(config, FrcnnConfig):
-        return config
-    if isinstance(config, Mapping):
-        return FrcnnConfig.from_mapping(config)
-    path = Path(config)
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataError(f"cannot read config ({exc.strerror})", source=str(path)) from exc
-    except yaml.YAMLError as exc:
-        raise DataError(f"not valid YAML ({exc})", source=str(path)) from exc
-    return FrcnnConfig.from_mapping(values or {}, source=str(path))
+    return FrcnnConfig.load(config)
 
 
 # ----------------------------------------------------------------------------- the network
@@ -406,14 +372,6 @@ def learning_rate(config: FrcnnConfig, step: int, total_steps: int, train_second
     return config.lr * warm * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def _fresh_run_dir(run_dir: Path) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not (run_dir / MANIFEST).is_file():
-            raise DataError("refusing to overwrite a non-empty folder that is not a labkit run", source=str(run_dir))
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
 def resumable_frcnn(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` holds an unfinished Faster R-CNN run with a ``last.pt``."""
     return (Path(run_dir) / LAST).is_file() and not (Path(run_dir) / RESULT).is_file()
@@ -459,7 +417,7 @@ def train_frcnn(config: FrcnnConfig | Mapping[str, Any] | str | Path = FRCNN_CON
     sha = fingerprint(root)
     state = _resume_state(run, cfg, sha) if resume else None
     if state is None:
-        _fresh_run_dir(run)
+        fresh_run_dir(run)
     train_set, val = load_split(root, "train"), load_split(root, "val")
     categories = label_categories(train_set)
     device = torch.device("cuda:0" if resolve_device(cfg.device) == "cuda" else "cpu")

@@ -26,14 +26,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from labkit.artifacts import REPO_ROOT, artifacts_dir, write_json
+from labkit.configfile import check_keys, read_yaml_mapping
 from labkit.data.annotations import Dataset
 from labkit.data.coco import load_coco
 from labkit.errors import DataError
 from labkit.repro import config_hash
-from labkit.segment.semantic import SemanticConfig, load_checkpoint, resolve_device, train_semantic
+from labkit.segment.semantic import (
+    SemanticConfig,
+    load_checkpoint,
+    resolve_device,
+    train_semantic,
+)
 
 BASE_CONFIG = REPO_ROOT / "configs" / "segment_base.yaml"
 WEIGHTS = "best.pt"
@@ -63,13 +67,8 @@ class BaseConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, source: str = "<memory>") -> "BaseConfig":
         """Build from the flat mapping; unknown keys are an error naming ``source``."""
-        if not isinstance(values, Mapping):
-            raise DataError("a base-model config must be a mapping of field: value", source=source)
         own = {"name", "dataset_size", "dataset_seed"}
-        known = own | {f.name for f in dataclasses.fields(SemanticConfig)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DataError(f"unknown config keys {unknown}; known: {sorted(known)}", source=source)
+        check_keys(values, own | {f.name for f in dataclasses.fields(SemanticConfig)}, kind="base-model", source=source)
         try:
             model = SemanticConfig(**{k: v for k, v in values.items() if k not in own})
         except (DataError, TypeError) as exc:
@@ -83,14 +82,7 @@ def load_base_config(config: BaseConfig | Mapping[str, Any] | str | Path = BASE_
         return config
     if isinstance(config, Mapping):
         return BaseConfig.from_mapping(config)
-    path = Path(config)
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise DataError(f"cannot read config ({exc.strerror})", source=str(path)) from exc
-    except yaml.YAMLError as exc:
-        raise DataError(f"not valid YAML ({exc})", source=str(path)) from exc
-    return BaseConfig.from_mapping(values, source=str(path))
+    return BaseConfig.from_mapping(read_yaml_mapping(config), source=str(config))
 
 
 def dataset_fingerprint(data_root: str | Path, splits: tuple[str, ...] = TRAIN_SPLITS) -> dict[str, Any]:

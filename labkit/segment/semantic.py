@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from labkit.configfile import check_keys, read_yaml_mapping
 from labkit.errors import DataError
 from labkit.repro import config_hash, seed_everything, sha256_file, write_manifest
 from labkit.segment.data import Preprocessing, SemanticDataset
@@ -67,11 +67,8 @@ class SemanticConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SemanticConfig":
         """Read a config file; unknown keys are an error (a typo must not be silently ignored)."""
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise DataError(f"unknown config keys {unknown}; known: {sorted(known)}", source=str(path))
+        raw = read_yaml_mapping(path)
+        check_keys(raw, {f.name for f in fields(cls)}, kind="segmentation", source=str(path))
         return cls(**raw)
 
     @property
