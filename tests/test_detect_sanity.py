@@ -118,7 +118,9 @@ def test_curve_health_reads_falling_loss_and_ap() -> None:
     assert (health["ap_first"], health["ap_best"], health["ap_last"], health["finite"]) == (0.1, 0.5, 0.5, 1.0)
     assert curve_health(_curves([3.0, np.nan, np.nan], [0.1, 0.0, 0.0]))["finite"] == 0.0
     assert total_loss(_curves([3.0, 2.0], [0.1, 0.2])).tolist() == [4.0, 3.0]
-    assert len(compare_runs({"a": _curves([3.0, 2.0], [0.1, 0.2])}).axes) == 3
+    fig = compare_runs({"a": _curves([3.0, 2.0], [0.1, 0.2]), "b": _curves([3.0, 3e9], [0.1, 0.0])})
+    assert len(fig.axes) == 3 and fig.axes[0].get_yscale() == "log" and fig.axes[2].get_yscale() == "linear"
+    assert compare_runs({"a": _curves([3.0, 2.0], [0.1, 0.2])}, log_loss=False).axes[0].get_yscale() == "linear"
 
 
 def test_augmentation_overrides_scale_the_defaults() -> None:

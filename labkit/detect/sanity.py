@@ -266,10 +266,13 @@ def curve_health(curves: pd.DataFrame, ap_column: str = "coco/AP50") -> dict[str
             "finite": float(bool(np.isfinite(losses.to_numpy(dtype=np.float64)).all()))}
 
 
-def compare_runs(curves: Mapping[str, pd.DataFrame], ap_column: str = "coco/AP50",
+def compare_runs(curves: Mapping[str, pd.DataFrame], ap_column: str = "coco/AP50", *, log_loss: bool = True,
                  path: str | Path | None = None) -> Figure:
     """Three panels, one line per run: total train loss, total val loss and the validation AP
-    column, per epoch. The quickest way to see which of several runs is broken."""
+    column, per epoch. The quickest way to see which of several runs is broken.
+
+    ``log_loss`` draws the loss axes on a log scale (when every loss is positive), so that a run
+    whose loss explodes does not flatten the others into one line."""
     fig = Figure(figsize=(12, 3.4), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
@@ -279,6 +282,10 @@ def compare_runs(curves: Mapping[str, pd.DataFrame], ap_column: str = "coco/AP50
         if ap_column in df:
             ap = df.set_index("epoch")[ap_column].dropna()
             axes[2].plot(ap.index, ap.to_numpy(dtype=np.float64), marker="o", ms=3, label=name)
+    for ax in axes[:2]:
+        values = np.concatenate([line.get_ydata() for line in ax.get_lines()] or [np.zeros(0)])
+        if log_loss and values.size and np.nanmin(values) > 0:
+            ax.set_yscale("log")
     for ax, title in zip(axes, ("train loss (box + cls + dfl)", "val loss (box + cls + dfl)", f"val {ap_column}")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
