@@ -40,6 +40,7 @@ models: install data ## the course's own base models (built once, cached by data
 	$(BIN)/labkit detect base --config configs/detect_base.yaml
 	$(BIN)/labkit detect frcnn --config configs/detect_frcnn.yaml
 	$(BIN)/labkit segment base --config configs/segment_base.yaml
+	$(BIN)/labkit segment instance --config configs/segment_instance.yaml
 
 release: install ## regenerate the student copies of every graded lab with nbgrader
 	$(BIN)/python scripts/release.py

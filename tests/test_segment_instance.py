@@ -119,3 +119,22 @@ def test_tiny_yolo_seg_and_unet_compare_end_to_end(tmp_path: Path, network_attem
     for column in ("mask_AP", "mask_AP50", "boundary_F", "boundary_IoU", "mIoU", "ms_per_image"):
         assert all(math.isfinite(v) for v in table[column]), (column, table[column].tolist())
     assert (table["images"] == 10).all() and not network_attempts
+
+
+def test_instance_command_builds_once_then_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture, network_attempts: list):
+    import json
+
+    from labkit.cli import main
+
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path))
+    config = str(REPO / "configs" / "segment_instance_tiny.yaml")
+    assert main(["segment", "instance", "--config", config, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert Path(first["weights"]).is_file() and Path(first["weights"]).is_relative_to(tmp_path)
+    assert first["mask_AP50"] is None or 0.0 <= first["mask_AP50"] <= 1.0
+    stamp = Path(first["weights"]).stat().st_mtime_ns
+    assert main(["segment", "instance", "--config", config]) == 0
+    assert "mask AP" in capsys.readouterr().out and Path(first["weights"]).stat().st_mtime_ns == stamp
+    assert main(["segment", "instance", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert not network_attempts

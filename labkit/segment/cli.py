@@ -77,6 +77,22 @@ def _base(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instance(args: argparse.Namespace) -> int:
+    import json
+
+    from labkit.detect._ultralytics import logs_to_stderr
+    from labkit.segment.instance import build_instance_model
+
+    with logs_to_stderr(args.json):
+        weights = build_instance_model(_existing(args.config, "config"), args.data_root)
+    m = json.loads((weights.parent / "metrics.json").read_text(encoding="utf-8"))
+    payload = {"weights": str(weights), "device": m["device"], **{k: m["val"].get(k) for k in ("mask_AP", "mask_AP50")}}
+    score = lambda v: "undefined" if v is None else f"{v:.3f}"  # noqa: E731  (None: NaN, nothing to score)
+    emit(args, payload, lambda p: f"{p['weights']}: val mask AP {score(p['mask_AP'])}, "
+                                  f"mask AP50 {score(p['mask_AP50'])} on {p['device']}")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add ``labkit segment ...``."""
     parser = subparsers.add_parser("segment", help="semantic segmentation: predict/export, cached base U-Net")
@@ -103,3 +119,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
     add_json_flag(p)
     p.set_defaults(func=_base)
+
+    p = sub.add_parser("instance", help="build (once) the cached YOLO-seg instance model and print its val mask AP")
+    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "segment_instance.yaml"), help="instance model config")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
+    add_json_flag(p)
+    p.set_defaults(func=_instance)
