@@ -51,3 +51,13 @@ def read_metrics(root: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """All chapter metric logs under ``root`` (default: :func:`artifacts_dir`)."""
     folder = Path(root or artifacts_dir()) / "metrics"
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def read_model_metrics(weights: str | Path) -> dict[str, Any]:
+    """The ``metrics.json`` written last beside a cached model's weights (its build is finished)."""
+    from labkit.errors import DataError
+
+    path = Path(weights).parent / "metrics.json"
+    if not path.is_file():
+        raise DataError("no metrics.json beside the weights: not a finished cached model", source=str(weights))
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -38,6 +38,7 @@ from labkit.data.annotations import Dataset, Detections, ImageRecord
 from labkit.data.boxes import clip_xyxy, cxcywh_to_xyxy, xyxy_to_cxcywh, xyxy_to_xywh
 from labkit.data.images import image_size
 from labkit.data.masks import mask_to_polygons, segmentation_to_mask
+from labkit.configfile import read_yaml_mapping
 from labkit.errors import DataError
 
 #: Key of ``data.yaml`` holding ``{yolo index: category id}`` (Ultralytics ignores it).
@@ -172,12 +173,7 @@ def export_yolo(splits: Mapping[str, Dataset], out_dir: str | Path, *, segments:
 
 # ----------------------------------------------------------------------------- import
 def _read_config(data_yaml: Path) -> dict[str, Any]:
-    try:
-        config = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataError(f"cannot read file ({exc.strerror})", source=str(data_yaml)) from exc
-    except yaml.YAMLError as exc:
-        raise DataError(f"not valid YAML ({exc})", source=str(data_yaml)) from exc
+    config = read_yaml_mapping(data_yaml)
     if not isinstance(config, dict) or "names" not in config:
         raise DataError("a YOLO data.yaml must be a mapping with 'names'", source=str(data_yaml))
     return config

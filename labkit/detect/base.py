@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from labkit.artifacts import artifacts_dir, write_json
+from labkit.artifacts import artifacts_dir, read_model_metrics, write_json
 from labkit.detect.config import DetectConfig, as_config, resolve_device
 from labkit.detect.curves import learning_curves
 from labkit.detect.data import dataset_root, fingerprint
@@ -90,4 +90,4 @@ def build_base_detector(config: DetectConfig | Mapping[str, Any] | str | Path, d
 
 def base_metrics(weights: str | Path) -> dict[str, Any]:
     """The ``metrics.json`` of a cached base detector (given its ``weights.pt``)."""
-    return json.loads((Path(weights).parent / METRICS).read_text(encoding="utf-8"))
+    return read_model_metrics(weights)

@@ -49,12 +49,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from labkit.artifacts import REPO_ROOT, artifacts_dir, write_json
+from labkit.artifacts import REPO_ROOT, artifacts_dir, read_model_metrics, write_json
 from labkit.configfile import YamlConfig
 from labkit.data.annotations import Dataset, Detections
 from labkit.data.boxes import Letterbox, clip_xyxy
 from labkit.data.images import load_image
-from labkit.detect.base import METRICS, WEIGHTS, cache_dir
+from labkit.detect.base import METRICS, WEIGHTS, ap_vs_minutes, cache_dir
 from labkit.detect.config import amp_mode, resolve_device
 from labkit.detect.data import dataset_root, fingerprint, load_split
 from labkit.detect.evaluate import COCO_KEYS, coco_summary
@@ -536,16 +536,13 @@ def build_frcnn_detector(config: FrcnnConfig | Mapping[str, Any] | str | Path = 
     result = json.loads((run / RESULT).read_text(encoding="utf-8"))
     shutil.copyfile(run / result["weights"], out / WEIGHTS)
     shutil.copyfile(run / CATEGORY_FILE, out / CATEGORY_FILE)
-    curves = pd.read_csv(run / LOG).dropna(subset=["coco/AP"])
     metrics = {
         "name": cfg.name, "hash": out.name.rsplit("-", 1)[-1], "arch": cfg.arch, "device": result["device"],
         "AP50": result["coco"].get("AP50"), "AP50_95": result["coco"].get("AP"), "coco": result["coco"],
         "train_minutes": result["train_minutes"], "build_minutes": result["wall_minutes"],
         "epochs": result["epochs"], "best_epoch": result["best_epoch"], "parameters": result["parameters"],
         "stopped_by_time": result["stopped_by_time"],
-        "ap_vs_minutes": [{"epoch": int(r["epoch"]), "minutes": float(r["train_minutes"]),
-                           "AP50": float(r["coco/AP50"]), "AP50_95": float(r["coco/AP"])}
-                          for _, r in curves.iterrows()],
+        "ap_vs_minutes": ap_vs_minutes(pd.read_csv(run / LOG)),
         "config": cfg.to_dict(), "dataset_sha256": fingerprint(root),
     }
     write_json(out / METRICS, metrics)
@@ -554,10 +551,7 @@ def build_frcnn_detector(config: FrcnnConfig | Mapping[str, Any] | str | Path = 
 
 def frcnn_metrics(weights: str | Path) -> dict[str, Any]:
     """The ``metrics.json`` of a cached Faster R-CNN (given its ``weights.pt``)."""
-    path = Path(weights).parent / METRICS
-    if not path.is_file():
-        raise DataError("no metrics.json beside the weights: not a finished cached model", source=str(weights))
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_model_metrics(weights)
 
 
 # ----------------------------------------------------------------------------- comparing detectors

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from labkit.artifacts import REPO_ROOT, artifacts_dir, write_json
+from labkit.artifacts import REPO_ROOT, artifacts_dir, read_model_metrics, write_json
 from labkit.configfile import check_keys, read_yaml_mapping
 from labkit.data.annotations import Dataset
 from labkit.data.coco import load_coco
@@ -174,10 +174,7 @@ def build_base_segmenter(config: BaseConfig | Mapping[str, Any] | str | Path = B
 
 def base_metrics(weights: str | Path) -> dict[str, Any]:
     """The ``metrics.json`` of a cached base model (given its ``best.pt``)."""
-    path = Path(weights).parent / METRICS
-    if not path.is_file():
-        raise DataError("no metrics.json beside the weights: not a finished base model", source=str(weights))
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_model_metrics(weights)
 
 
 def fine_tune(base_ckpt: str | Path, config: SemanticConfig, train_set: Dataset, val_set: Dataset,
