@@ -11,6 +11,7 @@ if any failed.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 import time
@@ -82,6 +83,23 @@ def run_notebook(path: Path, out_dir: Path, timeout: int) -> dict:
             "error": error}
 
 
+def previous_rows(summary: Path) -> list[dict]:
+    """The notebook rows of an earlier summary (none if there is no readable one)."""
+    try:
+        return list(json.loads(summary.read_text())["notebooks"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def merge_rows(previous: list[dict], fresh: list[dict]) -> list[dict]:
+    """Earlier rows of notebooks that were not run this time, plus the fresh rows, in path order.
+
+    Re-running one chapter keeps the other chapters' figures in the summary instead of dropping them.
+    """
+    by_path = {r["path"]: r for r in previous} | {r["path"]: r for r in fresh}
+    return [by_path[p] for p in sorted(by_path)]
+
+
 def print_table(rows: list[dict]) -> None:
     width = max([len(r["path"]) for r in rows] + [8])
     print(f"{'notebook':<{width}}  {'status':<7} {'seconds':>8} {'peak MB':>8}")
@@ -105,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     for nb in notebooks:
         print(f"running {nb.relative_to(REPO_ROOT)} ...", flush=True)
         rows.append(run_notebook(nb, out / "notebooks", args.timeout))
+    if args.chapters:
+        rows = merge_rows(previous_rows(out / "course_summary.json"), rows)
     chapters: dict[str, dict] = {}
     for r in rows:
         ch = chapters.setdefault(Path(r["path"]).parent.name, {"seconds": 0.0, "peak_rss_mb": 0.0, "notebooks": 0})

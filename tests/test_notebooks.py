@@ -38,3 +38,24 @@ def test_chapter_executes(chapter, tmp_path):
     summary = json.loads((env_artifacts / "course_summary.json").read_text())
     assert all(nb["status"] == "ok" for nb in summary["notebooks"])
     assert summary["metrics"], "the chapter logged no metrics"
+
+
+def _run_course_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_course", REPO / "scripts" / "run_course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rerunning_one_chapter_keeps_the_other_chapters_rows(tmp_path):
+    run_course = _run_course_module()
+    old = [{"path": "notebooks/01_a/x.ipynb", "seconds": 1.0}, {"path": "notebooks/03_c/y.ipynb", "seconds": 9.0}]
+    (tmp_path / "course_summary.json").write_text(json.dumps({"notebooks": old}))
+    fresh = [{"path": "notebooks/03_c/y.ipynb", "seconds": 2.0}]
+    merged = run_course.merge_rows(run_course.previous_rows(tmp_path / "course_summary.json"), fresh)
+    assert merged == [old[0], fresh[0]]
+    (tmp_path / "broken.json").write_text("{not json")
+    assert run_course.previous_rows(tmp_path / "broken.json") == []
+    assert run_course.previous_rows(tmp_path / "missing.json") == []

@@ -14,7 +14,7 @@ from PIL import Image
 from labkit.data.annotations import Dataset, Detections, ImageRecord
 from labkit.errors import DataError
 from labkit.segment.base import build_base_segmenter, load_split
-from labkit.segment.instance import (InstanceSegmenter, compare_semantic_instance, evaluate_semantic_instances,
+from labkit.segment.instance import (Comparison, InstanceSegmenter, compare_semantic_instance, score_semantic_instances,
                                      instances_to_label_map, label_map_to_instances, train_instance)
 from test_segment_predict import GREEN, GREY, RED, ColourModel, _config
 
@@ -93,9 +93,33 @@ def _grid_dataset(root: Path, n: int = 2) -> Dataset:
 def test_a_perfect_semantic_model_scores_perfectly_as_instances(tmp_path: Path):
     dataset = _grid_dataset(tmp_path)
     config = _config(256)  # 128 -> 256: scale 2
-    scores = evaluate_semantic_instances(ColourModel(config), config, dataset, tmp_path, device="cpu")
+    scored = score_semantic_instances(ColourModel(config), config, dataset, tmp_path, device="cpu")
+    scores = scored.row
     assert scores["mask_AP"] == pytest.approx(1.0) and scores["mIoU"] == pytest.approx(1.0)
     assert scores["boundary_F"] == pytest.approx(1.0) and scores["instances"] == 8 and scores["ms_per_image"] > 0
+    assert sorted(scored.predictions) == [1, 2]
+    comparison = Comparison(None, {"perfect": scored})
+    per_class = comparison.per_class_ap()
+    assert per_class["perfect"].tolist() == pytest.approx([1.0, 1.0]) and per_class["objects"].sum() == 8
+    errors = comparison.count_errors(dataset)
+    truth = {name: np.mean([int((rec.detections.class_id == cls).sum()) for rec in dataset.images])
+             for cls, name in dataset.category_names.items()}
+    assert errors["perfect"].tolist() == [0.0, 0.0]
+    assert errors["predict nothing"].to_dict() == pytest.approx(truth)
+
+
+def test_count_errors_count_missed_and_extra_objects_and_honour_the_score_threshold(tmp_path: Path):
+    dataset = _grid_dataset(tmp_path)
+    config = _config(256)
+    scored = score_semantic_instances(ColourModel(config), config, dataset, tmp_path, device="cpu")
+    first = dataset.images[0].id
+    det = scored.predictions[first]
+    scored.predictions[first] = Detections.concat([det, det[:1]]).with_fields(
+        score=np.r_[np.ones(len(det)), 0.9])  # one duplicate of the first object
+    errors = Comparison(None, {"m": scored}).count_errors(dataset)
+    name = dataset.category_names[int(det.class_id[0])]
+    assert errors.loc[name, "m"] == pytest.approx(0.5)  # one image of two is off by one
+    assert Comparison(None, {"m": scored}).count_errors(dataset, min_score=0.95).loc[name, "m"] == 0.0
 
 
 def test_a_detection_model_is_refused():
@@ -114,11 +138,15 @@ def test_tiny_yolo_seg_and_unet_compare_end_to_end(tmp_path: Path, network_attem
     assert all(len(line.split()) >= 7 for f in labels for line in f.read_text().splitlines())  # polygons, not boxes
     unet = build_base_segmenter(REPO / "configs" / "segment_tiny.yaml", root, cache_root=tmp_path / "models",
                                 progress=False)
-    table = compare_semantic_instance(unet, weights, load_split(root, "val"), root, device="cpu")
+    comparison = compare_semantic_instance(unet, weights, load_split(root, "val"), root, device="cpu")
+    table = comparison.table
     assert list(table.index) == ["semantic U-Net + components", "instance YOLO-seg"]
     for column in ("mask_AP", "mask_AP50", "boundary_F", "boundary_IoU", "mIoU", "ms_per_image"):
         assert all(math.isfinite(v) for v in table[column]), (column, table[column].tolist())
     assert (table["images"] == 10).all() and not network_attempts
+    per_class, errors = comparison.per_class_ap(), comparison.count_errors(load_split(root, "val"))
+    assert list(per_class.columns) == list(table.index) + ["objects"]
+    assert list(errors.columns) == ["predict nothing"] + list(table.index) and (errors >= 0).all().all()
 
 
 def test_instance_command_builds_once_then_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

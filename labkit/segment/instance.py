@@ -236,27 +236,39 @@ def _ground_truth(dataset: Dataset, data_root: str | Path) -> Iterable[tuple[int
         yield rec.id, image, mask
 
 
-def _score(dataset: Dataset, predictions: Mapping[int, Detections], label_maps: Mapping[int, np.ndarray],
-           masks: Mapping[int, np.ndarray], num_classes: int, seconds: float, tolerance: float) -> dict[str, Any]:
+@dataclass
+class Scored:
+    """One model scored on a dataset: the table ``row`` (mask AP / AP50, boundary F, Boundary IoU,
+    mIoU, ms/image, images, instances), its ``predictions`` (image id -> instances) and the COCO
+    ``segm`` ``report`` they gave (per-class AP: ``report.per_class()``)."""
+
+    row: dict[str, Any]
+    predictions: dict[int, Detections]
+    report: Any
+
+
+def _score(dataset: Dataset, predictions: dict[int, Detections], label_maps: Mapping[int, np.ndarray],
+           masks: Mapping[int, np.ndarray], num_classes: int, seconds: float, tolerance: float) -> Scored:
     from labkit.metrics.boundary import BoundaryScores
     from labkit.metrics.detection import evaluate_coco
     from labkit.metrics.segmentation import ConfusionMatrix
 
-    report = evaluate_coco(dataset, dict(predictions), iou_type="segm")
+    report = evaluate_coco(dataset, predictions, iou_type="segm")
     cm, bs = ConfusionMatrix(num_classes), BoundaryScores(num_classes, tolerance=tolerance)
     for image_id, gt in masks.items():
         cm.update(gt, label_maps[image_id], source=f"image {image_id}")
         bs.update(gt, label_maps[image_id], source=f"image {image_id}")
     nan_none = lambda v: None if v is None or np.isnan(v) else float(v)  # noqa: E731
-    return {"mask_AP": nan_none(report.stats["AP"]), "mask_AP50": nan_none(report.stats["AP50"]),
-            "boundary_F": nan_none(np.nanmean(bs.boundary_f())), "boundary_IoU": nan_none(np.nanmean(bs.boundary_iou())),
-            "mIoU": nan_none(cm.mean_iou()), "ms_per_image": 1000.0 * seconds / max(len(masks), 1),
-            "images": len(masks), "instances": int(sum(len(d) for d in predictions.values()))}
+    row = {"mask_AP": nan_none(report.stats["AP"]), "mask_AP50": nan_none(report.stats["AP50"]),
+           "boundary_F": nan_none(np.nanmean(bs.boundary_f())), "boundary_IoU": nan_none(np.nanmean(bs.boundary_iou())),
+           "mIoU": nan_none(cm.mean_iou()), "ms_per_image": 1000.0 * seconds / max(len(masks), 1),
+           "images": len(masks), "instances": int(sum(len(d) for d in predictions.values()))}
+    return Scored(row, predictions, report)
 
 
-def evaluate_instances(model: InstanceSegmenter | str | Path, dataset: Dataset, data_root: str | Path, *,
-                       num_classes: int = 6, conf: float = 0.001, iou: float = 0.7, batch: int = 8,
-                       device: str = "auto", min_score: float = 0.5, tolerance: float = 2.0) -> dict[str, Any]:
+def score_instances(model: InstanceSegmenter | str | Path, dataset: Dataset, data_root: str | Path, *,
+                    num_classes: int = 6, conf: float = 0.001, iou: float = 0.7, batch: int = 8,
+                    device: str = "auto", min_score: float = 0.5, tolerance: float = 2.0) -> Scored:
     """YOLO-seg on a dataset with ``semantic_mask`` images: COCO mask AP / AP50, and boundary F,
     Boundary IoU and mIoU of the painted label maps (masks scoring >= ``min_score``), ms/image."""
     seg = model if isinstance(model, InstanceSegmenter) else load_instance_model(model, device=device)
@@ -273,9 +285,9 @@ def evaluate_instances(model: InstanceSegmenter | str | Path, dataset: Dataset, 
     return _score(dataset, preds, maps, masks, num_classes, seconds, tolerance)
 
 
-def evaluate_semantic_instances(model: torch.nn.Module, config: Any, dataset: Dataset, data_root: str | Path, *,
-                                batch: int = 8, device: str = "auto", min_area: int = 10,
-                                tolerance: float = 2.0) -> dict[str, Any]:
+def score_semantic_instances(model: torch.nn.Module, config: Any, dataset: Dataset, data_root: str | Path, *,
+                             batch: int = 8, device: str = "auto", min_area: int = 10,
+                             tolerance: float = 2.0) -> Scored:
     """The U-Net scored like an instance model: its label maps as they are (boundary F, mIoU) and
     their connected regions as instances (COCO mask AP; :func:`label_map_to_instances`)."""
     from labkit.segment.predict import iter_semantic
@@ -292,24 +304,72 @@ def evaluate_semantic_instances(model: torch.nn.Module, config: Any, dataset: Da
     return _score(dataset, preds, maps, masks, config.num_classes, seconds, tolerance)
 
 
+@dataclass
+class Comparison:
+    """Both models scored on the same images (:func:`compare_semantic_instance`).
+
+    ``table``: one row per model (pandas DataFrame indexed by model name); ``scored``: each
+    model's :class:`Scored` (predictions and COCO report), so nothing is predicted twice.
+    """
+
+    table: Any
+    scored: dict[str, Scored]
+
+    def per_class_ap(self) -> Any:
+        """Mask AP per class (rows) and model (columns), plus the number of ground-truth objects."""
+        import pandas as pd
+
+        table = pd.DataFrame({name: {r["name"]: r["AP"] for r in s.report.per_class()}
+                              for name, s in self.scored.items()})
+        first = next(iter(self.scored.values()))
+        table["objects"] = pd.Series({r["name"]: r["num_gt"] for r in first.report.per_class()})
+        return table
+
+    def count_errors(self, dataset: Dataset, min_score: float = 0.5) -> Any:
+        """Mean absolute error of the per-image object count, per class (rows) and model (columns).
+
+        A prediction counts when it scores at least ``min_score``; crowd regions are not objects.
+        The column ``predict nothing`` is the error of answering zero everywhere (the mean number
+        of objects per image): a model must beat it to have learnt anything about counts.
+        """
+        import pandas as pd
+
+        def count(det: Detections, cls: int, threshold: float | None) -> int:
+            keep = det.class_id == cls
+            if threshold is not None and det.score is not None:
+                keep &= det.score >= threshold
+            return int(keep.sum())
+
+        rows = []
+        for rec in dataset.images:
+            truth = rec.detections[rec.detections.get("iscrowd") == 0]
+            for cls, name in dataset.category_names.items():
+                n = count(truth, cls, None)
+                rows.append({"class": name, "predict nothing": n,
+                             **{m: abs(count(s.predictions[rec.id], cls, min_score) - n)
+                                for m, s in self.scored.items()}})
+        return pd.DataFrame(rows).groupby("class", sort=False).mean()
+
+
 def compare_semantic_instance(semantic_ckpt: str | Path, instance_weights: str | Path, dataset: Dataset,
                               data_root: str | Path, *, device: str = "auto", batch: int = 8, min_score: float = 0.5,
-                              min_area: int = 10, tolerance: float = 2.0) -> "Any":
-    """One row per model (``semantic U-Net + components``, ``instance YOLO-seg``) with mask AP,
-    mask AP50, boundary F, Boundary IoU, mIoU and ms/image on ``dataset``, as a pandas DataFrame."""
+                              min_area: int = 10, tolerance: float = 2.0) -> Comparison:
+    """Score the U-Net (``semantic U-Net + components``) and YOLO-seg (``instance YOLO-seg``) on
+    ``dataset``: mask AP, mask AP50, boundary F, Boundary IoU, mIoU and ms/image per model."""
     import pandas as pd
 
     from labkit.segment.semantic import load_checkpoint
 
     unet, config = load_checkpoint(semantic_ckpt, device=device)
-    rows = [
-        {"model": "semantic U-Net + components", **evaluate_semantic_instances(
-            unet, config, dataset, data_root, batch=batch, device=device, min_area=min_area, tolerance=tolerance)},
-        {"model": "instance YOLO-seg", **evaluate_instances(
+    scored = {
+        "semantic U-Net + components": score_semantic_instances(
+            unet, config, dataset, data_root, batch=batch, device=device, min_area=min_area, tolerance=tolerance),
+        "instance YOLO-seg": score_instances(
             instance_weights, dataset, data_root, num_classes=config.num_classes, batch=batch, device=device,
-            min_score=min_score, tolerance=tolerance)},
-    ]
-    return pd.DataFrame(rows).set_index("model")
+            min_score=min_score, tolerance=tolerance),
+    }
+    table = pd.DataFrame([{"model": name, **s.row} for name, s in scored.items()]).set_index("model")
+    return Comparison(table, scored)
 
 
 # ----------------------------------------------------------------------------- cached model
@@ -329,8 +389,8 @@ def build_instance_model(config: DetectConfig | Mapping[str, Any] | str | Path =
     best = train_instance(cfg, data_root=root, run_dir=out / "run")
     shutil.copyfile(best, out / WEIGHTS)
     shutil.copyfile(out / "run" / CATEGORY_FILE, out / CATEGORY_FILE)
-    scores = evaluate_instances(out / WEIGHTS, load_split(root, "val"), root, conf=cfg.eval_conf, iou=cfg.eval_iou,
-                                device=cfg.device)
+    scores = score_instances(out / WEIGHTS, load_split(root, "val"), root, conf=cfg.eval_conf, iou=cfg.eval_iou,
+                             device=cfg.device).row
     write_json(out / METRICS, {"name": cfg.name, "val": scores, "config": cfg.to_dict(),
                                "dataset": dataset_fingerprint(root), "device": resolve_device(cfg.device)})
     return out / WEIGHTS
