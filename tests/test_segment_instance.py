@@ -161,8 +161,21 @@ def test_instance_command_builds_once_then_reuses_the_cache(tmp_path: Path, monk
     first = json.loads(capsys.readouterr().out)
     assert Path(first["weights"]).is_file() and Path(first["weights"]).is_relative_to(tmp_path)
     assert first["mask_AP50"] is None or 0.0 <= first["mask_AP50"] <= 1.0
+    assert first["epochs"] >= 1 and first["train_minutes"] > 0
     stamp = Path(first["weights"]).stat().st_mtime_ns
     assert main(["segment", "instance", "--config", config]) == 0
     assert "mask AP" in capsys.readouterr().out and Path(first["weights"]).stat().st_mtime_ns == stamp
     assert main(["segment", "instance", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert not network_attempts
+
+
+def test_run_time_reads_the_ultralytics_log_and_names_a_broken_one(tmp_path: Path):
+    from labkit.segment.instance import run_time
+
+    (tmp_path / "results.csv").write_text("epoch,  time, train/box_loss\n1, 61.5, 2.0\n2, 120.0, 1.5\n")
+    assert run_time(tmp_path) == {"epochs": 2, "train_minutes": 2.0}
+    (tmp_path / "results.csv").write_text("epoch,train/box_loss\n")
+    with pytest.raises(DataError, match="results.csv"):
+        run_time(tmp_path)
+    with pytest.raises(DataError, match="results.csv"):
+        run_time(tmp_path / "missing")

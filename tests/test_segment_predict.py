@@ -182,6 +182,9 @@ def test_evaluate_semantic_scores_at_original_resolution(folder: tuple[Path, lis
     scores = evaluate_semantic(ColourModel(config), config, dataset, root, device="cpu", resize="nearest")
     assert scores["mean_iou"] == 1.0 and scores["mean_boundary_f"] == 1.0 and scores["images"] == 3
     assert scores["ms_per_image"] > 0
+    confusion = np.asarray(scores["confusion"])  # perfect: all counts on the diagonal, one row per true class
+    expected = np.bincount(np.concatenate([t.ravel() for t in truths]), minlength=config.num_classes)
+    assert (np.diag(confusion) == expected[:config.num_classes]).all() and confusion.sum() == np.trace(confusion)
 
 
 @pytest.fixture

@@ -86,10 +86,12 @@ def _instance(args: argparse.Namespace) -> int:
     with logs_to_stderr(args.json):
         weights = build_instance_model(_existing(args.config, "config"), args.data_root)
     m = json.loads((weights.parent / "metrics.json").read_text(encoding="utf-8"))
-    payload = {"weights": str(weights), "device": m["device"], **{k: m["val"].get(k) for k in ("mask_AP", "mask_AP50")}}
+    payload = {"weights": str(weights), "device": m["device"], "epochs": m["epochs"], "train_minutes": m["train_minutes"],
+               **{k: m["val"].get(k) for k in ("mask_AP", "mask_AP50")}}
     score = lambda v: "undefined" if v is None else f"{v:.3f}"  # noqa: E731  (None: NaN, nothing to score)
     emit(args, payload, lambda p: f"{p['weights']}: val mask AP {score(p['mask_AP'])}, "
-                                  f"mask AP50 {score(p['mask_AP50'])} on {p['device']}")
+                                  f"mask AP50 {score(p['mask_AP50'])}; {p['epochs']} epochs / "
+                                  f"{p['train_minutes']:.1f} min on {p['device']}")
     return 0
 
 

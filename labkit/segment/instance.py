@@ -391,6 +391,19 @@ def build_instance_model(config: DetectConfig | Mapping[str, Any] | str | Path =
     shutil.copyfile(out / "run" / CATEGORY_FILE, out / CATEGORY_FILE)
     scores = score_instances(out / WEIGHTS, load_split(root, "val"), root, conf=cfg.eval_conf, iou=cfg.eval_iou,
                              device=cfg.device).row
-    write_json(out / METRICS, {"name": cfg.name, "val": scores, "config": cfg.to_dict(),
+    write_json(out / METRICS, {"name": cfg.name, "val": scores, **run_time(out / "run"), "config": cfg.to_dict(),
                                "dataset": dataset_fingerprint(root), "device": resolve_device(cfg.device)})
     return out / WEIGHTS
+
+
+def run_time(run_dir: str | Path) -> dict[str, float | int]:
+    """``{epochs, train_minutes}`` of an Ultralytics run, from its ``results.csv`` (one row per
+    finished epoch; ``time`` is the seconds since training started)."""
+    import pandas as pd
+
+    path = Path(run_dir) / "results.csv"
+    try:
+        log = pd.read_csv(path).rename(columns=str.strip)
+        return {"epochs": int(log["epoch"].iloc[-1]), "train_minutes": float(log["time"].iloc[-1]) / 60.0}
+    except (OSError, KeyError, IndexError, ValueError) as exc:
+        raise DataError(f"no finished epoch with a time in the training log ({exc})", source=str(path)) from exc

@@ -169,7 +169,8 @@ def evaluate_semantic(model: torch.nn.Module, config: SemanticConfig, dataset: A
     the classes present; Long et al., CVPR 2015). Boundary scores:
     :class:`labkit.metrics.boundary.BoundaryScores` (boundary F, Csurka et al., BMVC 2013, with
     ``tolerance`` pixels; Boundary IoU, Cheng et al., CVPR 2021). Ignore pixels (255) count in
-    neither. Also returns ``ms_per_image``: wall time of prediction (image decoding, pre- and
+    neither. Also returns ``confusion`` (pixel counts, rows the true class, columns the predicted
+    one) and ``ms_per_image``: wall time of prediction (image decoding, pre- and
     post-processing included, metric computation excluded) divided by the number of images.
     """
     from tqdm.auto import tqdm
@@ -198,6 +199,7 @@ def evaluate_semantic(model: torch.nn.Module, config: SemanticConfig, dataset: A
         bs.update(mask, labels, source=source)
         start = time.perf_counter()
     summary = bs.merge_into(cm.summary(config.class_names))
+    summary["confusion"] = cm.matrix.tolist()
     summary["images"] = len(samples)
     summary["ms_per_image"] = 1000.0 * seconds / max(len(samples), 1)
     return summary
