@@ -14,8 +14,8 @@ from PIL import Image
 from labkit.data.annotations import Dataset, Detections, ImageRecord
 from labkit.errors import DataError
 from labkit.segment.base import build_base_segmenter, load_split
-from labkit.segment.instance import (Comparison, InstanceSegmenter, compare_semantic_instance, score_semantic_instances,
-                                     instances_to_label_map, label_map_to_instances, train_instance)
+from labkit.segment.instance import (Comparison, InstanceSegmenter, compare_semantic_instance, instances_to_label_map,
+                                     label_map_to_instances, score_semantic_instances, train_instance)
 from test_segment_predict import GREEN, GREY, RED, ColourModel, _config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,6 +120,9 @@ def test_count_errors_count_missed_and_extra_objects_and_honour_the_score_thresh
     name = dataset.category_names[int(det.class_id[0])]
     assert errors.loc[name, "m"] == pytest.approx(0.5)  # one image of two is off by one
     assert Comparison(None, {"m": scored}).count_errors(dataset, min_score=0.95).loc[name, "m"] == 0.0
+    del scored.predictions[first]
+    with pytest.raises(DataError, match=f"no prediction from 'm' \\(first id {first}\\)"):
+        Comparison(None, {"m": scored}).count_errors(dataset)
 
 
 def test_a_detection_model_is_refused():

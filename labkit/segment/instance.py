@@ -340,6 +340,12 @@ class Comparison:
                 keep &= det.score >= threshold
             return int(keep.sum())
 
+        for name, s in self.scored.items():
+            missing = [rec.id for rec in dataset.images if rec.id not in s.predictions]
+            if missing:
+                raise DataError(f"{len(missing)} image(s) of the dataset have no prediction from {name!r} (first id "
+                                f"{missing[0]}): count on the dataset the comparison was scored on",
+                                source=dataset.source)
         rows = []
         for rec in dataset.images:
             truth = rec.detections[rec.detections.get("iscrowd") == 0]
