@@ -53,11 +53,22 @@ def read_metrics(root: str | Path | None = None) -> dict[str, dict[str, Any]]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
 
+#: Written last into a cached model's folder, beside its weights: its presence marks a finished build.
+MODEL_METRICS = "metrics.json"
+
+
+def finished_model(weights: str | Path) -> bool:
+    """True when ``weights`` exist and the ``metrics.json`` a build writes last is beside them
+    (an interrupted build has weights or checkpoints, but no metrics: it is built again or resumed)."""
+    weights = Path(weights)
+    return weights.is_file() and (weights.parent / MODEL_METRICS).is_file()
+
+
 def read_model_metrics(weights: str | Path) -> dict[str, Any]:
     """The ``metrics.json`` written last beside a cached model's weights (its build is finished)."""
     from labkit.errors import DataError
 
-    path = Path(weights).parent / "metrics.json"
+    path = Path(weights).parent / MODEL_METRICS
     if not path.is_file():
         raise DataError("no metrics.json beside the weights: not a finished cached model", source=str(weights))
     return json.loads(path.read_text(encoding="utf-8"))

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from labkit.artifacts import artifacts_dir, read_model_metrics, write_json
+from labkit.artifacts import MODEL_METRICS, artifacts_dir, finished_model, read_model_metrics, write_json
 from labkit.detect.config import DetectConfig, as_config, resolve_device
 from labkit.detect.curves import learning_curves
 from labkit.detect.data import dataset_root, fingerprint
@@ -32,7 +32,6 @@ from labkit.detect.train import MANIFEST, RESULT, resumable, train
 from labkit.repro import config_hash
 
 WEIGHTS = "weights.pt"
-METRICS = "metrics.json"
 CURVE = "ap_vs_minutes.json"
 
 
@@ -64,7 +63,7 @@ def _finalise(out: Path, run: Path, config: DetectConfig) -> None:
         "train_minutes": result["train_minutes"], "epochs": result["epochs"], "best_epoch": result["best_epoch"],
         "config": config.to_dict(), "dataset_sha256": manifest["dataset_sha256"],
     }
-    write_json(out / METRICS, metrics)
+    write_json(out / MODEL_METRICS, metrics)
 
 
 def build_base_detector(config: DetectConfig | Mapping[str, Any] | str | Path, data_root: str | Path | None = None,
@@ -79,7 +78,7 @@ def build_base_detector(config: DetectConfig | Mapping[str, Any] | str | Path, d
     cfg = as_config(config)
     root = dataset_root(cfg, data_root)
     out = cache_dir(cfg, root, cache_root)
-    if (out / METRICS).is_file() and (out / WEIGHTS).is_file():
+    if finished_model(out / WEIGHTS):
         return out / WEIGHTS
     run = out / "run"
     if not (run / RESULT).is_file():

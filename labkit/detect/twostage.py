@@ -49,12 +49,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from labkit.artifacts import REPO_ROOT, artifacts_dir, read_model_metrics, write_json
+from labkit.artifacts import MODEL_METRICS, REPO_ROOT, artifacts_dir, finished_model, read_model_metrics, write_json
 from labkit.configfile import YamlConfig
 from labkit.data.annotations import Dataset, Detections
 from labkit.data.boxes import Letterbox, clip_xyxy
 from labkit.data.images import load_image
-from labkit.detect.base import METRICS, WEIGHTS, ap_vs_minutes, cache_dir
+from labkit.detect.base import WEIGHTS, ap_vs_minutes, cache_dir
 from labkit.detect.config import amp_mode, resolve_device
 from labkit.detect.data import dataset_root, fingerprint, load_split
 from labkit.detect.evaluate import COCO_KEYS, coco_summary
@@ -528,7 +528,7 @@ def build_frcnn_detector(config: FrcnnConfig | Mapping[str, Any] | str | Path = 
     cfg = load_frcnn_config(config)
     root = dataset_root(cfg, data_root)
     out = cache_dir(cfg, root, cache_root)
-    if (out / METRICS).is_file() and (out / WEIGHTS).is_file():
+    if finished_model(out / WEIGHTS):
         return out / WEIGHTS
     run = out / "run"
     if not (run / RESULT).is_file():
@@ -545,7 +545,7 @@ def build_frcnn_detector(config: FrcnnConfig | Mapping[str, Any] | str | Path = 
         "ap_vs_minutes": ap_vs_minutes(pd.read_csv(run / LOG)),
         "config": cfg.to_dict(), "dataset_sha256": fingerprint(root),
     }
-    write_json(out / METRICS, metrics)
+    write_json(out / MODEL_METRICS, metrics)
     return out / WEIGHTS
 
 

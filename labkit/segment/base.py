@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from labkit.artifacts import REPO_ROOT, artifacts_dir, read_model_metrics, write_json
+from labkit.artifacts import MODEL_METRICS, REPO_ROOT, artifacts_dir, finished_model, read_model_metrics, write_json
 from labkit.configfile import check_keys, read_yaml_mapping
 from labkit.data.annotations import Dataset
 from labkit.data.coco import load_coco
@@ -41,7 +41,6 @@ from labkit.segment.semantic import (
 
 BASE_CONFIG = REPO_ROOT / "configs" / "segment_base.yaml"
 WEIGHTS = "best.pt"
-METRICS = "metrics.json"
 #: Annotation files a model trained on the dataset depends on (masks are generated with them).
 TRAIN_SPLITS = ("train", "val")
 
@@ -150,7 +149,7 @@ def build_base_segmenter(config: BaseConfig | Mapping[str, Any] | str | Path = B
     cfg = load_base_config(config)
     root = dataset_root(cfg, data_root)
     out = cache_dir(cfg, root, cache_root)
-    if (out / METRICS).is_file() and (out / WEIGHTS).is_file():
+    if finished_model(out / WEIGHTS):
         return out / WEIGHTS
     val = load_split(root, "val")
     summary = train_semantic(cfg.model, load_split(root, "train"), val, root, out, resume=(out / "last.pt").is_file(),
@@ -167,7 +166,7 @@ def build_base_segmenter(config: BaseConfig | Mapping[str, Any] | str | Path = B
         "train_minutes": log.get("elapsed_s", 0.0) / 60.0,
         "config": cfg.to_dict(), "dataset": dataset_fingerprint(root),
     }
-    write_json(out / METRICS, metrics)
+    write_json(out / MODEL_METRICS, metrics)
     (out / "last.pt").unlink(missing_ok=True)
     return out / WEIGHTS
 

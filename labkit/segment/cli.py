@@ -64,6 +64,11 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(value: float | None) -> str:
+    """A score for a message: three decimals, or ``undefined`` for None (NaN: nothing to score)."""
+    return "undefined" if value is None else f"{value:.3f}"
+
+
 def _base(args: argparse.Namespace) -> int:
     from labkit.segment.base import base_metrics, build_base_segmenter
 
@@ -71,26 +76,24 @@ def _base(args: argparse.Namespace) -> int:
     m = base_metrics(weights)
     payload = {"weights": str(weights), **{k: m[k] for k in ("val_miou", "iou", "val_mean_boundary_f", "epochs",
                                                                "train_minutes", "device")}}
-    emit(args, payload, lambda p: f"{p['weights']}: val mIoU {p['val_miou']:.3f} (rod {p['iou'].get('rod')}, "
-                                  f"star {p['iou'].get('star')}), boundary F {p['val_mean_boundary_f']:.3f}, "
+    emit(args, payload, lambda p: f"{p['weights']}: val mIoU {p['val_miou']:.3f} (rod {_score(p['iou'].get('rod'))}, "
+                                  f"star {_score(p['iou'].get('star'))}), boundary F {p['val_mean_boundary_f']:.3f}, "
                                   f"{p['epochs']} epochs / {p['train_minutes']:.1f} min on {p['device']}")
     return 0
 
 
 def _instance(args: argparse.Namespace) -> int:
-    import json
-
+    from labkit.artifacts import read_model_metrics
     from labkit.detect._ultralytics import logs_to_stderr
     from labkit.segment.instance import build_instance_model
 
     with logs_to_stderr(args.json):
         weights = build_instance_model(_existing(args.config, "config"), args.data_root)
-    m = json.loads((weights.parent / "metrics.json").read_text(encoding="utf-8"))
+    m = read_model_metrics(weights)
     payload = {"weights": str(weights), "device": m["device"], "epochs": m["epochs"], "train_minutes": m["train_minutes"],
                **{k: m["val"].get(k) for k in ("mask_AP", "mask_AP50")}}
-    score = lambda v: "undefined" if v is None else f"{v:.3f}"  # noqa: E731  (None: NaN, nothing to score)
-    emit(args, payload, lambda p: f"{p['weights']}: val mask AP {score(p['mask_AP'])}, "
-                                  f"mask AP50 {score(p['mask_AP50'])}; {p['epochs']} epochs / "
+    emit(args, payload, lambda p: f"{p['weights']}: val mask AP {_score(p['mask_AP'])}, "
+                                  f"mask AP50 {_score(p['mask_AP50'])}; {p['epochs']} epochs / "
                                   f"{p['train_minutes']:.1f} min on {p['device']}")
     return 0
 

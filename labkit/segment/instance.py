@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from labkit.artifacts import REPO_ROOT, artifacts_dir, write_json
+from labkit.artifacts import MODEL_METRICS, REPO_ROOT, artifacts_dir, finished_model, write_json
 from labkit.data.annotations import Dataset, Detections
 from labkit.data.boxes import Letterbox, clip_xyxy
 from labkit.data.masks import mask_to_rle
@@ -52,7 +52,7 @@ from labkit.segment.base import cache_dir, dataset_fingerprint, load_split
 from labkit.weights import resolve_model
 
 INSTANCE_CONFIG = REPO_ROOT / "configs" / "segment_instance.yaml"
-WEIGHTS, METRICS = "weights.pt", "metrics.json"
+WEIGHTS = "weights.pt"
 #: Masks decoded at once (bounds the float memory to ``chunk x H x W``).
 _MASK_CHUNK = 32
 
@@ -390,14 +390,14 @@ def build_instance_model(config: DetectConfig | Mapping[str, Any] | str | Path =
     cfg = as_config(config)
     root = _data_root(cfg, data_root)
     out = cache_dir(cfg.to_dict(), root, cache_root, prefix="segment-instance")
-    if (out / METRICS).is_file() and (out / WEIGHTS).is_file():
+    if finished_model(out / WEIGHTS):
         return out / WEIGHTS
     best = train_instance(cfg, data_root=root, run_dir=out / "run")
     shutil.copyfile(best, out / WEIGHTS)
     shutil.copyfile(out / "run" / CATEGORY_FILE, out / CATEGORY_FILE)
     scores = score_instances(out / WEIGHTS, load_split(root, "val"), root, conf=cfg.eval_conf, iou=cfg.eval_iou,
                              device=cfg.device).row
-    write_json(out / METRICS, {"name": cfg.name, "val": scores, **run_time(out / "run"), "config": cfg.to_dict(),
+    write_json(out / MODEL_METRICS, {"name": cfg.name, "val": scores, **run_time(out / "run"), "config": cfg.to_dict(),
                                "dataset": dataset_fingerprint(root), "device": resolve_device(cfg.device)})
     return out / WEIGHTS
 

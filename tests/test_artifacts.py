@@ -1,0 +1,25 @@
+"""The cached-model convention: weights plus a metrics.json written last mark a finished build."""
+
+from pathlib import Path
+
+import pytest
+
+from labkit.artifacts import MODEL_METRICS, finished_model, read_model_metrics, write_json
+from labkit.errors import DataError
+
+
+def test_a_build_is_finished_only_with_its_weights_and_the_metrics_written_last(tmp_path: Path):
+    weights = tmp_path / "weights.pt"
+    assert not finished_model(weights)
+    weights.write_bytes(b"w")  # interrupted after the weights were copied, before the metrics
+    assert not finished_model(weights)
+    write_json(tmp_path / MODEL_METRICS, {"val_miou": 0.5})
+    assert finished_model(weights) and read_model_metrics(weights) == {"val_miou": 0.5}
+    weights.unlink()  # metrics without weights: not a usable model either
+    assert not finished_model(weights)
+
+
+def test_reading_the_metrics_of_an_unfinished_model_names_the_weights(tmp_path: Path):
+    with pytest.raises(DataError, match="not a finished cached model") as info:
+        read_model_metrics(tmp_path / "best.pt")
+    assert "best.pt" in str(info.value)
