@@ -2,6 +2,7 @@
 
 import csv
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -102,3 +103,66 @@ def test_config_validation(tmp_path):
     path.write_text("epochs: 3\nlearning_rate: 0.1\n")
     with pytest.raises(DataError, match="unknown config keys \\['learning_rate'\\]"):
         SemanticConfig.from_yaml(path)
+    with pytest.raises(DataError, match="use null .* or 'imagenet' with one of \\('resnet18',\\)"):
+        SemanticConfig(encoder_weights="ssl")
+    with pytest.raises(DataError, match="encoder 'resnet34'"):
+        SemanticConfig(encoder="resnet34", encoder_weights="imagenet")
+
+
+@pytest.fixture
+def torchvision_resnet18(tmp_path, monkeypatch):
+    """A resnet18 checkpoint in torchvision's layout, served in place of the ImageNet download."""
+    import torch
+    import torchvision
+
+    import labkit.weights
+
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    path = tmp_path / "resnet18-test.pth"
+    torch.save(state, path)
+    monkeypatch.setattr(labkit.weights, "resolve_pretrained", lambda name, **kw: path)
+    return path, state
+
+
+def test_imagenet_encoder_weights_fill_every_encoder_tensor(torchvision_resnet18):
+    import torch
+
+    from labkit.segment.semantic import build_model
+
+    _, state = torchvision_resnet18
+    model = build_model(SemanticConfig(encoder_weights="imagenet"))
+    own = model.encoder.state_dict()
+    assert set(state) - set(own) == {"fc.weight", "fc.bias"}
+    assert all(torch.equal(own[k], state[k]) for k in own)
+
+
+def test_incomplete_imagenet_weights_name_the_file(torchvision_resnet18):
+    import torch
+
+    from labkit.segment.semantic import build_model
+
+    path, state = torchvision_resnet18
+    torch.save({k: v for k, v in state.items() if not k.startswith("layer4.")}, path)
+    with pytest.raises(DataError, match="encoder tensors unset \\(first: layer4") as info:
+        build_model(SemanticConfig(encoder_weights="imagenet"))
+    assert "resnet18-test.pth" in str(info.value)
+
+
+def test_imagenet_encoder_offline_is_a_clear_error(tmp_path, monkeypatch, network_attempts):
+    import torch
+
+    from labkit.segment.semantic import build_model
+    from labkit.weights import PretrainedUnavailable
+
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    (tmp_path / "mirror").mkdir()
+    monkeypatch.setenv("LABKIT_DATA_MIRROR", str(tmp_path / "mirror"))
+    with pytest.raises(PretrainedUnavailable, match="'resnet18' are not available offline"):
+        build_model(SemanticConfig(encoder_weights="imagenet"))
+    # a checkpoint trained from ImageNet weights loads offline: it holds every weight itself
+    config, tried = SemanticConfig(encoder_weights="imagenet"), len(network_attempts)
+    model = build_model(config, pretrained=False)
+    torch.save({"model": model.state_dict(), "config": asdict(config)}, tmp_path / "best.pt")
+    loaded, loaded_config = load_checkpoint(tmp_path / "best.pt", device="cpu")
+    assert loaded_config.encoder_weights == "imagenet" and len(network_attempts) == tried

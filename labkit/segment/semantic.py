@@ -1,7 +1,9 @@
 """Semantic segmentation with segmentation-models-pytorch, trained from a YAML config.
 
 One function, :func:`train_semantic`, runs the whole recipe: it seeds everything, builds the
-model (U-Net by default, DeepLabV3+ as an option; ``encoder_weights: null`` offline), trains with
+model (U-Net by default, DeepLabV3+ as an option; ``encoder_weights: null`` offline, ``imagenet``
+for a ResNet encoder loads torchvision's ImageNet checkpoint through :mod:`labkit.weights`: local
+copy or verified download, mirror honoured, clear error offline), trains with
 the chosen loss (``ce``, ``dice``, ``focal`` or ``ce+dice``; the ignore index is excluded from every
 one of them), evaluates per-class IoU on the validation split after each epoch
 (:class:`labkit.metrics.segmentation.ConfusionMatrix`), logs it to ``log.csv`` and a figure, and
@@ -32,6 +34,9 @@ from labkit.segment.data import Preprocessing, SemanticDataset
 
 LOSSES = ("ce", "dice", "focal", "ce+dice")
 ARCHS = ("Unet", "DeepLabV3Plus")
+#: Encoders whose ``encoder_weights: imagenet`` labkit can provide (torchvision's ImageNet classifiers,
+#: whose layer names smp's ResNet encoders share).
+IMAGENET_ENCODERS = ("resnet18",)
 
 
 @dataclass
@@ -63,6 +68,10 @@ class SemanticConfig:
             raise DataError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if len(self.class_names) != self.num_classes:
             raise DataError(f"{len(self.class_names)} class names for {self.num_classes} classes")
+        if self.encoder_weights is not None and (self.encoder_weights != "imagenet"
+                                                 or self.encoder not in IMAGENET_ENCODERS):
+            raise DataError(f"encoder_weights {self.encoder_weights!r} for encoder {self.encoder!r}: use null (train "
+                            f"from scratch) or 'imagenet' with one of {IMAGENET_ENCODERS}")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SemanticConfig":
@@ -83,12 +92,38 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def build_model(config: SemanticConfig) -> torch.nn.Module:
-    """The segmentation-models-pytorch network the config describes."""
+def build_model(config: SemanticConfig, *, pretrained: bool = True) -> torch.nn.Module:
+    """The segmentation-models-pytorch network the config describes (smp itself downloads nothing:
+    ImageNet encoder weights come from :func:`load_imagenet_encoder`, unless ``pretrained`` is False
+    because a checkpoint is about to overwrite every weight)."""
     import segmentation_models_pytorch as smp
 
     arch = getattr(smp, config.arch)
-    return arch(encoder_name=config.encoder, encoder_weights=config.encoder_weights, classes=config.num_classes)
+    model = arch(encoder_name=config.encoder, encoder_weights=None, classes=config.num_classes)
+    if pretrained and config.encoder_weights == "imagenet":
+        load_imagenet_encoder(model.encoder, config.encoder)
+    return model
+
+
+def load_imagenet_encoder(encoder: torch.nn.Module, name: str) -> None:
+    """Copy torchvision's ImageNet weights of ``name`` (e.g. ``resnet18``) into an smp encoder.
+
+    The file comes from :func:`labkit.weights.resolve_pretrained` (a local copy, else a download
+    checked against the sha256 prefix in torchvision's file name; offline without a copy it raises
+    :class:`labkit.weights.PretrainedUnavailable` saying where to put the file). Every encoder
+    tensor must be filled: the classifier (``fc``) is the only part left out.
+    """
+    from labkit.weights import resolve_pretrained
+
+    path = resolve_pretrained(name)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    own = encoder.state_dict()
+    found = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    unset = sorted(set(own) - set(found))
+    if unset:
+        raise DataError(f"the ImageNet {name} weights leave {len(unset)} encoder tensors unset (first: {unset[0]})",
+                        source=str(path))
+    encoder.load_state_dict(found)
 
 
 def build_loss(config: SemanticConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -229,6 +264,6 @@ def load_checkpoint(path: str | Path, device: str = "auto") -> tuple[torch.nn.Mo
     """A trained model (eval mode) and its config from ``best.pt`` / ``last.pt``."""
     state = torch.load(path, map_location=resolve_device(device), weights_only=False)
     config = SemanticConfig(**state["config"])
-    model = build_model(config)
+    model = build_model(config, pretrained=False)  # the checkpoint holds every weight: nothing to fetch
     model.load_state_dict(state["model"])
     return model.to(resolve_device(device)).eval(), config
