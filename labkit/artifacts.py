@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,21 @@ def read_metrics(root: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """All chapter metric logs under ``root`` (default: :func:`artifacts_dir`)."""
     folder = Path(root or artifacts_dir()) / "metrics"
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def fresh_dir(path: str | Path, *, marker: str, what: str) -> Path:
+    """Empty ``path`` for new output and return it. Only a folder that holds ``marker`` (the file
+    that shows labkit made it, e.g. a run's manifest) is deleted; any other non-empty folder is a
+    :class:`~labkit.errors.DataError` naming it, so that no user data is ever removed."""
+    from labkit.errors import DataError
+
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        if not (path / marker).is_file():
+            raise DataError(f"refusing to clear a non-empty folder that is not a {what} (no {marker})", source=str(path))
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 #: Written last into a cached model's folder, beside its weights: its presence marks a finished build.

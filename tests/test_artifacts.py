@@ -23,3 +23,17 @@ def test_reading_the_metrics_of_an_unfinished_model_names_the_weights(tmp_path: 
     with pytest.raises(DataError, match="not a finished cached model") as info:
         read_model_metrics(tmp_path / "best.pt")
     assert "best.pt" in str(info.value)
+
+
+def test_fresh_dir_clears_only_folders_labkit_made(tmp_path: Path):
+    from labkit.artifacts import fresh_dir
+
+    made = tmp_path / "run"
+    assert fresh_dir(made, marker="manifest.json", what="run") == made and made.is_dir()
+    (made / "manifest.json").write_text("{}")
+    (made / "old.csv").write_text("stale")
+    assert list(fresh_dir(made, marker="manifest.json", what="run").iterdir()) == []
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="not a run \\(no manifest.json\\)"):
+        fresh_dir(tmp_path, marker="manifest.json", what="run")
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -18,7 +18,6 @@ the labels) gives it away. The checks here catch those bugs in seconds:
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -29,6 +28,7 @@ import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from labkit.artifacts import fresh_dir
 from labkit.data.annotations import Dataset, Detections, ImageRecord
 from labkit.data.boxes import clip_xyxy, xyxy_to_xywh
 from labkit.data.images import load_image
@@ -153,11 +153,7 @@ def round_trip(labels: Dataset, out_dir: str | Path, *, reference: Dataset | Non
     the ground truth the files were meant to hold: pass it when checking labels written by
     other code.
     """
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not (out / "data.yaml").is_file():
-            raise DataError("refusing to clear a non-empty folder that is not a YOLO export", source=str(out))
-        shutil.rmtree(out)
+    out = fresh_dir(out_dir, marker="data.yaml", what="YOLO export")
     summary = export_yolo({split: labels}, out, images="symlink")
     readback = import_yolo(summary["data_yaml"], split)
     return readback, label_agreement(reference if reference is not None else labels, readback)

@@ -20,13 +20,12 @@ continues from ``weights/last.pt`` with its optimizer state, epoch counter and b
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from labkit.artifacts import artifacts_dir, write_json
+from labkit.artifacts import artifacts_dir, fresh_dir, write_json
 from labkit.data.annotations import Dataset
 from labkit.data.coco import read_json
 from labkit.detect._ultralytics import local_fonts, ul
@@ -90,11 +89,7 @@ def resumable(run_dir: str | Path) -> bool:
 
 def fresh_run_dir(run_dir: Path) -> None:
     """Empty ``run_dir`` for a new run; a non-empty folder that is not a labkit run is never deleted."""
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not (run_dir / MANIFEST).is_file():
-            raise DataError("refusing to overwrite a non-empty folder that is not a labkit run", source=str(run_dir))
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    fresh_dir(run_dir, marker=MANIFEST, what="labkit run")
 
 
 class _EpochLogger:
