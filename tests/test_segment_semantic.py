@@ -103,6 +103,9 @@ def test_config_validation(tmp_path):
     path.write_text("epochs: 3\nlearning_rate: 0.1\n")
     with pytest.raises(DataError, match="unknown config keys \\['learning_rate'\\]"):
         SemanticConfig.from_yaml(path)
+    path.write_text("loss: l2\n")
+    with pytest.raises(DataError, match="c.yaml: loss must be one of"):  # a bad value names the file too
+        SemanticConfig.from_yaml(path)
     with pytest.raises(DataError, match="use null .* or 'imagenet' with one of \\('resnet18',\\)"):
         SemanticConfig(encoder_weights="ssl")
     with pytest.raises(DataError, match="encoder 'resnet34'"):

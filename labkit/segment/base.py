@@ -32,12 +32,7 @@ from labkit.data.annotations import Dataset
 from labkit.data.coco import load_coco
 from labkit.errors import DataError
 from labkit.repro import config_hash
-from labkit.segment.semantic import (
-    SemanticConfig,
-    load_checkpoint,
-    resolve_device,
-    train_semantic,
-)
+from labkit.segment.semantic import SemanticConfig, load_checkpoint, resolve_device, train_semantic
 
 BASE_CONFIG = REPO_ROOT / "configs" / "segment_base.yaml"
 WEIGHTS = "best.pt"

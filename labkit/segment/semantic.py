@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from labkit.configfile import check_keys, read_yaml_mapping
+from labkit.configfile import YamlConfig
 from labkit.errors import DataError
 from labkit.repro import config_hash, seed_everything, sha256_file, write_manifest
 from labkit.segment.data import Preprocessing, SemanticDataset
@@ -40,8 +40,10 @@ IMAGENET_ENCODERS = ("resnet18",)
 
 
 @dataclass
-class SemanticConfig:
+class SemanticConfig(YamlConfig):
     """Every knob of a run; the whole object goes into the run manifest and the checkpoints."""
+
+    KIND = "segmentation"
 
     arch: str = "Unet"
     encoder: str = "resnet18"
@@ -75,10 +77,8 @@ class SemanticConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SemanticConfig":
-        """Read a config file; unknown keys are an error (a typo must not be silently ignored)."""
-        raw = read_yaml_mapping(path)
-        check_keys(raw, {f.name for f in fields(cls)}, kind="segmentation", source=str(path))
-        return cls(**raw)
+        """Read a config file; unknown keys and bad values are errors naming the file."""
+        return cls.load(Path(path))
 
     @property
     def preprocessing(self) -> Preprocessing:
