@@ -54,3 +54,24 @@ def test_hog_on_opencv_vtest_video(tmp_path: Path) -> None:
     assert args.func(args) == 0
     assert len(json.loads((tmp_path / "images.json").read_text())) == 2
     assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["000001_vtest_000001.jpg", "000002_vtest_000002.jpg"]
+
+
+def test_hog_beside_a_learned_detector_on_the_same_frames(tmp_path: Path) -> None:
+    import torch
+
+    from labkit.detect._ultralytics import ul
+    from labkit.detect.hog import hog_beside
+    from labkit.detect.predict import CATEGORY_FILE
+
+    torch.manual_seed(0)
+    model = ul("ultralytics.nn.tasks").DetectionModel("yolov8n.yaml", nc=1, verbose=False)
+    model.names = {0: "thing"}
+    torch.save({"model": model, "train_args": {"imgsz": 128}}, tmp_path / "weights.pt")
+    (tmp_path / CATEGORY_FILE).write_text(json.dumps([{"id": 1, "name": "thing"}]))
+    bus = ultralytics_assets() / "bus.jpg"
+    table, found = hog_beside(tmp_path / "weights.pt", {"bus": [bus], "two": [bus, bus]},
+                              max_frames={"two": 1}, conf=0.0)
+    assert table.loc["bus", "frames"] == 1 and table.loc["two", "frames"] == 1  # the cap applies per name
+    assert table.loc["bus", "HOG people"] == len(found["bus"]["HOG"][str(bus)]) >= 1
+    assert table.loc["bus", "learned boxes"] == sum(len(d) for d in found["bus"]["learned"].values())
+    assert (table[["HOG ms/frame", "learned ms/frame"]] > 0).all().all()

@@ -13,8 +13,9 @@ Detections get ``class_id`` 1 (COCO's "person"), ``score`` = logistic(SVM margin
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Hashable
+from typing import Any, Hashable, Mapping
 
 import cv2
 import numpy as np
@@ -72,6 +73,36 @@ def hog_predict(sources: Source, *, max_frames: int | None = None, progress: boo
     hog = people_detector()
     return {key: detect_people(img, hog=hog, **options)
             for key, img in frames(sources, max_frames, desc="HOG", progress=progress)}
+
+
+def hog_beside(model: Any, sources: Mapping[str, Source], *, max_frames: Mapping[str, int | None] | None = None,
+               conf: float = 0.25) -> tuple[Any, dict[str, dict[str, dict[Hashable, Detections]]]]:
+    """The HOG people detector and a learned detector (``model``: weights or a loaded detector for
+    :func:`labkit.detect.predict.predict`, boxes kept from ``conf``) on the same frames.
+
+    ``sources`` names each source (e.g. ``{"photos": [...], "vtest.avi": [video]}``); ``max_frames``
+    caps the frames read per name. Returns a pandas table, one row per name (``frames``, ``HOG
+    people``, ``HOG ms/frame``, ``learned boxes``, ``learned ms/frame``: wall clock of each whole
+    run, reading and pre-/post-processing included), and every detection as
+    ``{name: {"HOG": {frame key: Detections}, "learned": {...}}}``.
+    """
+    import pandas as pd
+
+    from labkit.detect.predict import predict
+
+    limits = dict(max_frames or {})
+    rows, found = {}, {}
+    for name, source in sources.items():
+        start = time.perf_counter()
+        hog = hog_predict(source, max_frames=limits.get(name), progress=False)
+        hog_ms = 1000 * (time.perf_counter() - start) / max(len(hog), 1)
+        start = time.perf_counter()
+        learned = predict(model, source, conf=conf, max_frames=limits.get(name), progress=False)
+        learned_ms = 1000 * (time.perf_counter() - start) / max(len(learned), 1)
+        rows[name] = {"frames": len(hog), "HOG people": sum(len(d) for d in hog.values()), "HOG ms/frame": hog_ms,
+                      "learned boxes": sum(len(d) for d in learned.values()), "learned ms/frame": learned_ms}
+        found[name] = {"HOG": hog, "learned": learned}
+    return pd.DataFrame(rows).T, found
 
 
 def vtest_video() -> Path | None:
