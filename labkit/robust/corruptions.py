@@ -20,8 +20,8 @@ motion blur 5-15 px, defocus radius 2-5, noise sigma 6-20, gamma 1.6-2.8, JPEG q
 
 **Sequences** (:func:`corrupt_sequence`) draw one :class:`Corruption` per sequence, applied to
 every frame: the change is consistent in time (same blur angle, same fog, same gain), never
-per-frame jitter; only the noise sample and the rain drops differ between frames, as they do in
-a real camera.
+per-frame jitter; only the noise sample and the rain drops and snow flakes differ between frames
+(:data:`FRAME_VARYING`), as they do in a real camera.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ DRAWN: dict[str, dict[str, tuple[float, float]]] = {
     "motion_blur": {"angle": (0.0, 180.0)},
     "rain": {"slant": (-10.0, 10.0)},
 }
+#: Kinds whose pixel-level randomness is new in every frame of a sequence (noise, falling drops
+#: and flakes); the others (fog's blobs included) stay the same in every frame.
+FRAME_VARYING = frozenset({"gaussian_noise", "low_light", "rain", "snow"})
 #: Frame rate a sequence is encoded at for ``h264`` (the generator's, see labkit.data.synth.config).
 FPS = 25
 
@@ -122,7 +125,7 @@ class Corruption:
         pipeline = self.transform()
         out = []
         for k, frame in enumerate(frames):
-            pipeline.set_random_seed(_mix(self.seed, start + k))
+            pipeline.set_random_seed(_mix(self.seed, start + k if self.kind in FRAME_VARYING else 0))
             out.append(pipeline(image=frame)["image"])
         return out
 
