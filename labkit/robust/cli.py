@@ -1,0 +1,194 @@
+"""``labkit robust {corrupt,suite}``: corrupt images or videos, and run the corruption suite.
+
+``corrupt`` writes PNG files (lossless, so nothing but the corruption changes the pixels) and
+``corruption.json`` (the applied parameters and the files). An image is corrupted on its own; a
+folder of frames or a video is one sequence with one parameter set (see
+:mod:`labkit.robust.corruptions`). ``suite`` writes ``suite.json``, ``suite.md`` and
+``severity_curves.png`` (see :mod:`labkit.robust.suite` and :mod:`labkit.robust.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from labkit.cli import UsageError, add_json_flag, emit
+from labkit.errors import DataError
+from labkit.robust.corruptions import KINDS, SEVERITY_LEVELS, check_severity, make_corruption
+
+CORRUPTION_JSON = "corruption.json"
+
+
+def _severity(value: Any) -> int:
+    try:
+        return check_severity(value)
+    except DataError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _read_input(path: Path) -> tuple[list[tuple[str, np.ndarray]], bool]:
+    """``(name, RGB frame)`` pairs of an image, a folder of images or a video, and whether they
+    form a sequence (folder or video)."""
+    from labkit.detect.sources import VIDEO_SUFFIXES, iter_frames
+
+    if not path.exists():
+        raise UsageError(f"input not found: {path}")
+    sequence = path.is_dir() or path.suffix.lower() in VIDEO_SUFFIXES
+    frames = []
+    for key, frame in iter_frames(path):
+        key = str(key)
+        if "#" in key and Path(key.split("#")[0]).suffix.lower() in VIDEO_SUFFIXES:
+            video, number = key.rsplit("#", 1)
+            name = f"{Path(video).stem}_{int(number):06d}"
+        else:
+            name = Path(key).relative_to(path).with_suffix("").as_posix().replace("/", "_") if path.is_dir() else Path(key).stem
+        frames.append((name, frame))
+    return frames, sequence
+
+
+def _corrupt(args: argparse.Namespace) -> int:
+    from labkit.data.synth.writer import write_png
+
+    severity = _severity(args.severity)
+    source = Path(args.input)
+    frames, sequence = _read_input(source)
+    corruption = make_corruption(args.kind, severity, args.seed)
+    images = [f for _, f in frames]
+    if sequence:
+        sizes = {f.shape for f in images}
+        if args.kind == "h264" and len(sizes) > 1:
+            raise DataError(f"frames of different sizes {sorted(sizes)} cannot be one h264 sequence", source=str(source))
+        out_frames = corruption.apply_frames(images)
+    else:
+        out_frames = [corruption.apply(images[0])]
+    out = Path(args.out)
+    files = []
+    for (name, _), frame in zip(frames, out_frames):
+        write_png(out / f"{name}.png", frame)
+        files.append(f"{name}.png")
+    payload = {"input": str(source), "mode": "sequence" if sequence else "image", **corruption.record(),
+               "frames": len(files), "files": files, "out": str(out)}
+    (out / CORRUPTION_JSON).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    emit(args, payload, lambda p: f"{p['kind']} severity {p['severity']} {p['params']} -> {p['frames']} "
+                                  f"file(s) in {p['out']} (record: {CORRUPTION_JSON})")
+    return 0
+
+
+def _load_split(data_root: Path, split: str) -> Any:
+    from labkit.detect.data import load_split
+
+    path = data_root / "annotations" / f"instances_{split}.json"
+    if not path.is_file():
+        raise UsageError(f"no '{split}' split: {path} not found")
+    return load_split(data_root, split)
+
+
+def _model(name: str) -> tuple[Any, Path | None]:
+    from labkit.robust.models import UnknownModel, resolve_model
+
+    try:
+        return resolve_model(name)
+    except UnknownModel as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _reference_rows(args: argparse.Namespace, model: Any, dataset: Any, data_root: Path) -> tuple[str, list]:
+    """The reference's suite rows: read from an earlier ``suite.json``, or run for a named model."""
+    from labkit.robust.report import SUITE_JSON
+    from labkit.robust.suite import run_suite
+
+    ref = Path(args.reference)
+    if ref.is_dir() and (ref / SUITE_JSON).is_file():
+        ref = ref / SUITE_JSON
+    if ref.suffix == ".json":
+        if not ref.is_file():
+            raise UsageError(f"reference results not found: {ref}")
+        try:
+            earlier = json.loads(ref.read_text(encoding="utf-8"))
+            rows, primary = earlier["rows"], earlier["primary"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"not a suite.json ({type(exc).__name__}: {exc})", source=str(ref)) from exc
+        if primary != model.primary:
+            raise DataError(f"the reference scores {primary}, the model {model.primary}", source=str(ref))
+        return str(ref), rows
+    ref_model, _ = _model(args.reference)
+    if ref_model.task != model.task:
+        raise UsageError(f"reference {args.reference} is a {ref_model.task} model, {args.model} a {model.task} model")
+    result = run_suite(ref_model, dataset, data_root, kinds=args.kinds, severities=args.severities, seed=args.seed,
+                       max_images=args.max_images or None, with_slices=False)
+    return args.reference, result["rows"]
+
+
+def _render_suite(p: Mapping[str, Any]) -> str:
+    from labkit.robust.report import severity_table
+
+    lines = [f"{p['model']} ({p['task']}) on {len(p['images'])} images, {p['primary']} vs severity:",
+             severity_table(p, p["primary"])]
+    if p.get("corruption_errors"):
+        ce = p["corruption_errors"]
+        lines.append(f"mCE vs {p['reference']}: {ce['mCE']:.3f}" if ce["mCE"] is not None else "mCE: undefined")
+    lines.append(f"report: {p['files']['markdown']}, figure: {p['files']['figure']}")
+    return "\n".join(lines)
+
+
+def _suite(args: argparse.Namespace) -> int:
+    from labkit.robust.report import write_report
+    from labkit.robust.suite import corruption_errors, run_suite
+
+    args.severities = [_severity(s) for s in args.severities]
+    if args.max_images is not None and args.max_images < 0:
+        raise UsageError(f"--max-images must be >= 0 (0 = all), got {args.max_images}")
+    model, built_on = _model(args.model)
+    if args.data is not None:
+        data_root = Path(args.data)
+    elif built_on is not None:
+        data_root = built_on
+    else:
+        from labkit.data.synth import ensure_dataset
+
+        data_root = Path(ensure_dataset())
+    dataset = _load_split(data_root, args.split)
+    result = run_suite(model, dataset, data_root, kinds=args.kinds, severities=args.severities, seed=args.seed,
+                       max_images=args.max_images or None, with_slices=not args.no_slices)
+    if args.reference:
+        name, rows = _reference_rows(args, model, dataset, data_root)
+        result["reference"] = name
+        result["corruption_errors"] = corruption_errors(result["rows"], rows)
+    result["files"] = write_report(result, args.out)
+    emit(args, result, _render_suite)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``labkit robust ...``."""
+    parser = subparsers.add_parser("robust", help="corruptions and the corruption suite (chapter 5)")
+    sub = parser.add_subparsers(dest="robust_command", metavar="ACTION")
+
+    p = sub.add_parser("corrupt", help="corrupt an image, a folder of frames or a video (PNG out + corruption.json)")
+    p.add_argument("--kind", required=True, choices=KINDS, help="corruption kind")
+    p.add_argument("--severity", required=True, type=int, help="1 (mild) to 5 (severe)")
+    p.add_argument("--in", dest="input", required=True, help="image file, folder of frames, or video file")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of the drawn parameters and the pixel noise")
+    add_json_flag(p)
+    p.set_defaults(func=_corrupt)
+
+    p = sub.add_parser("suite", help="metric vs severity for every kind, corruption errors, slices")
+    p.add_argument("--model", required=True,
+                   help="detect_base, detect_tiny, segment_base, segment_tiny, or a checkpoint path")
+    p.add_argument("--split", default="val", help="still-image split to score (default val)")
+    p.add_argument("--data", default=None, help="dataset folder (default: the one the model was built on)")
+    p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="corruption kinds (default all)")
+    p.add_argument("--severities", nargs="+", type=int, default=list(SEVERITY_LEVELS), help="severities (default 1-5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the image subset and the corruptions")
+    p.add_argument("--max-images", type=int, default=32, help="seeded subset of the split (0 = every image)")
+    p.add_argument("--reference", default=None,
+                   help="reference model for the corruption errors: a model name/path or an earlier suite.json")
+    p.add_argument("--no-slices", action="store_true", help="skip the lighting/motion/occlusion/size slices")
+    p.add_argument("--out", required=True, help="output folder")
+    add_json_flag(p)
+    p.set_defaults(func=_suite)
