@@ -104,3 +104,35 @@ def test_missing_input_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
     code, _, err = _corrupt(capsys, "--kind", "jpeg", "--severity", "1", "--in", str(tmp_path / "nope.png"),
                             "--out", str(tmp_path / "o"))
     assert code == 2 and "nope.png" in err
+
+
+def test_monitor_logs_features_and_raises_the_alarm_at_dusk(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(60, 200, (48, 64, 3), dtype=np.uint8), (0, 0), 1)
+
+    def shot(gain: float) -> np.ndarray:  # the scene with a little exposure flicker
+        return np.clip(base * gain + rng.integers(-3, 4), 0, 255).astype(np.uint8)
+
+    for k in range(60):
+        _save(tmp_path / "ref" / f"{k:04d}.png", shot(1.0))
+    for k in range(60):  # darker from frame 30 on
+        _save(tmp_path / "live" / f"{k:04d}.png", shot(1.0 if k < 30 else 0.4))
+    code, ref, _ = _corrupt_like(capsys, "monitor", "--in", str(tmp_path / "ref"), "--out", str(tmp_path / "ref.jsonl"))
+    assert code == 0 and ref["frames"] == 60
+    # window 10: PSI's noise floor (5 bins) is about 4 * (1/10 + 1/60) = 0.47, so PSI alarms at 1.5
+    drift = ["--reference", str(tmp_path / "ref.jsonl"), "--window", "10", "--psi-alarm", "1.5"]
+    code, live, _ = _corrupt_like(capsys, "monitor", "--in", str(tmp_path / "live"), "--out", str(tmp_path / "live.jsonl"),
+                                  *drift)
+    assert code == 0
+    assert live["first_alarm"] is not None and 30 <= int(live["first_alarm"]) < 40  # within one window of dusk
+    lines = (tmp_path / "live.jsonl").read_text().splitlines()
+    assert len(lines) == 60 and {"blur", "brightness", "contrast", "blockiness"} <= set(json.loads(lines[0]))
+    code, _, _ = _corrupt_like(capsys, "monitor", "--in", str(tmp_path / "live"), "--out", str(tmp_path / "x.jsonl"),
+                               *drift, "--fail-on-alarm")
+    assert code == 1
+
+
+def _corrupt_like(capsys: pytest.CaptureFixture, command: str, *argv: str) -> tuple[int, dict | None, str]:
+    code = main(["robust", command, *argv, "--json"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else None), err

@@ -23,13 +23,17 @@ def test_psi_on_hand_made_histograms() -> None:
         psi_from_counts([1, 2], [1, 2, 3])
 
 
-def test_psi_on_samples_uses_reference_deciles_and_floors_empty_bins() -> None:
+def test_psi_on_samples_uses_reference_deciles_and_smooths_empty_bins() -> None:
     reference = np.arange(10.0)  # deciles 0.9, 1.8, ... 8.1: one value per bin
     assert psi(reference, reference) == pytest.approx(0.0)
     current = [0, 0, 0, 0, 0, 9, 9, 9, 9, 9]  # half in the first bin, half in the last, 8 bins empty
-    eps = 1e-4
-    expected = 2 * (0.5 - 0.1) * math.log(0.5 / 0.1) + 8 * (eps - 0.1) * math.log(eps / 0.1)
+    # + 0.5 per bin: reference 1.5 / 15 = 0.1 each; current 5.5 / 15 twice and 0.5 / 15 eight times
+    p, q_full, q_empty = 0.1, 5.5 / 15, 0.5 / 15
+    expected = 2 * (q_full - p) * math.log(q_full / p) + 8 * (q_empty - p) * math.log(q_empty / p)
     assert psi(reference, current) == pytest.approx(expected)
+    eps = 1e-4  # without smoothing, the empty bins are floored at eps
+    unsmoothed = 2 * (0.5 - 0.1) * math.log(0.5 / 0.1) + 8 * (eps - 0.1) * math.log(eps / 0.1)
+    assert psi(reference, current, pseudo_count=0.0) == pytest.approx(unsmoothed)
 
 
 def test_ks_statistic_hand_worked() -> None:

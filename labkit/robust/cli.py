@@ -1,10 +1,13 @@
-"""``labkit robust {corrupt,suite}``: corrupt images or videos, and run the corruption suite.
+"""``labkit robust {corrupt,suite,monitor}``: corrupt images or videos, run the corruption suite,
+log monitoring features and drift alarms.
 
 ``corrupt`` writes PNG files (lossless, so nothing but the corruption changes the pixels) and
 ``corruption.json`` (the applied parameters and the files). An image is corrupted on its own; a
 folder of frames or a video is one sequence with one parameter set (see
 :mod:`labkit.robust.corruptions`). ``suite`` writes ``suite.json``, ``suite.md`` and
 ``severity_curves.png`` (see :mod:`labkit.robust.suite` and :mod:`labkit.robust.report`).
+``monitor`` writes per-frame features as JSON Lines and, with ``--reference``, the drift
+statistics and alarms beside them (see :mod:`labkit.robust.monitor`).
 """
 
 from __future__ import annotations
@@ -163,6 +166,37 @@ def _suite(args: argparse.Namespace) -> int:
     return 0
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from labkit.robust.monitor import INPUT_FEATURES, DriftMonitor, first_alarm, frame_record, read_jsonl, write_jsonl
+
+    if args.window < 2:
+        raise UsageError(f"--window must be >= 2, got {args.window}")
+    frames, _ = _read_input(Path(args.input))
+    scores: list[Any] = [None] * len(frames)
+    if args.model:
+        model, _ = _model(args.model)
+        if model.task != "detect":
+            raise UsageError(f"--model must be a detector for output features, {args.model} is a {model.task} model")
+        found = model.predict({k: f for k, (_, f) in enumerate(frames)})
+        scores = [found[k].score for k in range(len(frames))]
+    records = [frame_record(name, frame, s) for (name, frame), s in zip(frames, scores)]
+    out = write_jsonl(args.out, records)
+    payload: dict[str, Any] = {"input": args.input, "frames": len(records), "features": str(out)}
+    if args.reference:
+        reference = read_jsonl(args.reference)
+        names = [n for n in INPUT_FEATURES + ("detections", "mean_score") if n in records[0] and n in reference[0]]
+        ref = {n: [r.get(n) for r in reference] for n in names}
+        table = DriftMonitor(ref, window=args.window, psi_alarm=args.psi_alarm, ks_alpha=args.ks_alpha).run(records)
+        drift = Path(args.out).with_name(Path(args.out).stem + "_drift.jsonl")
+        write_jsonl(drift, table.to_dict("records"))
+        payload.update({"reference": args.reference, "drift": str(drift), "first_alarm": first_alarm(table),
+                        "alarm_frames": int(table["alarm"].sum())})
+    emit(args, payload, lambda p: f"{p['frames']} frames -> {p['features']}" + (
+        f"; drift -> {p['drift']}, first alarm: {p['first_alarm']}, frames in alarm: {p['alarm_frames']}"
+        if "drift" in p else ""))
+    return 1 if args.fail_on_alarm and payload.get("alarm_frames") else 0
+
+
 def register(subparsers: Any) -> None:
     """Add ``labkit robust ...``."""
     parser = subparsers.add_parser("robust", help="corruptions and the corruption suite (chapter 5)")
@@ -192,3 +226,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="output folder")
     add_json_flag(p)
     p.set_defaults(func=_suite)
+
+    p = sub.add_parser("monitor", help="per-frame features as JSON Lines, drift alarms against a reference")
+    p.add_argument("--in", dest="input", required=True, help="video file, folder of frames or image")
+    p.add_argument("--out", required=True, help="features file (.jsonl); drift goes beside it as <stem>_drift.jsonl")
+    p.add_argument("--model", default=None, help="detector (name or weights) for the output features")
+    p.add_argument("--reference", default=None, help="features .jsonl of a reference stretch: run the drift alarms")
+    p.add_argument("--window", type=int, default=50, help="frames per drift window")
+    p.add_argument("--psi-alarm", type=float, default=0.25, help="alarm when PSI exceeds this")
+    p.add_argument("--ks-alpha", type=float, default=0.001, help="alarm when the KS p-value is below this")
+    p.add_argument("--fail-on-alarm", action="store_true", help="exit 1 when any frame raised an alarm")
+    add_json_flag(p)
+    p.set_defaults(func=_monitor)

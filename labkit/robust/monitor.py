@@ -20,8 +20,10 @@
 
 - PSI, the population stability index, ``sum_b (q_b - p_b) ln(q_b / p_b)`` over bins ``b`` with
   reference shares ``p`` and current shares ``q`` (B. Yurdakul, "Statistical properties of the
-  population stability index", 2018); the bins are the reference's deciles, and an empty bin's
-  share is floored at ``eps``. Usual reading: < 0.1 stable, 0.1-0.25 moderate, > 0.25 shifted.
+  population stability index", 2018); on samples, the bins are the reference's quantiles and
+  every bin count gets a pseudo-count of 0.5 (Jeffreys smoothing), so that a bin a short window
+  happens to miss does not blow up the logarithm. Usual reading: < 0.1 stable, 0.1-0.25
+  moderate, > 0.25 shifted.
 - the two-sample Kolmogorov-Smirnov test (``scipy.stats.ks_2samp``): the largest gap between the
   two empirical CDFs and its p-value.
 
@@ -128,9 +130,12 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------- drift
-def psi_from_counts(reference: Sequence[float], current: Sequence[float], eps: float = 1e-4) -> float:
-    """PSI of two histograms over the same bins (counts or shares; shares floored at ``eps``)."""
-    p, q = np.asarray(reference, dtype=np.float64), np.asarray(current, dtype=np.float64)
+def psi_from_counts(reference: Sequence[float], current: Sequence[float], eps: float = 1e-4,
+                    pseudo_count: float = 0.0) -> float:
+    """PSI of two histograms over the same bins (counts or shares): ``pseudo_count`` is added to
+    every bin first, then shares below ``eps`` are raised to it."""
+    p = np.asarray(reference, dtype=np.float64) + pseudo_count
+    q = np.asarray(current, dtype=np.float64) + pseudo_count
     if p.shape != q.shape or p.ndim != 1 or p.size == 0:
         raise ValueError(f"need two histograms with the same bins, got {p.shape} and {q.shape}")
     if p.sum() <= 0 or q.sum() <= 0 or (p < 0).any() or (q < 0).any():
@@ -144,13 +149,13 @@ def decile_edges(reference: Sequence[float], bins: int = 10) -> np.ndarray:
     return np.unique(np.quantile(np.asarray(reference, dtype=np.float64), np.arange(1, bins) / bins))
 
 
-def psi(reference: Sequence[float], current: Sequence[float], bins: int = 10, eps: float = 1e-4) -> float:
-    """PSI of ``current`` against ``reference`` over the reference's quantile bins
-    (a value equal to an edge falls in the bin above it)."""
+def psi(reference: Sequence[float], current: Sequence[float], bins: int = 10, pseudo_count: float = 0.5) -> float:
+    """PSI of ``current`` against ``reference`` over the reference's quantile bins (a value equal
+    to an edge falls in the bin above it), each bin count plus ``pseudo_count``."""
     ref, cur = _finite(reference, "reference"), _finite(current, "current")
     edges = decile_edges(ref, bins)
     count = lambda x: np.bincount(np.searchsorted(edges, x, side="right"), minlength=edges.size + 1)  # noqa: E731
-    return psi_from_counts(count(ref), count(cur), eps)
+    return psi_from_counts(count(ref), count(cur), pseudo_count=pseudo_count)
 
 
 def ks(reference: Sequence[float], current: Sequence[float]) -> tuple[float, float]:
