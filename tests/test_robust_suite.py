@@ -238,3 +238,49 @@ def test_cli_suite_missing_and_empty_split(data_root: Path, detector_weights: Pa
 def test_cli_suite_bad_severity(detector_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = _suite(capsys, "--model", str(detector_weights), "--severities", "0", "--out", str(tmp_path))
     assert code == 2 and "severity must be an integer from 1 to 5" in err
+
+
+# ---------------------------------------------------------------------------------- thresholds
+def test_assess_hand_checked() -> None:
+    from labkit.robust.checks import SuiteConfig, assess
+
+    result = {"primary": "AP", "rows": [{"kind": "clean", "severity": 0, "AP": 0.6},
+                                        {"kind": "fog", "severity": 1, "AP": 0.5},
+                                        {"kind": "fog", "severity": 5, "AP": 0.3},
+                                        {"kind": "jpeg", "severity": 5, "AP": 0.4},
+                                        {"kind": "rain", "severity": 5, "AP": None}]}
+    config = SuiteConfig(kinds=("fog", "jpeg", "rain"), min_clean=0.5, max_drop={"default": 0.2, "fog": 0.3})
+    out = assess(result, config)
+    # fog 1: drop .1 <= .3 ok; fog 5: drop .3 <= .3 ok (boundary); jpeg 5: .2 <= .2 ok; rain: undefined -> fails
+    assert out["checked"] == 5 and not out["passed"]
+    assert [(f["kind"], f["severity"]) for f in out["failures"]] == [("rain", 5)]
+    strict = assess(result, config.replace(max_drop={"default": 0.19}, min_clean=0.7))
+    assert [(f["kind"], f["severity"]) for f in strict["failures"]] == [("clean", 0), ("fog", 5), ("jpeg", 5), ("rain", 5)]
+
+
+def test_suite_config_file_and_bad_values(tmp_path: Path) -> None:
+    from labkit.robust.checks import SuiteConfig
+
+    repo_config = SuiteConfig.load(Path(__file__).resolve().parents[1] / "configs" / "robust_suite.yaml")
+    assert repo_config == SuiteConfig()  # the shipped file states the defaults
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kinds: [fog, haze]\n")
+    with pytest.raises(DataError, match=r"bad.yaml.*unknown corruption kind 'haze'"):
+        SuiteConfig.load(bad)
+    bad.write_text("max_drop: {fog: 1.5}\n")
+    with pytest.raises(DataError, match=r"bad.yaml.*max_drop\['fog'\]"):
+        SuiteConfig.load(bad)
+    bad.write_text("severites: [1]\n")
+    with pytest.raises(DataError, match=r"bad.yaml.*unknown config keys \['severites'\]"):
+        SuiteConfig.load(bad)
+
+
+def test_cli_suite_thresholds_fail_with_exit_1(data_root: Path, detector_weights: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    config = tmp_path / "suite.yaml"
+    config.write_text("kinds: [jpeg]\nseverities: [2]\nmax_images: 2\nslices: false\nmin_clean: 0.9\n")
+    code = main(["robust", "suite", "--model", str(detector_weights), "--data", str(data_root), "--config", str(config),
+                 "--out", str(tmp_path / "o"), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 1 and not result["checks"]["passed"]  # an untrained detector is far from AP 0.9
+    assert result["config"]["min_clean"] == 0.9 and result["slices"] == []

@@ -21,7 +21,7 @@ import numpy as np
 
 from labkit.cli import UsageError, add_json_flag, emit
 from labkit.errors import DataError
-from labkit.robust.corruptions import KINDS, SEVERITY_LEVELS, check_severity, make_corruption
+from labkit.robust.corruptions import KINDS, check_severity, make_corruption
 
 CORRUPTION_JSON = "corruption.json"
 
@@ -99,7 +99,7 @@ def _model(name: str) -> tuple[Any, Path | None]:
         raise UsageError(str(exc)) from exc
 
 
-def _reference_rows(args: argparse.Namespace, model: Any, dataset: Any, data_root: Path) -> tuple[str, list]:
+def _reference_rows(args: argparse.Namespace, model: Any, dataset: Any, data_root: Path, config: Any) -> tuple[str, list]:
     """The reference's suite rows: read from an earlier ``suite.json``, or run for a named model."""
     from labkit.robust.report import SUITE_JSON
     from labkit.robust.suite import run_suite
@@ -121,8 +121,8 @@ def _reference_rows(args: argparse.Namespace, model: Any, dataset: Any, data_roo
     ref_model, _ = _model(args.reference)
     if ref_model.task != model.task:
         raise UsageError(f"reference {args.reference} is a {ref_model.task} model, {args.model} a {model.task} model")
-    result = run_suite(ref_model, dataset, data_root, kinds=args.kinds, severities=args.severities, seed=args.seed,
-                       max_images=args.max_images or None, with_slices=False)
+    result = run_suite(ref_model, dataset, data_root, kinds=config.kinds, severities=config.severities,
+                       seed=config.seed, max_images=config.max_images, with_slices=False)
     return args.reference, result["rows"]
 
 
@@ -134,17 +134,44 @@ def _render_suite(p: Mapping[str, Any]) -> str:
     if p.get("corruption_errors"):
         ce = p["corruption_errors"]
         lines.append(f"mCE vs {p['reference']}: {ce['mCE']:.3f}" if ce["mCE"] is not None else "mCE: undefined")
+    if p.get("checks"):
+        c = p["checks"]
+        lines.append(f"thresholds: {'PASSED' if c['passed'] else 'FAILED'} ({len(c['failures'])} of {c['checked']} "
+                     "checks failed)")
+        lines += [f"  {f['kind']} {f['severity']}: {p['primary']} {f[p['primary']]} breaks {f['rule']}"
+                  for f in c["failures"]]
     lines.append(f"report: {p['files']['markdown']}, figure: {p['files']['figure']}")
     return "\n".join(lines)
 
 
+def _suite_config(args: argparse.Namespace) -> Any:
+    """The config file's settings (default: :class:`SuiteConfig` defaults) with the flags given on
+    the command line taking precedence."""
+    from labkit.robust.checks import SuiteConfig
+
+    try:
+        config = SuiteConfig.load(args.config) if args.config else SuiteConfig()
+        flags = {"split": args.split, "kinds": args.kinds, "severities": args.severities, "seed": args.seed}
+        changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in flags.items() if v is not None}
+        if args.max_images is not None:
+            if args.max_images < 0:
+                raise UsageError(f"--max-images must be >= 0 (0 = all), got {args.max_images}")
+            changes["max_images"] = args.max_images or None
+        if args.no_slices:
+            changes["slices"] = False
+        return config.replace(**changes) if changes else config
+    except DataError as exc:
+        if args.config and str(args.config) in str(exc):
+            raise
+        raise UsageError(str(exc)) from exc
+
+
 def _suite(args: argparse.Namespace) -> int:
+    from labkit.robust.checks import assess
     from labkit.robust.report import write_report
     from labkit.robust.suite import corruption_errors, run_suite
 
-    args.severities = [_severity(s) for s in args.severities]
-    if args.max_images is not None and args.max_images < 0:
-        raise UsageError(f"--max-images must be >= 0 (0 = all), got {args.max_images}")
+    config = _suite_config(args)
     model, built_on = _model(args.model)
     if args.data is not None:
         data_root = Path(args.data)
@@ -154,16 +181,19 @@ def _suite(args: argparse.Namespace) -> int:
         from labkit.data.synth import ensure_dataset
 
         data_root = Path(ensure_dataset())
-    dataset = _load_split(data_root, args.split)
-    result = run_suite(model, dataset, data_root, kinds=args.kinds, severities=args.severities, seed=args.seed,
-                       max_images=args.max_images or None, with_slices=not args.no_slices)
+    dataset = _load_split(data_root, config.split)
+    result = run_suite(model, dataset, data_root, kinds=config.kinds, severities=config.severities, seed=config.seed,
+                       max_images=config.max_images, with_slices=config.slices)
+    result["config"] = {**config.to_dict(), "source": args.config}
     if args.reference:
-        name, rows = _reference_rows(args, model, dataset, data_root)
+        name, rows = _reference_rows(args, model, dataset, data_root, config)
         result["reference"] = name
         result["corruption_errors"] = corruption_errors(result["rows"], rows)
+    if config.has_thresholds:
+        result["checks"] = assess(result, config)
     result["files"] = write_report(result, args.out)
     emit(args, result, _render_suite)
-    return 0
+    return 1 if result.get("checks") and not result["checks"]["passed"] else 0
 
 
 def _monitor(args: argparse.Namespace) -> int:
@@ -211,15 +241,18 @@ def register(subparsers: Any) -> None:
     add_json_flag(p)
     p.set_defaults(func=_corrupt)
 
-    p = sub.add_parser("suite", help="metric vs severity for every kind, corruption errors, slices")
+    p = sub.add_parser("suite", help="metric vs severity for every kind, corruption errors, slices, thresholds "
+                       "(exit 1 when one fails)")
     p.add_argument("--model", required=True,
                    help="detect_base, detect_tiny, segment_base, segment_tiny, or a checkpoint path")
-    p.add_argument("--split", default="val", help="still-image split to score (default val)")
+    p.add_argument("--config", default=None, help="suite settings and thresholds (e.g. configs/robust_suite.yaml); "
+                   "flags given here override it")
+    p.add_argument("--split", default=None, help="still-image split to score (default val)")
     p.add_argument("--data", default=None, help="dataset folder (default: the one the model was built on)")
-    p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="corruption kinds (default all)")
-    p.add_argument("--severities", nargs="+", type=int, default=list(SEVERITY_LEVELS), help="severities (default 1-5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the image subset and the corruptions")
-    p.add_argument("--max-images", type=int, default=32, help="seeded subset of the split (0 = every image)")
+    p.add_argument("--kinds", nargs="+", choices=KINDS, default=None, help="corruption kinds (default all)")
+    p.add_argument("--severities", nargs="+", type=int, default=None, help="severities (default 1-5)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the image subset and the corruptions (default 0)")
+    p.add_argument("--max-images", type=int, default=None, help="seeded subset of the split (default 32; 0 = all)")
     p.add_argument("--reference", default=None,
                    help="reference model for the corruption errors: a model name/path or an earlier suite.json")
     p.add_argument("--no-slices", action="store_true", help="skip the lighting/motion/occlusion/size slices")

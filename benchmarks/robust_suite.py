@@ -1,0 +1,99 @@
+"""Benchmark: wall time of the corruption suite (``labkit robust suite``) at default settings.
+
+Target (issue 14): the suite for one model on the val split takes <= 90 s at default settings
+(every kind, severities 1-5, the seeded 32-image subset, slices on). The peer measured in the same
+run is one clean evaluation of the same images, so the ratio says what the 45 corrupted passes
+cost on this machine whatever its load (the 1-minute load average is recorded too).
+
+Models: ``--detector`` / ``--segmenter`` take a model name or checkpoint (see
+``labkit.robust.models.resolve_model``); by default untrained networks of the base
+architectures at the base input sizes (YOLOv8n at 320 px, U-Net/ResNet-18 at 160 px), whose
+cost per image is that of the trained ones (their metrics are meaningless and not reported).
+
+Writes ``artifacts/bench_robustness.json`` (key ``suite``: seconds per model, per stage, the
+clean-pass peer, images and conditions).
+
+Run: ``.venv/bin/python benchmarks/robust_suite.py [--detector detect_base] [--segmenter segment_base]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from labkit.artifacts import artifacts_dir, write_json
+from labkit.data.synth import ensure_dataset
+from labkit.detect.data import load_split
+from labkit.repro import run_manifest
+from labkit.robust.models import SuiteDetector, SuiteSegmenter, resolve_model
+from labkit.robust.suite import DEFAULT_MAX_IMAGES, run_suite
+
+CATEGORIES = [{"id": i + 1, "name": n} for i, n in enumerate(["disc", "block", "cone", "rod", "star"])]
+
+
+def untrained_detector(folder: Path) -> SuiteDetector:
+    from labkit.detect._ultralytics import ul
+    from labkit.detect.predict import load_detector
+
+    torch.manual_seed(0)
+    model = ul("ultralytics.nn.tasks").DetectionModel("yolov8n.yaml", nc=5, verbose=False)
+    model.names = {i: c["name"] for i, c in enumerate(CATEGORIES)}
+    torch.save({"model": model, "train_args": {"imgsz": 320}}, folder / "weights.pt")
+    (folder / "categories.json").write_text(json.dumps(CATEGORIES))
+    return SuiteDetector("untrained yolov8n @320", load_detector(folder / "weights.pt", device="cpu"))
+
+
+def untrained_segmenter() -> SuiteSegmenter:
+    from labkit.segment.semantic import SemanticConfig, build_model
+
+    torch.manual_seed(0)
+    config = SemanticConfig(size=160, encoder_weights=None, device="cpu")
+    return SuiteSegmenter("untrained unet-resnet18 @160", build_model(config, pretrained=False).eval(), config)
+
+
+def time_suite(model, val, root: Path) -> dict:
+    start = time.perf_counter()
+    peer = run_suite(model, val, root, kinds=[], max_images=DEFAULT_MAX_IMAGES)  # the clean pass alone
+    peer_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    result = run_suite(model, val, root, max_images=DEFAULT_MAX_IMAGES)
+    seconds = time.perf_counter() - start
+    return {"model": model.name, "seconds": round(seconds, 2), "target_seconds": 90, "meets_target": seconds <= 90,
+            "stages": result["seconds"], "images": len(result["images"]), "conditions": len(result["rows"]),
+            "clean_pass_seconds": round(peer_seconds, 2), "clean_pass_stages": peer["seconds"],
+            "ratio_to_clean_pass": round(seconds / max(peer_seconds, 1e-9), 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detector", default=None, help="model name or weights (default: untrained YOLOv8n @320)")
+    parser.add_argument("--segmenter", default=None, help="model name or checkpoint (default: untrained U-Net @160)")
+    parser.add_argument("--out", type=Path, default=artifacts_dir() / "bench_robustness.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "2"))))
+    root = Path(ensure_dataset())
+    val = load_split(root, "val")
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        detector = resolve_model(args.detector)[0] if args.detector else untrained_detector(Path(tmp))
+        segmenter = resolve_model(args.segmenter)[0] if args.segmenter else untrained_segmenter()
+        runs = [time_suite(detector, val, root), time_suite(segmenter, val, root)]
+    current = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    current["suite"] = {"runs": runs, "val_images": len(val), "load_average_1min": [load_before, os.getloadavg()[0]],
+                        "torch_threads": torch.get_num_threads(),
+                        "manifest": run_manifest(seed=0, config={k: str(v) for k, v in vars(args).items()})}
+    write_json(args.out, current)
+    for r in runs:
+        print(f"{r['model']}: {r['seconds']} s for {r['conditions']} conditions x {r['images']} images "
+              f"(clean pass {r['clean_pass_seconds']} s; target <= 90 s: {'met' if r['meets_target'] else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
