@@ -227,8 +227,41 @@ def _monitor(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_alarm and payload.get("alarm_frames") else 0
 
 
+def _latency(args: argparse.Namespace) -> int:
+    from labkit.robust.latency import LatencyBudget, budget_sheet, measure_latency, summarise, write_sheet
+
+    if args.frames < 1 or args.warmup < 0:
+        raise UsageError(f"need --frames >= 1 and --warmup >= 0, got {args.frames} and {args.warmup}")
+    if not Path(args.source).exists():
+        raise UsageError(f"source not found: {args.source}")
+    budget = LatencyBudget.load(args.budget) if args.budget else LatencyBudget()
+    model, _ = _model(args.model)
+    samples = measure_latency(model, Path(args.source), max_frames=args.frames, warmup=args.warmup)
+    rows = summarise(samples)
+    sheet = budget_sheet(rows, budget)
+    files = write_sheet(sheet, rows, args.out, title=f"{model.name} on {args.source}")
+    payload = {"model": model.name, "task": model.task, "source": args.source, "stages": rows, "sheet": sheet,
+               "budget": {**budget.to_dict(), "frame_ms": budget.frame_ms, "source": args.budget}, "files": files}
+    emit(args, payload, lambda p: Path(p["files"]["latency_budget.md"]).read_text(encoding="utf-8"))
+    over = [s["stage"] for s in sheet if s["verdict"] != "within budget"]
+    return 1 if args.fail_over_budget and over else 0
+
+
 def register(subparsers: Any) -> None:
-    """Add ``labkit robust ...``."""
+    """Add ``labkit robust ...`` and ``labkit bench latency``."""
+    bench = subparsers.add_parser("bench", help="measurements: per-stage latency and the latency budget sheet")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="ACTION")
+    p = bench_sub.add_parser("latency", help="per-stage p50/p95/p99 at batch 1 and the latency budget sheet (MD + CSV)")
+    p.add_argument("--model", required=True, help="model name, checkpoint or ONNX export (see labkit robust suite)")
+    p.add_argument("--source", required=True, help="video file, folder of frames (e.g. a sequence's img1/) or image")
+    p.add_argument("--out", required=True, help="output folder for latency_budget.md/.csv and latency_stages.csv")
+    p.add_argument("--frames", type=int, default=100, help="frames measured (after the warm-up)")
+    p.add_argument("--warmup", type=int, default=5, help="frames run first and not measured")
+    p.add_argument("--budget", default=None, help="budget config (e.g. configs/robust_latency.yaml)")
+    p.add_argument("--fail-over-budget", action="store_true", help="exit 1 when a stage is over its budget")
+    add_json_flag(p)
+    p.set_defaults(func=_latency)
+
     parser = subparsers.add_parser("robust", help="corruptions and the corruption suite (chapter 5)")
     sub = parser.add_subparsers(dest="robust_command", metavar="ACTION")
 

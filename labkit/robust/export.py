@@ -17,7 +17,10 @@ replaces, so the same pre- and post-processing runs on both: :func:`onnx_detecto
 from __future__ import annotations
 
 import ast
+import json
 import shutil
+import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -77,29 +80,50 @@ def export_segmenter(model: torch.nn.Module, config: Any, path: str | Path, opse
     model = model.to("cpu").eval()
     dummy = torch.zeros(1, 3, size, size)
     axes = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(model, (dummy,), str(path), input_names=["images"], output_names=["logits"], opset_version=opset,
-                      dynamic_axes={"images": axes, "logits": axes}, dynamo=False)
+    with warnings.catch_warnings():  # the TorchScript exporter is chosen on purpose: the dynamo one needs onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (dummy,), str(path), input_names=["images"], output_names=["logits"],
+                          opset_version=opset, dynamic_axes={"images": axes, "logits": axes}, dynamo=False)
     graph = onnx.load(str(path))
     for key, value in {"labkit_task": "segment", "num_classes": str(config.num_classes), "input_size": str(size),
-                       "arch": f"{config.arch}/{config.encoder}"}.items():
+                       "arch": f"{config.arch}/{config.encoder}", "labkit_config": json.dumps(asdict(config))}.items():
         meta = graph.metadata_props.add()
         meta.key, meta.value = key, value
     onnx.save(graph, str(path))
     return path
 
 
-def onnx_segmenter(path: str | Path, config: Any) -> OrtModule:
-    """The ONNX U-Net for :func:`labkit.segment.predict.iter_semantic` with ``config``; a file that
-    is not a labkit U-Net of the same classes and input size is a :class:`DataError` naming it."""
+def onnx_segmenter(path: str | Path, config: Any | None = None) -> OrtModule:
+    """The ONNX U-Net for :func:`labkit.segment.predict.iter_semantic` with ``config`` (default:
+    the config stored in the file, :func:`exported_config`); a file that is not a labkit U-Net of
+    the same classes and input size is a :class:`DataError` naming it."""
     module = OrtModule(_check_file(path))
     meta = module.metadata
     if meta.get("labkit_task") != "segment":
         raise DataError(f"not a labkit segmentation export (task {meta.get('labkit_task') or meta.get('task')!r})",
                         source=str(path))
+    config = exported_config(module) if config is None else config
     if meta.get("num_classes") != str(config.num_classes) or meta.get("input_size") != str(config.preprocessing.size):
         raise DataError(f"exported for {meta.get('num_classes')} classes at {meta.get('input_size')} px, the config "
                         f"has {config.num_classes} at {config.preprocessing.size}", source=str(path))
     return module
+
+
+def exported_config(module: OrtModule) -> Any:
+    """The :class:`labkit.segment.semantic.SemanticConfig` a labkit U-Net export records."""
+    from labkit.segment.semantic import SemanticConfig
+
+    try:
+        return SemanticConfig(**json.loads(module.metadata["labkit_config"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise DataError(f"the export records no usable labkit config ({type(exc).__name__}: {exc})",
+                        source=str(module.path)) from exc
+
+
+def onnx_task(path: str | Path) -> str | None:
+    """``"detect"`` or ``"segment"`` from an ONNX file's metadata (None when neither is recorded)."""
+    meta = OrtModule(_check_file(path)).metadata
+    return meta.get("labkit_task") or meta.get("task")
 
 
 # -------------------------------------------------------------------------------- detector

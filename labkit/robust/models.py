@@ -136,6 +136,14 @@ def _is_segmenter_checkpoint(path: Path) -> bool:
 
 
 def _from_checkpoint(path: Path, name: str) -> SuiteModel:
+    if path.suffix.lower() == ".onnx":
+        from labkit.detect.predict import find_categories
+        from labkit.robust.export import exported_config, onnx_detector, onnx_segmenter, onnx_task
+
+        if onnx_task(path) == "segment":
+            module = onnx_segmenter(path)
+            return SuiteSegmenter(name, module, exported_config(module))
+        return SuiteDetector(name, onnx_detector(path, find_categories(path)))
     if _is_segmenter_checkpoint(path):
         from labkit.segment.semantic import load_checkpoint
 
@@ -152,7 +160,8 @@ def resolve_model(name: str) -> tuple[SuiteModel, Path | None]:
     ``name`` is a key of :data:`KNOWN_MODELS` (the base model is built on first use and cached,
     see :func:`labkit.detect.base.build_base_detector` and
     :func:`labkit.segment.base.build_base_segmenter`) or the path of a checkpoint: a U-Net
-    ``best.pt`` (it stores its config) or an Ultralytics detection ``.pt``.
+    ``best.pt`` (it stores its config), an Ultralytics detection ``.pt``, or an ONNX export of
+    either (:mod:`labkit.robust.export`; run in ONNX Runtime).
     Anything else raises :class:`UnknownModel` listing the known names.
     """
     if name in KNOWN_MODELS:
