@@ -284,3 +284,27 @@ def test_cli_suite_thresholds_fail_with_exit_1(data_root: Path, detector_weights
     result = json.loads(capsys.readouterr().out)
     assert code == 1 and not result["checks"]["passed"]  # an untrained detector is far from AP 0.9
     assert result["config"]["min_clean"] == 0.9 and result["slices"] == []
+
+
+def test_report_tables_show_the_rows_given(tmp_path: Path) -> None:
+    from labkit.robust.report import render_markdown, write_report
+
+    result = {"model": "m", "task": "detect", "primary": "AP", "metrics": ["AP"], "split_source": "val.json",
+              "images": [1, 2], "seed": 0, "kinds": ["fog"], "severities": [1, 2],
+              "rows": [{"kind": "clean", "severity": 0, "AP": 0.5, "error": 0.5},
+                       {"kind": "fog", "severity": 1, "AP": 0.4, "error": 0.6},
+                       {"kind": "fog", "severity": 2, "AP": None, "error": None}],
+              "slices": [{"kind": "clean", "severity": 0, "slice": "lighting", "bucket": "normal", "unit": "images",
+                          "count": 2, "AP": 0.5},
+                         {"kind": "fog", "severity": 2, "slice": "lighting", "bucket": "normal", "unit": "images",
+                          "count": 2, "AP": 0.25}],
+              "reference": "ref.json",
+              "corruption_errors": {"per_kind": {"fog": {"CE": 1.2, "relative_CE": None}}, "mCE": 1.2,
+                                    "relative_mCE": None}}
+    text = render_markdown(result)
+    assert "| fog | 0.500 | 0.400 | – |" in text
+    assert "| **mean** | **1.200** | **–** |" in text
+    assert "| lighting | normal | 2 | 0.500 | 0.250 |" in text
+    files = write_report(result, tmp_path)
+    assert json.loads(Path(files["json"]).read_text())["rows"][1]["AP"] == 0.4
+    assert Path(files["figure"]).read_bytes()[:4] == b"\x89PNG"

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Mapping
 from labkit.configfile import YamlConfig
 from labkit.errors import DataError
 from labkit.robust.corruptions import KINDS, SEVERITY_LEVELS, check_kind, check_severity
+from labkit.robust.suite import DEFAULT_MAX_IMAGES
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class SuiteConfig(YamlConfig):
     kinds: tuple[str, ...] = KINDS
     severities: tuple[int, ...] = SEVERITY_LEVELS
     seed: int = 0
-    max_images: int | None = 32
+    max_images: int | None = DEFAULT_MAX_IMAGES
     slices: bool = True
     min_clean: float | None = None
     max_drop: Mapping[str, float] = field(default_factory=dict)

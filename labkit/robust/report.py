@@ -16,14 +16,15 @@ def _cell(value: Any) -> str:
 
 def severity_table(result: Mapping[str, Any], metric: str) -> str:
     """Markdown: one row per kind, one column per severity (0 = clean), values of ``metric``."""
-    sev = result["severities"]
+    sev = result["severities"] if result["kinds"] else []
     clean = next(r for r in result["rows"] if r["kind"] == "clean")
-    lines = [f"| kind | clean | {' | '.join(f'severity {s}' for s in sev)} |",
-             "|---|---:|" + "---:|" * len(sev)]
+    lines = ["| kind | clean |" + "".join(f" severity {s} |" for s in sev), "|---|---:|" + "---:|" * len(sev)]
     by_key = {(r["kind"], r["severity"]): r for r in result["rows"]}
     for kind in result["kinds"]:
-        cells = [_cell(by_key[(kind, s)][metric]) for s in sev]
-        lines.append(f"| {kind} | {_cell(clean[metric])} | {' | '.join(cells)} |")
+        cells = "".join(f" {_cell(by_key[(kind, s)][metric])} |" for s in sev)
+        lines.append(f"| {kind} | {_cell(clean[metric])} |{cells}")
+    if not result["kinds"]:
+        lines.append(f"| (clean only) | {_cell(clean[metric])} |")
     return "\n".join(lines)
 
 
@@ -38,7 +39,8 @@ def ce_table(errors: Mapping[str, Any]) -> str:
 
 def slice_table(result: Mapping[str, Any]) -> str:
     """Markdown: the primary metric per slice bucket, clean and at each kind's highest severity."""
-    metric, top = result["primary"], max(result["severities"])
+    metric = result["primary"]
+    top = max(result["severities"]) if result["kinds"] else 0
     conditions = [("clean", 0)] + [(k, top) for k in result["kinds"]]
     rows: dict[tuple[str, str], dict[tuple[str, int], Any]] = {}
     counts: dict[tuple[str, str], Any] = {}
@@ -86,7 +88,8 @@ def plot_severity(result: Mapping[str, Any], path: str | Path) -> Path:
         ax.set(xlabel="severity (0 = clean)", ylabel=metric, title=f"{result['model']}: {metric}",
                xticks=[0] + list(result["severities"]))
         ax.grid(alpha=0.3)
-    fig.axes[0].legend(fontsize=7)
+    if result["kinds"]:
+        fig.axes[0].legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
