@@ -14,9 +14,11 @@ Every kind but ``h264`` is an albumentations transform (``MotionBlur``, ``Defocu
 values of one :class:`Corruption`: the severity table :data:`SEVERITIES` fixes the strength, and
 the few free choices (blur angle, rain slant) are drawn from the seed into ``params``, so what is
 recorded is what is applied. The pixel-level randomness left (which noise sample, where the
-drops fall) comes from the same seed. The ladders are set so that severities 2-4 span the
-ranges the dataset generator draws its own camera artifacts from (``labkit.data.synth.artifacts``:
-motion blur 5-15 px, defocus radius 2-5, noise sigma 6-20, gamma 1.6-2.8, JPEG quality 10-35).
+drops fall) comes from the same seed. The ladders overlap the ranges the dataset generator
+draws its own camera artifacts from (``labkit.data.synth.artifacts``), so the mild end is what the
+val split already holds and severity 5 goes beyond it: motion blur 5-15 px (severities 1-3),
+defocus radius 2-5 (2-4), noise sigma 6-20 (1-3), low-light gamma 1.6-2.8 (2-4), JPEG quality
+10-35 (1-4).
 
 **Sequences** (:func:`corrupt_sequence`) draw one :class:`Corruption` per sequence, applied to
 every frame: the change is consistent in time (same blur angle, same fog, same gain), never
