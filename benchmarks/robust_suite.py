@@ -15,7 +15,7 @@ cost per image is that of the trained ones (their metrics are meaningless and no
 Writes ``artifacts/bench_robustness.json`` (key ``suite``: seconds per model, per stage, the
 clean-pass peer, images and conditions).
 
-Run: ``.venv/bin/python benchmarks/robust_suite.py [--detector detect_base] [--segmenter segment_base]``
+Run: ``.venv/bin/python benchmarks/robust_suite.py [--detector detect-base] [--segmenter segment-base]``
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch
 
 from labkit.artifacts import artifacts_dir, write_json
 from labkit.data.synth import ensure_dataset
-from labkit.detect.data import load_split
+from labkit.robust._moved import load_split
 from labkit.repro import run_manifest
 from labkit.robust.models import SuiteDetector, SuiteSegmenter, resolve_model
 from labkit.robust.suite import DEFAULT_MAX_IMAGES, run_suite

@@ -110,7 +110,7 @@ class _TwoScoreDetector:
 
 def test_calibration_under_corruption_wires_fit_and_ece(tmp_path) -> None:
     from labkit.data.synth import generate_dataset
-    from labkit.detect.data import load_split
+    from labkit.robust._moved import load_split
     from labkit.robust.policy import calibration_under_corruption
 
     generate_dataset(tmp_path / "d", seed=0, size="small")

@@ -14,7 +14,7 @@ import torch
 from labkit.cli import main
 from labkit.data.annotations import Detections
 from labkit.data.images import load_label_mask
-from labkit.detect.data import load_split
+from labkit.robust._moved import load_split
 from labkit.errors import DataError
 from labkit.metrics.boundary import BoundaryScores
 from labkit.robust.models import SuiteDetector, SuiteSegmenter
@@ -217,7 +217,7 @@ def test_cli_suite_segmenter(data_root: Path, unet_weights: Path, tmp_path: Path
 
 def test_cli_suite_unknown_model_lists_known_names(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = _suite(capsys, "--model", "resnet9000", "--out", str(tmp_path))
-    assert code == 2 and "resnet9000" in err and "detect_base" in err and "segment_tiny" in err
+    assert code == 2 and "resnet9000" in err and "detect-base" in err and "segment-tiny" in err
 
 
 def test_cli_suite_missing_and_empty_split(data_root: Path, detector_weights: Path, tmp_path: Path,

@@ -36,7 +36,7 @@ def _severity(value: Any) -> int:
 def _read_input(path: Path) -> tuple[list[tuple[str, np.ndarray]], bool]:
     """``(name, RGB frame)`` pairs of an image, a folder of images or a video, and whether they
     form a sequence (folder or video)."""
-    from labkit.detect.sources import VIDEO_SUFFIXES, iter_frames
+    from labkit.robust._moved import VIDEO_SUFFIXES, iter_frames
 
     if not path.exists():
         raise UsageError(f"input not found: {path}")
@@ -82,7 +82,7 @@ def _corrupt(args: argparse.Namespace) -> int:
 
 
 def _load_split(data_root: Path, split: str) -> Any:
-    from labkit.detect.data import load_split
+    from labkit.robust._moved import load_split
 
     path = data_root / "annotations" / f"instances_{split}.json"
     if not path.is_file():
@@ -277,7 +277,7 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("suite", help="metric vs severity for every kind, corruption errors, slices, thresholds "
                        "(exit 1 when one fails)")
     p.add_argument("--model", required=True,
-                   help="detect_base, detect_tiny, segment_base, segment_tiny, or a checkpoint path")
+                   help="detect-base, detect-tiny, detect-yolo11n, segment-base, segment-tiny, or a checkpoint / ONNX path")
     p.add_argument("--config", default=None, help="suite settings and thresholds (e.g. configs/robust_suite.yaml); "
                    "flags given here override it")
     p.add_argument("--split", default=None, help="still-image split to score (default val)")

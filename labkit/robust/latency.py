@@ -55,7 +55,6 @@ def _timed_frames(frames: Iterable[tuple[Any, np.ndarray]]) -> Iterator[tuple[fl
 def _detector_steps(detector: Any, conf: float, iou: float) -> Callable[[np.ndarray], dict[str, float]]:
     from labkit.detect._ultralytics import ul
     from labkit.detect.predict import PAD_VALUE
-    from labkit.detect.sources import to_rgb
 
     nms = ul("ultralytics.utils.nms").non_max_suppression
 
@@ -63,7 +62,6 @@ def _detector_steps(detector: Any, conf: float, iou: float) -> Callable[[np.ndar
         import torch
 
         t0 = time.perf_counter()
-        image = to_rgb(image)
         lb = detector.letterbox(image)
         x = detector._batch_tensor([lb.image(image, pad_value=PAD_VALUE)])
         t1 = time.perf_counter()
@@ -111,9 +109,9 @@ def measure_latency(model: Any, source: Any, *, max_frames: int = 100, warmup: i
                     iou: float = 0.7) -> dict[str, list[float]]:
     """Per-frame stage times (ms) of ``model`` (a :class:`labkit.robust.models.SuiteDetector` /
     ``SuiteSegmenter``) over the first ``warmup + max_frames`` frames of ``source`` (anything
-    :func:`labkit.detect.sources.iter_frames` reads); ``{stage: [ms per frame]}`` with
+    :func:`labkit.data.sources.iter_frames` reads); ``{stage: [ms per frame]}`` with
     ``end_to_end`` their sum. Fewer frames than ``warmup + 1`` is a :class:`DataError`."""
-    from labkit.detect.sources import iter_frames
+    from labkit.robust._moved import iter_frames
 
     if max_frames < 1 or warmup < 0:
         raise DataError(f"need max_frames >= 1 and warmup >= 0, got {max_frames} and {warmup}")

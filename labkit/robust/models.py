@@ -1,8 +1,9 @@
 """The models a robustness suite scores, behind one small interface, and the one place that finds them.
 
-:func:`resolve_model` turns a name into a :class:`SuiteDetector` or :class:`SuiteSegmenter`; it is
-the only function that knows where models come from (today: the course's base-model configs and
-checkpoint paths; when the model registry ``labkit.models`` lands, only this function changes).
+:func:`resolve_model` turns a name into a :class:`SuiteDetector` or :class:`SuiteSegmenter`; it
+(with :func:`_build_known`) is the only code that knows where models come from: the model
+registry ``labkit.models`` when it is installed, else the base-model builders, or a checkpoint
+path.
 
 Both wrappers score in-memory images (``{image_id: RGB uint8}``, e.g. corrupted copies of a split)
 against the split's labels:
@@ -26,12 +27,14 @@ from labkit.artifacts import project_root
 from labkit.data.annotations import Dataset, Detections
 from labkit.errors import DataError, LabkitError
 
-#: Model names the suite knows: the course's base-model recipes (built once, then cached).
+#: Model names the suite knows (the registry's names) and their recipes: the YOLO detectors and
+#: the U-Nets (the Faster R-CNN and YOLO-seg models score differently and are not in the suite).
 KNOWN_MODELS: dict[str, str] = {
-    "detect_base": "configs/detect_base.yaml",
-    "detect_tiny": "configs/detect_tiny.yaml",
-    "segment_base": "configs/segment_base.yaml",
-    "segment_tiny": "configs/segment_tiny.yaml",
+    "detect-base": "configs/detect_base.yaml",
+    "detect-tiny": "configs/detect_tiny.yaml",
+    "detect-yolo11n": "configs/detect_yolo11n.yaml",
+    "segment-base": "configs/segment_base.yaml",
+    "segment-tiny": "configs/segment_tiny.yaml",
 }
 
 
@@ -154,29 +157,49 @@ def _from_checkpoint(path: Path, name: str) -> SuiteModel:
     return SuiteDetector(name, load_detector(path, device="cpu"))
 
 
+def _registry() -> Any:
+    """``labkit.models`` (the model registry) when it is installed, else None."""
+    try:
+        import labkit.models as registry
+    except ImportError:  # before the registry branch is merged
+        return None
+    return registry
+
+
+def _build_known(name: str) -> tuple[Path, Path]:
+    """Weights and dataset folder of a known model name: through the registry when present, else
+    through the base-model builders (``labkit.detect.base``, ``labkit.segment.base``)."""
+    registry = _registry()
+    if registry is not None:
+        from labkit.models.dataset import dataset_root
+
+        found = registry.load(name, progress=False)
+        config = found.config
+        return found.weights, dataset_root(config.dataset_size, config.dataset_seed)
+    config_file = project_root() / KNOWN_MODELS[name]
+    if name.startswith("detect"):
+        from labkit.detect.base import build_base_detector
+        from labkit.detect.config import as_config
+        from labkit.detect.data import dataset_root as detect_root
+
+        return build_base_detector(config_file), detect_root(as_config(config_file))
+    from labkit.segment.base import build_base_segmenter, dataset_root as segment_root, load_base_config
+
+    return build_base_segmenter(config_file, progress=False), segment_root(load_base_config(config_file))
+
+
 def resolve_model(name: str) -> tuple[SuiteModel, Path | None]:
     """The model called ``name`` and the dataset folder it was built on (``None`` when unknown).
 
-    ``name`` is a key of :data:`KNOWN_MODELS` (the base model is built on first use and cached,
-    see :func:`labkit.detect.base.build_base_detector` and
-    :func:`labkit.segment.base.build_base_segmenter`) or the path of a checkpoint: a U-Net
-    ``best.pt`` (it stores its config), an Ultralytics detection ``.pt``, or an ONNX export of
-    either (:mod:`labkit.robust.export`; run in ONNX Runtime).
+    ``name`` is one of :data:`KNOWN_MODELS` (loaded through the model registry ``labkit.models``
+    when it is installed, else built on first use by the base-model builders, and cached) or the
+    path of a checkpoint: a U-Net ``best.pt`` (it stores its config), an Ultralytics detection
+    ``.pt``, or an ONNX export of either (:mod:`labkit.robust.export`; run in ONNX Runtime).
     Anything else raises :class:`UnknownModel` listing the known names.
     """
     if name in KNOWN_MODELS:
-        config = project_root() / KNOWN_MODELS[name]
-        if name.startswith("detect"):
-            from labkit.detect.base import build_base_detector
-            from labkit.detect.config import as_config
-            from labkit.detect.data import dataset_root
-
-            weights = build_base_detector(config)
-            return _from_checkpoint(weights, name), dataset_root(as_config(config))
-        from labkit.segment.base import build_base_segmenter, dataset_root, load_base_config
-
-        weights = build_base_segmenter(config, progress=False)
-        return _from_checkpoint(weights, name), dataset_root(load_base_config(config))
+        weights, data_root = _build_known(name)
+        return _from_checkpoint(Path(weights), name), Path(data_root)
     path = Path(name)
     if path.is_file():
         return _from_checkpoint(path, path.parent.name or path.stem), None

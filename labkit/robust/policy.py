@@ -191,7 +191,7 @@ def calibration_under_corruption(model: Any, dataset: Any, conditions: Iterable[
     (:meth:`ScoreCalibration.to_dict`), ``ece`` (rows of :func:`ece_table`) and ``outcomes``
     (set name -> the :func:`detection_outcomes` table, for reliability diagrams and policies).
     """
-    from labkit.detect.sources import iter_frames
+    from labkit.robust._moved import iter_frames
     from labkit.robust.suite import choose_images, corrupt_split
 
     chosen = choose_images(dataset, max_images, seed)
