@@ -100,10 +100,15 @@ def test_drift_monitor_needs_the_feature() -> None:
         mon.update({"frame": 7, "brightness": 3.0})
 
 
-def test_quality_gate_from_reference() -> None:
-    records = [{"blur": float(v), "brightness": float(v), "contrast": 50.0, "blockiness": 1.0} for v in range(101)]
+def test_quality_gate_tukey_fences_hand_worked() -> None:
+    # 40..60: Q1 45, Q3 55, IQR 10 -> fences 45 - 15 = 30 and 55 + 15 = 70
+    records = [{"blur": float(v), "brightness": float(v), "contrast": float(v), "blockiness": float(v)}
+               for v in range(40, 61)]
     gate = QualityGate.from_reference(records)
-    assert gate.limits["blur"] == (pytest.approx(1.0), None)
-    assert gate.limits["brightness"] == (pytest.approx(1.0), pytest.approx(99.0))
-    assert gate.check({"blur": 50.0, "brightness": 0.5, "contrast": 50.0, "blockiness": 1.0}) == ["brightness"]
-    assert gate.check({"blur": 50.0, "brightness": 50.0, "contrast": 50.0, "blockiness": 1.0}) == []
+    assert gate.limits["blur"] == (pytest.approx(30.0), None)
+    assert gate.limits["brightness"] == (pytest.approx(30.0), pytest.approx(70.0))
+    assert gate.limits["blockiness"] == (None, pytest.approx(70.0))
+    ok = {"blur": 30.0, "brightness": 70.0, "contrast": 31.0, "blockiness": 70.0}  # on the fences: fine
+    assert gate.check(ok) == []
+    assert gate.check({**ok, "brightness": 29.9, "blockiness": 70.1}) == ["brightness", "blockiness"]
+    assert gate.check({**ok, "blur": None}) == []  # an undefined feature cannot fire

@@ -127,3 +127,39 @@ def test_calibration_under_corruption_wires_fit_and_ece(tmp_path) -> None:
     assert row["ece_raw"] == pytest.approx(gaps)
     assert row["ece_calibrated"] < row["ece_raw"]
     assert [r["set"] for r in out["ece"]] == ["clean", "jpeg 2"]
+
+
+def _outside_tukey_fences(dataset) -> int:
+    """Clean frames whose grey mean or std lies outside Q1 - 1.5 IQR .. Q3 + 1.5 IQR, or whose
+    Laplacian variance lies below Q1 - 1.5 IQR (blockiness, an upper fence, counted too)."""
+    import cv2
+
+    from labkit.data.images import load_image
+    from labkit.robust.monitor import blockiness
+
+    feats = []
+    for rec in dataset.images:
+        grey = cv2.cvtColor(load_image(dataset.image_path(rec)), cv2.COLOR_RGB2GRAY).astype(np.float64)
+        feats.append((cv2.Laplacian(grey, cv2.CV_64F).var(), grey.mean(), grey.std(), blockiness(grey)))
+    f = np.array(feats)
+    q1, q3 = np.percentile(f, 25, axis=0), np.percentile(f, 75, axis=0)
+    lo, hi = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+    out = (f[:, 0] < lo[0]) | (f[:, 1] < lo[1]) | (f[:, 1] > hi[1]) | (f[:, 2] < lo[2]) | (f[:, 3] > hi[3])
+    return int(out.sum())
+
+
+def test_abstention_under_corruption_flags_dark_frames(tmp_path) -> None:
+    from labkit.data.synth import generate_dataset
+    from labkit.robust._moved import load_split
+    from labkit.robust.policy import abstention_under_corruption
+
+    generate_dataset(tmp_path / "d", seed=0, size="small")
+    val = load_split(tmp_path / "d", "val")
+    table = abstention_under_corruption(_TwoScoreDetector(val), val, [("low_light", 5)], t_act=0.8)
+    clean, dark = table.set_index("set").loc["clean"], table.set_index("set").loc["low_light 5"]
+    n_gt = sum(int((np.asarray(r.detections.get("iscrowd"), dtype=int) == 0).sum()) for r in val.images)
+    assert clean["acted_tp"] == n_gt and clean["acted_fp"] == 0
+    assert clean["frames_flagged"] == _outside_tukey_fences(val)
+    # severity 5 is far darker than any clean frame: every frame abstains, nothing is acted on
+    assert dark["frames_flagged"] == len(val) and dark["frame_coverage"] == 0.0
+    assert dark["kept_tp"] == 0 and dark["tp_lost"] == n_gt

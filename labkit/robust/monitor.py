@@ -239,18 +239,17 @@ class QualityGate:
     limits: Mapping[str, tuple[float | None, float | None]]
 
     @classmethod
-    def from_reference(cls, records: Sequence[Mapping[str, Any]], low: Mapping[str, float] | None = None,
-                       high: Mapping[str, float] | None = None) -> "QualityGate":
-        """Limits at reference quantiles: ``low`` maps a feature to the quantile under which it fires
-        (default: blur, brightness, contrast at 0.01), ``high`` to the one above which it fires
-        (default: brightness and blockiness at 0.99)."""
-        low = {"blur": 0.01, "brightness": 0.01, "contrast": 0.01} if low is None else low
-        high = {"brightness": 0.99, "blockiness": 0.99} if high is None else high
+    def from_reference(cls, records: Sequence[Mapping[str, Any]], low: Sequence[str] = ("blur", "brightness", "contrast"),
+                       high: Sequence[str] = ("brightness", "blockiness"), k: float = 1.5) -> "QualityGate":
+        """Tukey's fences (J. W. Tukey, "Exploratory Data Analysis", 1977) of reference frames: a
+        feature in ``low`` fires below ``Q1 - k IQR``, one in ``high`` above ``Q3 + k IQR``
+        (quartiles by ``numpy.quantile``, linear interpolation; IQR = Q3 - Q1)."""
         limits = {}
         for name in dict.fromkeys([*low, *high]):
             values = _finite([r.get(name) for r in records], f"reference '{name}'")
-            limits[name] = (float(np.quantile(values, low[name])) if name in low else None,
-                            float(np.quantile(values, high[name])) if name in high else None)
+            q1, q3 = np.quantile(values, [0.25, 0.75])
+            limits[name] = (float(q1 - k * (q3 - q1)) if name in low else None,
+                            float(q3 + k * (q3 - q1)) if name in high else None)
         return cls(limits)
 
     def check(self, record: Mapping[str, Any]) -> list[str]:

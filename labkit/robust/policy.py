@@ -203,3 +203,31 @@ def calibration_under_corruption(model: Any, dataset: Any, conditions: Iterable[
     cal = fit_temperature(outcomes["clean"]["score"], outcomes["clean"]["correct"])
     sets = {name: (t["score"], t["correct"]) for name, t in outcomes.items()}
     return {"calibration": cal.to_dict(), "ece": ece_table(cal, sets, bins).to_dict("records"), "outcomes": outcomes}
+
+
+def abstention_under_corruption(model: Any, dataset: Any, conditions: Iterable[tuple[str, int]], *, t_act: float,
+                                seed: int = 0, max_images: int | None = None,
+                                calibration: ScoreCalibration | None = None) -> pd.DataFrame:
+    """What abstaining on input-quality alarms does, clean and under each ``(kind, severity)``.
+
+    The gate (:class:`labkit.robust.monitor.QualityGate`) is fitted on the input features of the
+    clean images (limits at their 1st / 99th percentiles); each condition's frames that it flags
+    abstain (:func:`abstention_effect` at ``t_act`` on the scores, calibrated when
+    ``calibration`` is given). One row per set: ``set``, the effect's counts and ``frames_flagged``.
+    """
+    from labkit.robust._moved import iter_frames
+    from labkit.robust.monitor import QualityGate, input_features
+    from labkit.robust.suite import choose_images, corrupt_split
+
+    chosen = choose_images(dataset, max_images, seed)
+    clean = dict(iter_frames(chosen))
+    gate = QualityGate.from_reference([input_features(img) for img in clean.values()])
+    sets = {"clean": clean, **{f"{k} {s}": corrupt_split(clean, k, s, seed) for k, s in conditions}}
+    rows = []
+    for name, images in sets.items():
+        table = detection_outcomes(chosen, model.predict(images))
+        if calibration is not None:
+            table = table.assign(score=calibration(table["score"]))
+        fired = {i for i, img in images.items() if gate.check(input_features(img))}
+        rows.append({"set": name, "frames_flagged": len(fired), **abstention_effect(table, fired, t_act)})
+    return pd.DataFrame(rows)
