@@ -111,9 +111,10 @@ def test_oracle_detector_scores_one_clean_and_zero_in_the_dark(data_root: Path) 
 
 def test_slices_count_what_the_annotation_file_says(data_root: Path) -> None:
     val = load_split(data_root, "val")
-    result = run_suite(DaylightOracle(val), val, data_root, kinds=["jpeg"], severities=[1], max_images=6, seed=3)
+    result = run_suite(DaylightOracle(val), val, data_root, kinds=["jpeg"], severities=[3, 1], max_images=6, seed=3)
     chosen = set(result["images"])
     assert len(chosen) == 6
+    assert {(s["kind"], s["severity"]) for s in result["slices"]} == {("clean", 0), ("jpeg", 3)}  # clean + worst
     raw = json.loads((data_root / "annotations" / "instances_val.json").read_text())
     dark = sum("low_light" in im["artifacts"] for im in raw["images"] if im["id"] in chosen)
     objects = [a for a in raw["annotations"] if a["image_id"] in chosen and not a["iscrowd"]]

@@ -144,7 +144,8 @@ def run_suite(model: SuiteModel, dataset: Dataset, data_root: str | Path, *, kin
 
     Returns a JSON-ready dict: ``model``, ``task``, ``primary`` metric, ``images`` (ids scored),
     ``seed``, ``rows`` (one per condition, the clean one first with kind ``"clean"`` and severity
-    0: the metrics and ``error`` = 1 - primary), ``slices`` (one per condition and slice bucket),
+    0: the metrics and ``error`` = 1 - primary), ``slices`` (one per slice bucket, for the clean
+    images and for each kind at the highest severity run: where a slice's weakness shows most),
     ``corruptions`` (per kind: the fixed parameters of each severity and the ranges drawn per
     image) and ``seconds`` (corrupting, predicting, scoring).
     """
@@ -169,7 +170,7 @@ def run_suite(model: SuiteModel, dataset: Dataset, data_root: str | Path, *, kin
         end = time.perf_counter()
         scores = model.score(chosen, predictions, data_root)
         rows.append(_row(kind, severity, scores, model))
-        if with_slices:
+        if with_slices and severity in (0, severities[-1] if severities else 0):
             slices += [{"kind": kind, "severity": severity, **r}
                        for r in score_slices(model, chosen, predictions, data_root, views, buckets, scores)]
         seconds["corrupt"] += mid - start
