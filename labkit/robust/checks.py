@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Mapping
 from labkit.configfile import YamlConfig
 from labkit.errors import DataError
 from labkit.robust.corruptions import KINDS, SEVERITY_LEVELS, check_kind, check_severity
-from labkit.robust.suite import DEFAULT_MAX_IMAGES
+from labkit.robust.suite import AUTO
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class SuiteConfig(YamlConfig):
     kinds: tuple[str, ...] = KINDS
     severities: tuple[int, ...] = SEVERITY_LEVELS
     seed: int = 0
-    max_images: int | None = DEFAULT_MAX_IMAGES
+    #: images scored: a positive number, null (every image) or "auto" (the model's default subset)
+    max_images: int | str | None = AUTO
     slices: bool = True
     min_clean: float | None = None
     max_drop: Mapping[str, float] = field(default_factory=dict)
@@ -40,8 +41,9 @@ class SuiteConfig(YamlConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "kinds", tuple(check_kind(k) for k in self.kinds))
         object.__setattr__(self, "severities", tuple(check_severity(s) for s in self.severities))
-        if self.max_images is not None and (not isinstance(self.max_images, int) or self.max_images < 1):
-            raise DataError(f"max_images must be a positive integer or null, got {self.max_images!r}")
+        if self.max_images not in (None, AUTO) and (isinstance(self.max_images, bool) or
+                                                     not isinstance(self.max_images, int) or self.max_images < 1):
+            raise DataError(f"max_images must be a positive integer, null or 'auto', got {self.max_images!r}")
         if not isinstance(self.max_drop, Mapping):
             raise DataError(f"max_drop must map kinds (or 'default') to numbers, got {self.max_drop!r}")
         for kind, value in self.max_drop.items():

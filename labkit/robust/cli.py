@@ -285,7 +285,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--kinds", nargs="+", choices=KINDS, default=None, help="corruption kinds (default all)")
     p.add_argument("--severities", nargs="+", type=int, default=None, help="severities (default 1-5)")
     p.add_argument("--seed", type=int, default=None, help="seed of the image subset and the corruptions (default 0)")
-    p.add_argument("--max-images", type=int, default=None, help="seeded subset of the split (default 32; 0 = all)")
+    p.add_argument("--max-images", type=int, default=None,
+                   help="seeded subset of the split (default: 32 images for a detector, 16 for a segmenter; 0 = all)")
     p.add_argument("--reference", default=None,
                    help="reference model for the corruption errors: a model name/path or an earlier suite.json")
     p.add_argument("--no-slices", action="store_true", help="skip the lighting/motion/occlusion/size slices")

@@ -49,6 +49,8 @@ class SuiteDetector:
     name: str
     detector: Any
     batch: int = 8
+    #: images of the split the suite scores by default (seeded subset)
+    default_images: int = 32
     task: str = "detect"
     #: the metric whose error (1 - value) the corruption errors use
     primary: str = "AP"
@@ -76,6 +78,8 @@ class SuiteSegmenter:
     model: Any
     config: Any
     batch: int = 8
+    #: fewer than the detector: the U-Net's pass and the boundary F cost about twice as much per image
+    default_images: int = 16
     task: str = "segment"
     primary: str = "mean_iou"
     metrics: tuple[str, ...] = ("mean_iou", "mean_boundary_f")

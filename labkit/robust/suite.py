@@ -43,8 +43,9 @@ from labkit.robust.models import SuiteModel
 
 #: Object visibility buckets: name -> [low, high).
 OCCLUSION_BUCKETS = {"none": (0.9, 1.01), "partial": (0.5, 0.9), "heavy": (0.0, 0.5)}
-#: Default number of val images the suite scores (a seeded subset; ``None`` = all).
-DEFAULT_MAX_IMAGES = 32
+#: ``max_images`` that means "the model's own default subset size" (``SuiteDetector.default_images``,
+#: ``SuiteSegmenter.default_images``: what keeps the default suite of one model near 90 s on a CPU).
+AUTO = "auto"
 
 
 def choose_images(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
@@ -137,10 +138,11 @@ def _row(kind: str, severity: int, scores: Mapping[str, Any], model: SuiteModel)
 
 
 def run_suite(model: SuiteModel, dataset: Dataset, data_root: str | Path, *, kinds: Sequence[str] = KINDS,
-              severities: Sequence[int] = SEVERITY_LEVELS, seed: int = 0, max_images: int | None = DEFAULT_MAX_IMAGES,
+              severities: Sequence[int] = SEVERITY_LEVELS, seed: int = 0, max_images: int | str | None = AUTO,
               with_slices: bool = True) -> dict[str, Any]:
     """Score ``model`` on the clean images and on every (kind, severity) corruption of them
-    (no ``kinds``: the clean pass alone).
+    (no ``kinds``: the clean pass alone), on a seeded subset of ``max_images`` images (``None``:
+    all; :data:`AUTO`: the model's ``default_images``).
 
     Returns a JSON-ready dict: ``model``, ``task``, ``primary`` metric, ``images`` (ids scored),
     ``seed``, ``rows`` (one per condition, the clean one first with kind ``"clean"`` and severity
@@ -154,7 +156,7 @@ def run_suite(model: SuiteModel, dataset: Dataset, data_root: str | Path, *, kin
     if kinds and not severities:
         raise DataError("the suite needs at least one severity (or no kinds: the clean pass alone)")
     data_root = Path(data_root)
-    chosen = choose_images(dataset, max_images, seed)
+    chosen = choose_images(dataset, model.default_images if max_images == AUTO else max_images, seed)
     from labkit.robust._moved import iter_frames
 
     clean = dict(iter_frames(chosen))
