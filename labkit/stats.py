@@ -48,6 +48,13 @@ class NoiseVerdict:
             return "one seed"
         return "clear" if self.clear else "within noise"
 
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe numbers for ``log_metrics``: best, runner_up, gap, spread (``None`` with one
+        seed, as JSON has no NaN), seeds and verdict."""
+        return {"best": self.best, "runner_up": self.runner_up, "gap": self.gap,
+                "spread": None if math.isnan(self.spread) else self.spread, "seeds": self.seeds,
+                "verdict": self.verdict}
+
     def message(self) -> str:
         """One sentence with the numbers: which variant leads, by how much, against what spread."""
         head = (f"{self.key}: {self.best!r} {self.means[self.best]:.4f} vs {self.runner_up!r} "

@@ -41,10 +41,12 @@ def test_a_tie_is_within_noise_even_without_spread():
 
 
 def test_one_seed_gives_no_spread_and_no_verdict(capsys):
-    v = compare_with_noise(rows({"a": [0.9], "b": [0.1]}), "iou")
+    v = compare_with_noise(rows({"a": [0.75], "b": [0.25]}), "iou")
     assert v.best == "a" and v.seeds == 1 and math.isnan(v.spread) and not v.clear
     assert v.verdict == "one seed" and v.check("b") is False
     assert "one seed gives no spread" in capsys.readouterr().out
+    assert v.summary() == {"best": "a", "runner_up": "b", "gap": 0.5, "spread": None, "seeds": 1,
+                           "verdict": "one seed"}
 
 
 def test_uneven_seeds_count_the_fewer_and_best_vs_runner_up_of_three():
