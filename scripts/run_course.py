@@ -125,6 +125,27 @@ def run_notebook(path: Path, out_dir: Path, timeout: int) -> dict:
             "slow_cells": [c["index"] for c in cells if c["seconds"] > SLOW_CELL_SECONDS], "cells": cells}
 
 
+def disk_mb(paths: dict[str, Path]) -> dict[str, float | None]:
+    """Size on disk (MiB, files counted once, links not followed) of each folder; ``None`` if absent.
+
+    What a newcomer needs free: the virtual environment, the generated data and the artifacts.
+    """
+    sizes = {}
+    for name, root in paths.items():
+        if not root.is_dir():
+            sizes[name] = None
+            continue
+        total = 0
+        for path in root.rglob("*"):
+            try:
+                if path.is_file() and not path.is_symlink():
+                    total += path.stat().st_blocks * 512
+            except OSError:
+                continue
+        sizes[name] = round(total / 2**20, 1)
+    return sizes
+
+
 def previous_rows(summary: Path) -> list[dict]:
     """The notebook rows of an earlier summary (none if there is no readable one)."""
     try:
@@ -180,11 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         ch["seconds"] = round(ch["seconds"] + r["seconds"], 2)
         ch["peak_rss_mb"] = max(ch["peak_rss_mb"], r["peak_rss_mb"])
         ch["notebooks"] += 1
-    summary = {"notebooks": rows, "chapters": chapters, "metrics": read_metrics(out)}
+    disk = disk_mb({".venv": Path(sys.prefix), "data": REPO_ROOT / "data", "artifacts": out})
+    summary = {"notebooks": rows, "chapters": chapters, "disk_mb": disk, "metrics": read_metrics(out)}
     write_json(out / "course_summary.json", summary)
     print_table(rows)
     for name, ch in chapters.items():
         print(f"{name}: {ch['notebooks']} notebooks, {ch['seconds']:.1f} s, peak {ch['peak_rss_mb']:.0f} MB")
+    print("disk (MiB): " + ", ".join(f"{k} {v:.0f}" if v is not None else f"{k} absent" for k, v in disk.items()))
     print(f"summary written to {out / 'course_summary.json'}")
     return 0 if all_ok else 1
 

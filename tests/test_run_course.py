@@ -67,3 +67,10 @@ def test_an_error_that_is_not_an_assert_names_its_line(run_course, tmp_path):
 
 def test_binder_line_is_1_8_gb_in_mib(run_course):
     assert run_course.BINDER_LINE_MB == round(1.8e9 / 2**20, 1) == 1716.6
+
+
+def test_disk_mb_counts_file_blocks_and_marks_absent_folders(run_course, tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "one.bin").write_bytes(b"x" * 2**20)  # 1 MiB of data: at least 1 MiB of blocks
+    sizes = run_course.disk_mb({"a": tmp_path / "a", "gone": tmp_path / "missing"})
+    assert 1.0 <= sizes["a"] < 1.1 and sizes["gone"] is None
