@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import threading
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         ch["seconds"] = round(ch["seconds"] + r["seconds"], 2)
         ch["peak_rss_mb"] = max(ch["peak_rss_mb"], r["peak_rss_mb"])
         ch["notebooks"] += 1
-    disk = disk_mb({".venv": Path(sys.prefix), "data": REPO_ROOT / "data", "artifacts": out})
+    data = Path(os.environ.get("LABKIT_DATA") or REPO_ROOT / "data")  # where the generated datasets live
+    disk = disk_mb({".venv": Path(sys.prefix), "data": data, "artifacts": out})
     summary = {"notebooks": rows, "chapters": chapters, "disk_mb": disk, "metrics": read_metrics(out)}
     write_json(out / "course_summary.json", summary)
     print_table(rows)
