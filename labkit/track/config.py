@@ -97,9 +97,9 @@ class TrackConfig(YamlConfig):
     process_noise_velocity: float = 0.00625
     measurement_noise: float = 0.05
     camera_motion: str = "none"
-    high_score: float = 0.5
-    low_score: float = 0.1
-    new_track_score: float = 0.6
+    high_score: float = 0.2
+    low_score: float = 0.05
+    new_track_score: float = 0.2
     gate_probability: float = 0.0
     gate_min_iou: float = 0.0
     iou_weight: float = 1.0
@@ -117,7 +117,7 @@ class TrackConfig(YamlConfig):
     min_hits: int = 3
     max_misses: int = 30
     output_tentative_history: bool = True
-    output_box: str = "detection"
+    output_box: str = "filtered"
 
     def __post_init__(self) -> None:
         for name in ("process_noise_position", "process_noise_velocity", "measurement_noise"):
