@@ -27,8 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from labkit.data.boxes import xywh_to_xyxy
-from labkit.metrics.iou import box_iou
 
 #: Cost given to a forbidden pair inside the solver (any value above every allowed cost works).
 _FORBIDDEN = 1e6
@@ -36,10 +34,22 @@ _FORBIDDEN = 1e6
 _TIE = 1e-9
 
 
+def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(T, D)`` IoU of ``[x, y, w, h]`` boxes: the formula of :func:`labkit.metrics.iou.box_iou`
+    (continuous coordinates, 0 for a zero union) written on xywh for the tracker's inner loop."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    iw = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
+    positive = union > 0
+    return np.where(positive, inter / np.where(positive, union, 1.0), 0.0)
+
+
 def iou_distance(track_xywh: np.ndarray, det_xywh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(1 - IoU, IoU)``, both ``(T, D)``."""
-    iou = box_iou(xywh_to_xyxy(np.asarray(track_xywh, dtype=np.float64).reshape(-1, 4)),
-                  xywh_to_xyxy(np.asarray(det_xywh, dtype=np.float64).reshape(-1, 4)))
+    iou = iou_xywh(track_xywh, det_xywh)
     return 1.0 - iou, iou
 
 
@@ -95,6 +105,8 @@ def assign(cost: np.ndarray, max_cost: float, allowed: np.ndarray | None = None)
     """
     cost = np.asarray(cost, dtype=np.float64)
     n_tracks, n_dets = cost.shape
+    if n_tracks == 0 or n_dets == 0:
+        return Assignment(np.zeros((0, 2), dtype=np.int64), np.zeros(0), np.arange(n_tracks), np.arange(n_dets))
     ok = (cost <= max_cost) if allowed is None else (np.asarray(allowed, dtype=bool) & (cost <= max_cost))
     rows = cols = np.zeros(0, dtype=np.int64)
     if ok.any():
@@ -107,4 +119,4 @@ def assign(cost: np.ndarray, max_cost: float, allowed: np.ndarray | None = None)
     matched_d = np.zeros(n_dets, dtype=bool)
     matched_t[rows], matched_d[cols] = True, True
     return Assignment(np.stack([rows, cols], axis=1) if len(rows) else np.zeros((0, 2), dtype=np.int64),
-                      cost[rows, cols], np.flatnonzero(~matched_t), np.flatnonzero(~matched_d))
+                      cost[rows, cols], np.nonzero(~matched_t)[0], np.nonzero(~matched_d)[0])

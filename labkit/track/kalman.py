@@ -36,21 +36,28 @@ NDIM = 4
 F = np.eye(2 * NDIM)
 F[:NDIM, NDIM:] = np.eye(NDIM)
 H = np.eye(NDIM, 2 * NDIM)
+_I4, _I8 = np.arange(NDIM), np.arange(2 * NDIM)
 
 
 def xywh_to_measurement(xywh: np.ndarray) -> np.ndarray:
     """``(N, 4)`` COCO boxes -> ``(N, 4)`` measurements ``[cx, cy, a, h]``."""
     xywh = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
-    h = np.maximum(xywh[:, 3], 1e-6)
-    return np.stack([xywh[:, 0] + xywh[:, 2] / 2, xywh[:, 1] + xywh[:, 3] / 2, xywh[:, 2] / h, xywh[:, 3]], axis=1)
+    z = np.empty_like(xywh)
+    z[:, :2] = xywh[:, :2] + xywh[:, 2:] / 2
+    z[:, 2] = xywh[:, 2] / np.maximum(xywh[:, 3], 1e-6)
+    z[:, 3] = xywh[:, 3]
+    return z
 
 
 def measurement_to_xywh(z: np.ndarray) -> np.ndarray:
     """``(N, >=4)`` ``[cx, cy, a, h, ...]`` -> ``(N, 4)`` COCO boxes."""
     z = np.asarray(z, dtype=np.float64)
     z = z.reshape(len(z), -1) if z.size else np.zeros((len(z), 4))
-    w = z[:, 2] * z[:, 3]
-    return np.stack([z[:, 0] - w / 2, z[:, 1] - z[:, 3] / 2, w, z[:, 3]], axis=1)
+    out = np.empty((len(z), 4))
+    out[:, 2] = z[:, 2] * z[:, 3]
+    out[:, 3] = z[:, 3]
+    out[:, :2] = z[:, :2] - out[:, 2:] / 2
+    return out
 
 
 @dataclass(frozen=True)
@@ -71,39 +78,53 @@ class BoxKalman:
         mean = np.concatenate([z, np.zeros_like(z)], axis=1)
         return mean, _diag(std ** 2)
 
+    def _process_var(self, mean: np.ndarray) -> np.ndarray:
+        sp, sv = self.process_noise_position, self.process_noise_velocity
+        std = mean[:, 3:4] * np.array([sp, sp, 0.0, sp, sv, sv, 0.0, sv])
+        std[:, 2], std[:, 6] = 1e-2, 1e-5
+        return std ** 2
+
+    def _measurement_var(self, mean: np.ndarray) -> np.ndarray:
+        sm = self.measurement_noise
+        std = mean[:, 3:4] * np.array([sm, sm, 0.0, sm])
+        std[:, 2] = 1e-1
+        return std ** 2
+
     def process_cov(self, mean: np.ndarray) -> np.ndarray:
         """``Q (N, 8, 8)`` for the current estimates."""
-        h = mean[:, 3]
-        sp, sv = self.process_noise_position, self.process_noise_velocity
-        std = np.stack([sp * h, sp * h, np.full_like(h, 1e-2), sp * h,
-                        sv * h, sv * h, np.full_like(h, 1e-5), sv * h], axis=1)
-        return _diag(std ** 2)
+        return _diag(self._process_var(mean))
 
     def measurement_cov(self, mean: np.ndarray) -> np.ndarray:
         """``R (N, 4, 4)`` for the current estimates."""
-        h = mean[:, 3]
-        sm = self.measurement_noise
-        return _diag(np.stack([sm * h, sm * h, np.full_like(h, 1e-1), sm * h], axis=1) ** 2)
+        return _diag(self._measurement_var(mean))
 
     def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One frame ahead: ``x' = F x``, ``P' = F P F^T + Q`` (Q from the current estimate)."""
-        q = self.process_cov(mean)
-        return mean @ F.T, F @ cov @ F.T + q
+        # F P F^T with F = [[I, I], [0, I]], written with blocks (same numbers, fewer operations)
+        p = cov.copy()
+        p[:, :NDIM, :] += cov[:, NDIM:, :]
+        p[:, :, :NDIM] += p[:, :, NDIM:]
+        new_mean = mean.copy()
+        new_mean[:, :NDIM] += mean[:, NDIM:]
+        p[:, _I8, _I8] += self._process_var(mean)  # + Q (diagonal)
+        return new_mean, p
 
     def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Measurement-space mean ``H x (N, 4)`` and innovation covariance ``S = H P H^T + R (N, 4, 4)``."""
-        return mean @ H.T, H @ cov @ H.T + self.measurement_cov(mean)
+        s = cov[:, :NDIM, :NDIM].copy()
+        s[:, _I4, _I4] += self._measurement_var(mean)
+        return mean[:, :NDIM].copy(), s
 
     def update(self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Correct the predictions ``mean, cov`` (N tracks) with their measurements ``z (N, 4)``."""
         if len(mean) == 0:
             return mean, cov
         z_pred, s = self.project(mean, cov)
-        pht = cov @ H.T  # (N, 8, 4)
-        gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)  # P H^T S^-1 (S symmetric)
+        pht = cov[:, :, :NDIM]  # P H^T, (N, 8, 4)
+        gain = pht @ np.linalg.inv(s)  # K = P H^T S^-1
         innovation = np.asarray(z, dtype=np.float64).reshape(-1, NDIM) - z_pred
-        new_mean = mean + np.einsum("nij,nj->ni", gain, innovation)
-        new_cov = cov - gain @ H @ cov
+        new_mean = mean + (gain @ innovation[:, :, None])[:, :, 0]
+        new_cov = cov - gain @ cov[:, :NDIM, :]  # (I - K H) P
         return new_mean, (new_cov + new_cov.transpose(0, 2, 1)) / 2
 
     def squared_mahalanobis(self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> np.ndarray:

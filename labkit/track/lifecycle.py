@@ -39,13 +39,14 @@ class TrackState(IntEnum):
 
 def after_match(state: np.ndarray, hits: np.ndarray, min_hits: int) -> np.ndarray:
     """New states of matched tracks, given their hit counts including this frame."""
-    state = np.asarray(state)
-    confirm = (state == TrackState.LOST) | (state == TrackState.CONFIRMED) | (np.asarray(hits) >= min_hits)
-    return np.where(confirm, TrackState.CONFIRMED, TrackState.TENTATIVE).astype(np.int64)
+    confirm = (np.asarray(state) != _TENTATIVE) | (np.asarray(hits) >= min_hits)
+    return np.where(confirm, _CONFIRMED, _TENTATIVE).astype(np.int64)
 
 
 def after_miss(state: np.ndarray, misses: np.ndarray, max_misses: int) -> np.ndarray:
     """New states of unmatched tracks, given their consecutive misses including this frame."""
-    state = np.asarray(state)
-    dead = (state == TrackState.TENTATIVE) | (np.asarray(misses) > max_misses)
-    return np.where(dead, TrackState.DELETED, TrackState.LOST).astype(np.int64)
+    dead = (np.asarray(state) == _TENTATIVE) | (np.asarray(misses) > max_misses)
+    return np.where(dead, _DELETED, _LOST).astype(np.int64)
+
+
+_TENTATIVE, _CONFIRMED, _LOST, _DELETED = (int(s) for s in TrackState)

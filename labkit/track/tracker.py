@@ -44,6 +44,7 @@ from labkit.track.kalman import BoxKalman, measurement_to_xywh, xywh_to_measurem
 from labkit.track.lifecycle import TrackState, after_match, after_miss
 
 Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]
+_TENTATIVE, _CONFIRMED, _DELETED = int(TrackState.TENTATIVE), int(TrackState.CONFIRMED), int(TrackState.DELETED)
 
 
 @dataclass
@@ -102,11 +103,15 @@ class Tracker:
     ``embedder``: appearance model for ``appearance != "none"`` (default: the histogram embedder
     for ``"histogram"``; ``"reid"`` needs one, see :func:`labkit.track.reid.load_reid`).
     Frames are only needed for camera motion compensation and appearance; without them the
-    tracker runs motion-only (and says so in :attr:`motion_only`).
+    tracker runs motion-only (and says so in :attr:`motion_only`). ``record=False`` skips the
+    association log and the per-track snapshot (:attr:`FrameResult.log` and ``tracks`` are then
+    empty), for speed.
     """
 
-    def __init__(self, config: TrackConfig | dict | str | None = None, *, embedder: Embedder | None = None) -> None:
+    def __init__(self, config: TrackConfig | dict | str | None = None, *, embedder: Embedder | None = None,
+                 record: bool = True) -> None:
         self.config = load_config(config)
+        self.record = record
         c = self.config
         self.kalman = BoxKalman(c.process_noise_position, c.process_noise_velocity, c.measurement_noise)
         if embedder is None and c.appearance == "histogram":
@@ -130,50 +135,51 @@ class Tracker:
         c, t = self.config, self.tracks
         self.frame = self.frame + 1 if frame is None else int(frame)
         scores = np.ones(len(detections)) if detections.score is None else np.asarray(detections.score, dtype=np.float64)
-        log: dict[str, Any] = {"frame": self.frame, "detections": len(detections), "tracks": []}
+        log: dict[str, Any] = {"frame": self.frame, "detections": len(detections), "tracks": []} if self.record else {}
         t.mean, t.cov = self.kalman.predict(t.mean, t.cov)
         affine = IDENTITY
         if self.camera is not None and image is not None:
             affine = self.camera.estimate(image, detections.xywh)
             t.mean, t.cov = warp_states(t.mean, t.cov, affine)
-            log["camera_motion"] = {"affine": _round(affine), "status": self.camera.last_status}
+            if self.record:
+                log["camera_motion"] = {"affine": _round(affine), "status": self.camera.last_status}
         predicted = measurement_to_xywh(t.mean)
         embeddings = None
         if self.embedder is not None and image is not None and len(detections):
             embeddings = np.asarray(self.embedder(image, detections.xywh), dtype=np.float64)
             self.motion_only = False
-        high = np.flatnonzero(scores >= c.high_score)
-        low = np.flatnonzero((scores >= c.low_score) & (scores < c.high_score)) if c.low_score_pass else np.zeros(0, int)
+        high = np.nonzero(scores >= c.high_score)[0]
+        low = np.nonzero((scores >= c.low_score) & (scores < c.high_score))[0] if c.low_score_pass else np.zeros(0, int)
 
         z = xywh_to_measurement(detections.xywh)
-        d2 = self.kalman.squared_mahalanobis(t.mean, t.cov, z)
         cost_iou, iou = iou_distance(predicted, detections.xywh)
-        allowed = mahalanobis_gate(d2, c.gate_probability) & iou_gate(iou, c.gate_min_iou)
+        allowed = iou_gate(iou, c.gate_min_iou)
+        if c.gate_probability > 0:
+            allowed &= mahalanobis_gate(self.kalman.squared_mahalanobis(t.mean, t.cov, z), c.gate_probability)
         if c.class_aware:
             allowed &= class_gate(t.class_id, detections.class_id)
         app = None
         if embeddings is not None:
             app = self.gallery.distance(t.ids, embeddings)
-        parts = {"iou": (c.iou_weight, cost_iou), "centre": (c.centre_weight, centre_distance(predicted, detections.xywh))}
-        if app is not None:
-            parts["appearance"] = (c.appearance_weight, app)
-        cost = blend(parts) if len(t.ids) and len(detections) else np.zeros((len(t.ids), len(detections)))
+        cost = self._cost(cost_iou, predicted, detections.xywh, app)
 
         match_det = np.full(len(t.ids), -1, dtype=np.int64)
-        match_stage = np.full(len(t.ids), "", dtype=object)
+        match_stage = [""] * len(t.ids)
         first = assign(cost[:, high], c.max_cost, allowed[:, high])
         match_det[first.matches[:, 0]] = high[first.matches[:, 1]]
-        match_stage[first.matches[:, 0]] = "high"
+        for row in first.matches[:, 0]:
+            match_stage[row] = "high"
         if len(low):
-            rows = np.flatnonzero((match_det < 0) & (t.state == TrackState.CONFIRMED))
+            rows = np.nonzero((match_det < 0) & (t.state == _CONFIRMED))[0]
             second = assign(cost_iou[np.ix_(rows, low)], c.low_score_max_cost, allowed[np.ix_(rows, low)])
             match_det[rows[second.matches[:, 0]]] = low[second.matches[:, 1]]
-            match_stage[rows[second.matches[:, 0]]] = "low"
+            for row in rows[second.matches[:, 0]]:
+                match_stage[row] = "low"
 
         matched = match_det >= 0
         old_state = t.state.copy()
         if matched.any():
-            m_idx = np.flatnonzero(matched)
+            m_idx = np.nonzero(matched)[0]
             t.mean[m_idx], t.cov[m_idx] = self.kalman.update(t.mean[m_idx], t.cov[m_idx], z[match_det[m_idx]])
             t.hits[m_idx] += 1
             t.misses[m_idx] = 0
@@ -182,18 +188,18 @@ class Tracker:
                 for row in m_idx:
                     self.gallery.update(t.ids[row], embeddings[match_det[row]])
         if (~matched).any():
-            u_idx = np.flatnonzero(~matched)
+            u_idx = np.nonzero(~matched)[0]
             t.misses[u_idx] += 1
             t.state[u_idx] = after_miss(t.state[u_idx], t.misses[u_idx], c.max_misses)
 
-        for row in range(len(t.ids)):
-            log["tracks"].append(self._track_log(row, old_state[row], match_det[row], match_stage[row], iou, app,
-                                                 cost, allowed, predicted))
+        if self.record:
+            log["tracks"] = [self._track_log(row, old_state[row], match_det[row], match_stage[row], iou, app, cost,
+                                             allowed, predicted) for row in range(len(t.ids))]
 
-        out_rows = np.flatnonzero(matched & (t.state == TrackState.CONFIRMED))
+        out_rows = np.nonzero(matched & (t.state == _CONFIRMED))[0]
         boxes = self._output_boxes(detections, match_det, predicted)
         backfill = self._collect_history(matched, old_state, boxes, scores, match_det)
-        dead = t.state == TrackState.DELETED
+        dead = t.state == _DELETED
         for tid in t.ids[dead]:
             self.gallery.forget(tid)
             self._pending.pop(int(tid), None)
@@ -201,33 +207,49 @@ class Tracker:
                             track_id=t.ids[out_rows].copy(), data={"state": t.state[out_rows].copy()})
         snapshot = Detections(measurement_to_xywh(t.mean), t.class_id.copy(), track_id=t.ids.copy(),
                               data={"state": t.state.copy(), "detection": match_det.copy(),
-                                    "predicted_xywh": predicted.copy()})
-        t.keep(~dead)
+                                    "predicted_xywh": predicted.copy()}) if self.record else Detections.empty()
+        if dead.any():
+            t.keep(~dead)
 
         used = np.zeros(len(detections), dtype=bool)
         used[match_det[matched]] = True
         born = [i for i in high if not used[i] and scores[i] >= c.new_track_score]
         self._start_tracks(np.asarray(born, dtype=np.int64), detections, z, scores, embeddings)
-        log["born"] = [{"track_id": int(tid), "detection": int(i)} for tid, i in zip(t.ids[len(t.ids) - len(born):], born)]
-        log["unmatched_detections"] = [int(i) for i in np.flatnonzero(~used) if i not in born]
+        if self.record:
+            log["born"] = [{"track_id": int(tid), "detection": int(i)} for tid, i in zip(t.ids[len(t.ids) - len(born):], born)]
+            log["unmatched_detections"] = [int(i) for i in np.nonzero(~used)[0] if i not in born]
         return FrameResult(self.frame, output, backfill, snapshot, log)
 
     # ----------------------------------------------------------------- helpers
+    def _cost(self, cost_iou: np.ndarray, predicted: np.ndarray, det_xywh: np.ndarray, app: np.ndarray | None) -> np.ndarray:
+        """The blended cost matrix (parts with weight 0 are not computed)."""
+        c = self.config
+        if cost_iou.size == 0:
+            return cost_iou
+        if c.centre_weight == 0 and (app is None or c.appearance_weight == 0):
+            return cost_iou
+        parts = {"iou": (c.iou_weight, cost_iou)}
+        if c.centre_weight > 0:
+            parts["centre"] = (c.centre_weight, centre_distance(predicted, det_xywh))
+        if app is not None:
+            parts["appearance"] = (c.appearance_weight, app)
+        return blend(parts)
+
     def _output_boxes(self, detections: Detections, match_det: np.ndarray, predicted: np.ndarray) -> np.ndarray:
         boxes = measurement_to_xywh(self.tracks.mean)
         if self.config.output_box == "detection":
-            rows = np.flatnonzero(match_det >= 0)
+            rows = np.nonzero(match_det >= 0)[0]
             boxes[rows] = detections.xywh[match_det[rows]]
         return boxes
 
     def _collect_history(self, matched, old_state, boxes, scores, match_det) -> dict[int, Detections]:
         """Keep tentative tracks' boxes; when a track is confirmed, hand them out as backfill."""
         t, out = self.tracks, {}
-        for row in np.flatnonzero(matched):
+        for row in np.nonzero(matched & ((t.state == _TENTATIVE) | (old_state == _TENTATIVE)))[0]:
             tid = int(t.ids[row])
-            if t.state[row] == TrackState.TENTATIVE:
+            if t.state[row] == _TENTATIVE:
                 self._pending.setdefault(tid, []).append((self.frame, boxes[row], scores[match_det[row]]))
-            elif old_state[row] == TrackState.TENTATIVE and tid in self._pending:
+            elif old_state[row] == _TENTATIVE and tid in self._pending:
                 history = self._pending.pop(tid)
                 if self.config.output_tentative_history:
                     for frame, box, score in history:
@@ -243,10 +265,10 @@ class Tracker:
         ids = np.arange(self.next_id, self.next_id + len(born), dtype=np.int64)
         self.next_id += len(born)
         mean, cov = self.kalman.initiate(z[born])
-        state = TrackState.CONFIRMED if self.config.min_hits <= 1 else TrackState.TENTATIVE
+        state = _CONFIRMED if self.config.min_hits <= 1 else _TENTATIVE
         self.tracks.add(ids, detections.class_id[born], mean, cov, state)
         for tid, i in zip(ids, born):
-            if state == TrackState.TENTATIVE:
+            if state == _TENTATIVE:
                 box = detections.xywh[i] if self.config.output_box == "detection" else measurement_to_xywh(z[i:i + 1])[0]
                 self._pending[int(tid)] = [(self.frame, box, scores[i])]
             if embeddings is not None:
@@ -254,7 +276,7 @@ class Tracker:
 
     def _track_log(self, row, old_state, det, stage, iou, app, cost, allowed, predicted) -> dict[str, Any]:
         t = self.tracks
-        overlapping = np.flatnonzero(iou[row] > 0) if iou.size else np.zeros(0, int)
+        overlapping = np.nonzero(iou[row] > 0)[0] if iou.size else np.zeros(0, int)
         entry: dict[str, Any] = {
             "track_id": int(t.ids[row]), "state_before": TrackState(old_state).label,
             "state_after": TrackState(t.state[row]).label, "predicted_xywh": _round(predicted[row]),
