@@ -205,9 +205,7 @@ class Tracker:
             self._pending.pop(int(tid), None)
         output = Detections(boxes[out_rows], t.class_id[out_rows], score=scores[match_det[out_rows]],
                             track_id=t.ids[out_rows].copy(), data={"state": t.state[out_rows].copy()})
-        snapshot = Detections(measurement_to_xywh(t.mean), t.class_id.copy(), track_id=t.ids.copy(),
-                              data={"state": t.state.copy(), "detection": match_det.copy(),
-                                    "predicted_xywh": predicted.copy()}) if self.record else Detections.empty()
+        alive = ~dead
         if dead.any():
             t.keep(~dead)
 
@@ -215,9 +213,23 @@ class Tracker:
         used[match_det[matched]] = True
         born = [i for i in high if not used[i] and scores[i] >= c.new_track_score]
         self._start_tracks(np.asarray(born, dtype=np.int64), detections, z, scores, embeddings)
+        if born and c.min_hits <= 1:  # born confirmed: output on the birth frame too
+            n = len(born)
+            new_boxes = detections.xywh[born] if c.output_box == "detection" else measurement_to_xywh(t.mean[-n:])
+            output = Detections(np.concatenate([output.xywh, new_boxes]), np.concatenate([output.class_id, t.class_id[-n:]]),
+                                score=np.concatenate([output.score, scores[born]]),
+                                track_id=np.concatenate([output.track_id, t.ids[-n:]]),
+                                data={"state": np.concatenate([output.data["state"], t.state[-n:]])})
         if self.record:
             log["born"] = [{"track_id": int(tid), "detection": int(i)} for tid, i in zip(t.ids[len(t.ids) - len(born):], born)]
             log["unmatched_detections"] = [int(i) for i in np.nonzero(~used)[0] if i not in born]
+        snapshot = Detections.empty()
+        if self.record:  # every live track after this frame (deleted ones dropped, newborn ones added)
+            n = len(born)
+            snapshot = Detections(measurement_to_xywh(t.mean), t.class_id.copy(), track_id=t.ids.copy(), data={
+                "state": t.state.copy(),
+                "detection": np.concatenate([match_det[alive], np.asarray(born, dtype=np.int64)]),
+                "predicted_xywh": np.concatenate([predicted[alive], measurement_to_xywh(t.mean[len(t.ids) - n:])])})
         return FrameResult(self.frame, output, backfill, snapshot, log)
 
     # ----------------------------------------------------------------- helpers
