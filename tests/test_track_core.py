@@ -211,3 +211,31 @@ def test_same_input_gives_identical_output():
     for ra, rb in zip(a, b):
         np.testing.assert_array_equal(ra.output.xywh, rb.output.xywh)
         np.testing.assert_array_equal(ra.output.track_id, rb.output.track_id)
+
+
+@pytest.mark.parametrize("method", ["orb", "ecc"])
+def test_camera_motion_recovers_a_known_shift(method: str):
+    import cv2
+
+    from labkit.track.camera import CameraMotion
+
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (240, 320)).astype(np.uint8), (0, 0), 1.5)
+    base = cv2.cvtColor(cv2.equalizeHist(base), cv2.COLOR_GRAY2RGB)
+    shifted = cv2.warpAffine(base, np.float32([[1, 0, 3], [0, 1, -2]]), (320, 240), borderMode=cv2.BORDER_REFLECT)
+    camera = CameraMotion(method)
+    camera.estimate(base)
+    affine = camera.estimate(shifted)  # previous -> current: content moved by (+3, -2)
+    assert camera.last_status.startswith("ok"), camera.last_status
+    np.testing.assert_allclose(affine[:, 2], [3, -2], atol=0.5)
+    np.testing.assert_allclose(affine[:, :2], np.eye(2), atol=0.02)
+
+
+def test_warp_states_moves_centres_and_scales_heights():
+    from labkit.track.camera import warp_states
+
+    mean = np.array([[10.0, 20.0, 0.5, 40.0, 1.0, 0.0, 0.0, 0.0]])
+    affine = np.array([[2.0, 0.0, 5.0], [0.0, 2.0, -1.0]])  # zoom x2, then shift
+    new_mean, new_cov = warp_states(mean, np.eye(8)[None], affine)
+    np.testing.assert_allclose(new_mean[0], [25.0, 39.0, 0.5, 80.0, 2.0, 0.0, 0.0, 0.0])
+    assert new_cov[0, 0, 0] == pytest.approx(4.0) and new_cov[0, 2, 2] == pytest.approx(1.0)

@@ -42,7 +42,7 @@ class CameraMotion:
         self.seed = seed
         self._previous: np.ndarray | None = None
         self._previous_features: tuple | None = None
-        self._orb = cv2.ORB_create(nfeatures=1000) if method == "orb" else None
+        self._orb = cv2.ORB_create(nfeatures=1000, fastThreshold=7, edgeThreshold=15) if method == "orb" else None
         self.last_status = "first frame"
 
     def estimate(self, image: np.ndarray, boxes_xywh: np.ndarray | None = None) -> np.ndarray:
@@ -95,11 +95,11 @@ class CameraMotion:
         except cv2.error:
             self.last_status = "ECC did not converge"
             return IDENTITY.copy()
-        # findTransformECC maps current -> previous coordinates; invert to previous -> current
-        inverse = cv2.invertAffineTransform(warp).astype(np.float64)
-        inverse[:, 2] /= scale
+        # template(x) = input(W x): W maps previous-frame coordinates to current-frame ones
+        affine = warp.astype(np.float64)
+        affine[:, 2] /= scale
         self.last_status = "ok"
-        return inverse
+        return affine
 
 
 def warp_states(mean: np.ndarray, cov: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
