@@ -40,6 +40,7 @@ from labkit.repro import run_manifest
 from labkit.track.run import track_frames
 from labkit.track.sequence import open_sequence
 from labkit.track.sources import normalise_scores, public_detections
+from labkit.track.tracker import concat_outputs
 
 TUD = project_root().parent / "shared" / "data" / "motchallenge-tud-campus"
 SUMMARY = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")
@@ -142,10 +143,7 @@ def run_peer(make: Callable[[], Callable], dets: dict, length: int, read_frame=N
         best = min(best, time.perf_counter() - start)
         for frame, extras in getattr(step, "backfill", {}).items():
             for extra in extras:
-                out[frame] = Detections(np.concatenate([out[frame].xywh, extra.xywh]),
-                                        np.concatenate([out[frame].class_id, extra.class_id]),
-                                        score=np.concatenate([out[frame].score, extra.score]),
-                                        track_id=np.concatenate([out[frame].track_id, extra.track_id]))
+                out[frame] = concat_outputs(out[frame], extra) if len(out[frame]) else extra
         tracks = out
     return tracks, length / best
 
@@ -197,28 +195,80 @@ def tud_campus(repeats: int) -> dict[str, Any]:
     }
 
 
-def embedded_val(preset: str, seed: int) -> dict[str, Any] | None:
-    """labkit default on the embedded val sequences with the simulated detector (None when no dataset)."""
+def _reid_weights() -> Path | None:
+    """The course ReID built from ``configs/track_reid.yaml`` on the default dataset, if it is built."""
+    from labkit.artifacts import finished_model
     from labkit.data.synth import default_root
+    from labkit.track.reid import WEIGHTS, ReidConfig, reid_cache_dir
+
+    config = ReidConfig.load(project_root() / "configs" / "track_reid.yaml")
+    root = default_root(config.dataset_seed, config.dataset_size)
+    if not (root / "manifest.json").is_file():
+        return None
+    weights = reid_cache_dir(config, root) / WEIGHTS
+    return weights if finished_model(weights) else None
+
+
+def embedded_val(preset: str, seed: int) -> dict[str, Any] | None:
+    """labkit on the embedded val sequences with the simulated detector (None when no dataset):
+    the default config, the DeepSORT-like preset with the colour histogram, and with the course ReID."""
+    from labkit.data.synth import default_root
+    from labkit.track.config import load_config
     from labkit.track.sources import simulated_detections
 
     root = default_root()
     seq_dirs = sorted((root / "sequences" / "val").glob("*/seqinfo.ini"))
     if not seq_dirs:
         return None
-    sequences, fps = {}, []
+    deepsort = load_config(project_root() / "configs" / "track_deepsort.yaml")
+    configs: dict[str, Any] = {"default": None, "deepsort preset (histogram)": deepsort}
+    weights = _reid_weights()
+    if weights is not None:
+        configs["deepsort preset + course ReID"] = deepsort.replace(appearance="reid", reid_weights=str(weights))
+    loaded = []
     for info in seq_dirs:
         seq = open_sequence(info.parent)
         gt = read_mot(seq.gt_file, "gt")
-        dets = simulated_detections(gt, seq.length, seq.width, seq.height, preset=preset, seed=seed)
-        run = track_frames(dets, seq.length)
-        fps.append(run.stats["frames_per_second"])
-        sequences[seq.name] = TrackingSequence(gt, run.tracks, seq.length)
-    report = evaluate_sequences(sequences, preprocess="none")
+        loaded.append((seq, gt, simulated_detections(gt, seq.length, seq.width, seq.height, preset=preset, seed=seed)))
+    rows: dict[str, Any] = {}
+    for name, config in configs.items():
+        sequences, fps = {}, []
+        for seq, gt, dets in loaded:
+            run = track_frames(dets, seq.length, config, read_frame=seq.read_frame)
+            fps.append(run.stats["frames_per_second"])
+            sequences[seq.name] = TrackingSequence(gt, run.tracks, seq.length)
+        report = evaluate_sequences(sequences, preprocess="none")
+        rows[name] = {"per_sequence": {n: {k: report.summary(n)[k] for k in ("HOTA", "MOTA", "IDF1", "IDSW")}
+                                       for n in sequences},
+                      "combined": {k: report.summary()[k] for k in ("HOTA", "MOTA", "IDF1", "IDSW")},
+                      "frames_per_second_mean": float(np.mean(fps))}
     return {"data": str(root), "detector": f"simulated ({preset}, seed {seed})", "preprocess": "none",
-            "per_sequence": {n: {k: report.summary(n)[k] for k in ("HOTA", "MOTA", "IDF1", "IDSW")} for n in sequences},
-            "combined": {k: report.summary()[k] for k in ("HOTA", "MOTA", "IDF1", "IDSW")},
-            "frames_per_second_mean": float(np.mean(fps))}
+            "results": rows, "base_detector": "not measured here (the base detector is not built in this run)"}
+
+
+def reid_section() -> dict[str, Any]:
+    """Retrieval scores of the built course ReID (its metrics.json) and ms per crop measured here."""
+    from labkit.data.synth import default_root
+    from labkit.track.appearance import HistogramEmbedder
+    from labkit.track.reid import load_reid, reid_metrics, sequence_crops
+
+    weights = _reid_weights()
+    if weights is None:
+        return {"skipped": "the course ReID is not built (labkit.track.reid.build_reid('configs/track_reid.yaml'))"}
+    embedder = load_reid(weights)
+    val = sequence_crops(default_root(), "val", embedder.config)
+    timings = {}
+    for name, embed in (("reid", embedder.embed_crops), ("histogram", HistogramEmbedder().embed_crops)):
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            embed(val.images)
+            best = min(best, time.perf_counter() - start)
+        timings[name] = 1000 * best / len(val.labels)
+    metrics = reid_metrics(weights)
+    return {"weights": str(weights), "retrieval": metrics["scores"], "training": metrics["training"],
+            "val_crops": int(len(val.labels)), "ms_per_crop": timings["reid"],
+            "histogram_ms_per_crop": timings["histogram"]}
 
 
 def main() -> None:
@@ -234,12 +284,7 @@ def main() -> None:
     else:
         payload["tud_campus"] = {"skipped": f"{TUD} not found (../shared is only beside CI and dev checkouts)"}
     payload["embedded_val"] = embedded_val("typical", args.seed) or {"skipped": "embedded dataset not generated (make data)"}
-    try:
-        from labkit.track.reid import reid_speed
-
-        payload["reid"] = reid_speed()
-    except Exception as exc:  # the ReID is optional here: report why it is missing
-        payload["reid"] = {"skipped": f"{type(exc).__name__}: {exc}"}
+    payload["reid"] = reid_section()
     payload["manifest"] = run_manifest(seed=args.seed, config={"repeats": args.repeats, "out": str(out)})
     write_json(out, payload)
     tud = payload["tud_campus"]

@@ -12,7 +12,7 @@ import numpy as np
 
 from labkit.data.annotations import Detections
 from labkit.track.config import TrackConfig, load_config
-from labkit.track.tracker import Tracker
+from labkit.track.tracker import Tracker, concat_outputs
 
 
 @dataclass
@@ -25,15 +25,6 @@ class TrackRun:
     states: dict[int, Detections]
     log: list[dict[str, Any]]
     stats: dict[str, Any] = field(default_factory=dict)
-
-
-def _merge(a: Detections, b: Detections) -> Detections:
-    if not len(a):
-        return b
-    data = {"state": np.concatenate([a.data["state"], b.data["state"]])}
-    return Detections(np.concatenate([a.xywh, b.xywh]), np.concatenate([a.class_id, b.class_id]),
-                      score=np.concatenate([a.score, b.score]), track_id=np.concatenate([a.track_id, b.track_id]),
-                      data=data)
 
 
 def track_frames(detections: Mapping[int, Detections], length: int, config: TrackConfig | Mapping | str | None = None, *,
@@ -60,7 +51,7 @@ def track_frames(detections: Mapping[int, Detections], length: int, config: Trac
         out[f] = result.output
         states[f] = result.tracks
         for g, extra in result.backfill.items():
-            out[g] = _merge(out[g], extra)
+            out[g] = concat_outputs(out[g], extra) if len(out[g]) else extra
         log.append(result.log)
     seconds = time.perf_counter() - start
     ids = {int(i) for d in out.values() for i in d.track_id}

@@ -37,7 +37,7 @@ import numpy as np
 from labkit.data.annotations import Detections
 from labkit.track.appearance import Gallery, HistogramEmbedder
 from labkit.track.association import assign, blend, centre_distance, iou_distance
-from labkit.track.camera import IDENTITY, CameraMotion, warp_states
+from labkit.track.camera import CameraMotion, warp_states
 from labkit.track.config import TrackConfig, load_config
 from labkit.track.gating import class_gate, iou_gate, mahalanobis_gate
 from labkit.track.kalman import BoxKalman, measurement_to_xywh, xywh_to_measurement
@@ -93,6 +93,13 @@ class _Tracks:
         self.cov = np.concatenate([self.cov, cov])
 
 
+def concat_outputs(a: Detections, b: Detections) -> Detections:
+    """Two output Detections (scores, track ids, ``state``) one after the other."""
+    return Detections(np.concatenate([a.xywh, b.xywh]), np.concatenate([a.class_id, b.class_id]),
+                      score=np.concatenate([a.score, b.score]), track_id=np.concatenate([a.track_id, b.track_id]),
+                      data={"state": np.concatenate([a.data["state"], b.data["state"]])})
+
+
 def _round(values: np.ndarray) -> list[float]:
     return [round(float(v), 4) for v in np.asarray(values).ravel()]
 
@@ -137,7 +144,6 @@ class Tracker:
         scores = np.ones(len(detections)) if detections.score is None else np.asarray(detections.score, dtype=np.float64)
         log: dict[str, Any] = {"frame": self.frame, "detections": len(detections), "tracks": []} if self.record else {}
         t.mean, t.cov = self.kalman.predict(t.mean, t.cov)
-        affine = IDENTITY
         if self.camera is not None and image is not None:
             affine = self.camera.estimate(image, detections.xywh)
             t.mean, t.cov = warp_states(t.mean, t.cov, affine)
@@ -148,34 +154,11 @@ class Tracker:
         if self.embedder is not None and image is not None and len(detections):
             embeddings = np.asarray(self.embedder(image, detections.xywh), dtype=np.float64)
             self.motion_only = False
-        high = np.nonzero(scores >= c.high_score)[0]
-        low = np.nonzero((scores >= c.low_score) & (scores < c.high_score))[0] if c.low_score_pass else np.zeros(0, int)
-
         z = xywh_to_measurement(detections.xywh)
-        cost_iou, iou = iou_distance(predicted, detections.xywh)
-        allowed = iou_gate(iou, c.gate_min_iou)
-        if c.gate_probability > 0:
-            allowed &= mahalanobis_gate(self.kalman.squared_mahalanobis(t.mean, t.cov, z), c.gate_probability)
-        if c.class_aware:
-            allowed &= class_gate(t.class_id, detections.class_id)
-        app = None
-        if embeddings is not None:
-            app = self.gallery.distance(t.ids, embeddings)
-        cost = self._cost(cost_iou, predicted, detections.xywh, app)
+        a = self._associate(detections, scores, z, predicted, embeddings)
+        match_det = a["match_det"]
 
-        match_det = np.full(len(t.ids), -1, dtype=np.int64)
-        match_stage = [""] * len(t.ids)
-        first = assign(cost[:, high], c.max_cost, allowed[:, high])
-        match_det[first.matches[:, 0]] = high[first.matches[:, 1]]
-        for row in first.matches[:, 0]:
-            match_stage[row] = "high"
-        if len(low):
-            rows = np.nonzero((match_det < 0) & (t.state == _CONFIRMED))[0]
-            second = assign(cost_iou[np.ix_(rows, low)], c.low_score_max_cost, allowed[np.ix_(rows, low)])
-            match_det[rows[second.matches[:, 0]]] = low[second.matches[:, 1]]
-            for row in rows[second.matches[:, 0]]:
-                match_stage[row] = "low"
-
+        # update the matched tracks, age the others, run the lifecycle
         matched = match_det >= 0
         old_state = t.state.copy()
         if matched.any():
@@ -187,50 +170,75 @@ class Tracker:
             if embeddings is not None:
                 for row in m_idx:
                     self.gallery.update(t.ids[row], embeddings[match_det[row]])
-        if (~matched).any():
+        if not matched.all():
             u_idx = np.nonzero(~matched)[0]
             t.misses[u_idx] += 1
             t.state[u_idx] = after_miss(t.state[u_idx], t.misses[u_idx], c.max_misses)
-
         if self.record:
-            log["tracks"] = [self._track_log(row, old_state[row], match_det[row], match_stage[row], iou, app, cost,
-                                             allowed, predicted) for row in range(len(t.ids))]
+            log["tracks"] = [self._track_log(row, old_state[row], a, predicted) for row in range(len(t.ids))]
 
+        # output, then drop the deleted tracks and start new ones
         out_rows = np.nonzero(matched & (t.state == _CONFIRMED))[0]
-        boxes = self._output_boxes(detections, match_det, predicted)
+        boxes = self._output_boxes(detections, match_det)
         backfill = self._collect_history(matched, old_state, boxes, scores, match_det)
-        dead = t.state == _DELETED
-        for tid in t.ids[dead]:
-            self.gallery.forget(tid)
-            self._pending.pop(int(tid), None)
         output = Detections(boxes[out_rows], t.class_id[out_rows], score=scores[match_det[out_rows]],
                             track_id=t.ids[out_rows].copy(), data={"state": t.state[out_rows].copy()})
-        alive = ~dead
-        if dead.any():
-            t.keep(~dead)
-
+        alive = t.state != _DELETED
+        if not alive.all():
+            for tid in t.ids[~alive]:
+                self.gallery.forget(tid)
+                self._pending.pop(int(tid), None)
+            t.keep(alive)
         used = np.zeros(len(detections), dtype=bool)
         used[match_det[matched]] = True
-        born = [i for i in high if not used[i] and scores[i] >= c.new_track_score]
-        self._start_tracks(np.asarray(born, dtype=np.int64), detections, z, scores, embeddings)
-        if born and c.min_hits <= 1:  # born confirmed: output on the birth frame too
-            n = len(born)
-            new_boxes = detections.xywh[born] if c.output_box == "detection" else measurement_to_xywh(t.mean[-n:])
-            output = Detections(np.concatenate([output.xywh, new_boxes]), np.concatenate([output.class_id, t.class_id[-n:]]),
-                                score=np.concatenate([output.score, scores[born]]),
-                                track_id=np.concatenate([output.track_id, t.ids[-n:]]),
-                                data={"state": np.concatenate([output.data["state"], t.state[-n:]])})
-        if self.record:
-            log["born"] = [{"track_id": int(tid), "detection": int(i)} for tid, i in zip(t.ids[len(t.ids) - len(born):], born)]
-            log["unmatched_detections"] = [int(i) for i in np.nonzero(~used)[0] if i not in born]
+        high = a["high"]
+        born = high[~used[high] & (scores[high] >= c.new_track_score)]
+        self._start_tracks(born, detections, z, scores, embeddings)
+        if len(born) and c.min_hits <= 1:  # born confirmed: output on the birth frame too
+            output = concat_outputs(output, self._newborn_output(born, detections, scores))
         snapshot = Detections.empty()
         if self.record:  # every live track after this frame (deleted ones dropped, newborn ones added)
-            n = len(born)
+            log["born"] = [{"track_id": int(tid), "detection": int(i)} for tid, i in zip(t.ids[len(t.ids) - len(born):], born)]
+            log["unmatched_detections"] = [int(i) for i in np.nonzero(~used)[0] if i not in set(born.tolist())]
             snapshot = Detections(measurement_to_xywh(t.mean), t.class_id.copy(), track_id=t.ids.copy(), data={
-                "state": t.state.copy(),
-                "detection": np.concatenate([match_det[alive], np.asarray(born, dtype=np.int64)]),
-                "predicted_xywh": np.concatenate([predicted[alive], measurement_to_xywh(t.mean[len(t.ids) - n:])])})
+                "state": t.state.copy(), "detection": np.concatenate([match_det[alive], born]),
+                "predicted_xywh": np.concatenate([predicted[alive], measurement_to_xywh(t.mean[len(t.ids) - len(born):])])})
         return FrameResult(self.frame, output, backfill, snapshot, log)
+
+    def _associate(self, detections: Detections, scores: np.ndarray, z: np.ndarray, predicted: np.ndarray,
+                   embeddings: np.ndarray | None) -> dict[str, Any]:
+        """Gates, costs and the two assignment passes; ``match_det[row]`` = detection index or -1."""
+        c, t = self.config, self.tracks
+        high = np.nonzero(scores >= c.high_score)[0]
+        low = np.nonzero((scores >= c.low_score) & (scores < c.high_score))[0] if c.low_score_pass else high[:0]
+        cost_iou, iou = iou_distance(predicted, detections.xywh)
+        allowed = iou_gate(iou, c.gate_min_iou)
+        if c.gate_probability > 0:
+            allowed &= mahalanobis_gate(self.kalman.squared_mahalanobis(t.mean, t.cov, z), c.gate_probability)
+        if c.class_aware:
+            allowed &= class_gate(t.class_id, detections.class_id)
+        app = None if embeddings is None else self.gallery.distance(t.ids, embeddings)
+        cost = self._cost(cost_iou, predicted, detections.xywh, app)
+        match_det = np.full(len(t.ids), -1, dtype=np.int64)
+        stage = [""] * len(t.ids)
+        first = assign(cost[:, high], c.max_cost, allowed[:, high])
+        match_det[first.matches[:, 0]] = high[first.matches[:, 1]]
+        for row in first.matches[:, 0]:
+            stage[row] = "high"
+        if len(low):  # ByteTrack's second pass: unmatched confirmed tracks vs low-score detections, IoU only
+            rows = np.nonzero((match_det < 0) & (t.state == _CONFIRMED))[0]
+            second = assign(cost_iou[np.ix_(rows, low)], c.low_score_max_cost, allowed[np.ix_(rows, low)])
+            match_det[rows[second.matches[:, 0]]] = low[second.matches[:, 1]]
+            for row in rows[second.matches[:, 0]]:
+                stage[row] = "low"
+        return {"match_det": match_det, "stage": stage, "high": high, "iou": iou, "cost": cost, "allowed": allowed,
+                "appearance": app}
+
+    def _newborn_output(self, born: np.ndarray, detections: Detections, scores: np.ndarray) -> Detections:
+        t, n = self.tracks, len(born)
+        boxes = detections.xywh[born] if self.config.output_box == "detection" else measurement_to_xywh(t.mean[-n:])
+        return Detections(boxes, t.class_id[-n:], score=scores[born], track_id=t.ids[-n:].copy(),
+                          data={"state": t.state[-n:].copy()})
 
     # ----------------------------------------------------------------- helpers
     def _cost(self, cost_iou: np.ndarray, predicted: np.ndarray, det_xywh: np.ndarray, app: np.ndarray | None) -> np.ndarray:
@@ -247,7 +255,7 @@ class Tracker:
             parts["appearance"] = (c.appearance_weight, app)
         return blend(parts)
 
-    def _output_boxes(self, detections: Detections, match_det: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    def _output_boxes(self, detections: Detections, match_det: np.ndarray) -> np.ndarray:
         boxes = measurement_to_xywh(self.tracks.mean)
         if self.config.output_box == "detection":
             rows = np.nonzero(match_det >= 0)[0]
@@ -286,8 +294,10 @@ class Tracker:
             if embeddings is not None:
                 self.gallery.update(tid, embeddings[i])
 
-    def _track_log(self, row, old_state, det, stage, iou, app, cost, allowed, predicted) -> dict[str, Any]:
+    def _track_log(self, row: int, old_state: int, a: dict[str, Any], predicted: np.ndarray) -> dict[str, Any]:
         t = self.tracks
+        det, stage, iou, app = a["match_det"][row], a["stage"][row], a["iou"], a["appearance"]
+        cost, allowed = a["cost"], a["allowed"]
         overlapping = np.nonzero(iou[row] > 0)[0] if iou.size else np.zeros(0, int)
         entry: dict[str, Any] = {
             "track_id": int(t.ids[row]), "state_before": TrackState(old_state).label,
