@@ -195,3 +195,30 @@ def test_render_refuses_a_detection_file(tmp_path: Path, capsys):
     assert main(["track", "render", "--seq", str(seq), "--pred", str(seq / "det" / "det.txt"),
                  "--out", str(tmp_path / "r.mp4")]) == 1
     assert "track ids" in capsys.readouterr().err
+
+
+def test_detector_source_runs_once_then_reads_its_cache(val_seq: Path, tmp_path: Path, capsys, monkeypatch):
+    """A random-init YOLOv8n (the tiny detector of the detect tests) over the frames; cached as a det file."""
+    import torch
+
+    from labkit.detect._ultralytics import ul
+    from labkit.detect.predict import CATEGORY_FILE
+
+    torch.manual_seed(0)
+    model = ul("ultralytics.nn.tasks").DetectionModel("yolov8n.yaml", nc=5, verbose=False)
+    model.names = {i: f"c{i}" for i in range(5)}
+    weights = tmp_path / "w" / "weights.pt"
+    weights.parent.mkdir()
+    torch.save({"model": model, "train_args": {"imgsz": 128}}, weights)
+    (weights.parent / CATEGORY_FILE).write_text(json.dumps([{"id": i + 1, "name": f"c{i}"} for i in range(5)]))
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path / "artifacts"))
+    capsys.readouterr()  # Ultralytics' model-building notice
+    runs = []
+    for k in range(2):
+        out = tmp_path / f"p{k}.txt"
+        assert main(["track", "run", "--seq", str(val_seq), "--out", str(out), "--detector", str(weights), "--json"]) == 0
+        runs.append(_json(capsys))
+    assert [r["detection_source"]["cached"] for r in runs] == [False, True]
+    cache = Path(runs[0]["detection_source"]["cache"])
+    assert cache.is_file() and cache.parent == tmp_path / "artifacts" / "track_detections"
+    assert (tmp_path / "p0.txt").read_bytes() == (tmp_path / "p1.txt").read_bytes()
