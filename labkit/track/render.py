@@ -75,7 +75,7 @@ def _box(img, xywh, colour, thickness=2, dashed=False) -> None:
         for k in range(0, n, 2):
             a, b = k / n, min((k + 1) / n, 1)
             cv2.line(img, (int(x0 + a * (x1 - x0)), int(y0 + a * (y1 - y0))),
-                     (int(x0 + b * (x1 - x0)), int(y0 + b * (y1 - y0))), colour, 1, cv2.LINE_AA)
+                     (int(x0 + b * (x1 - x0)), int(y0 + b * (y1 - y0))), colour, 1, cv2.LINE_8)
 
 
 def _label(img, text, x, y, colour) -> None:
