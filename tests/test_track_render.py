@@ -25,7 +25,7 @@ def test_draw_frame_colours_states_switches_and_gt():
                         data={"state": np.array([int(TrackState.CONFIRMED), int(TrackState.LOST)]),
                               "detection": np.array([0, -1]),
                               "predicted_xywh": np.array([[12.0, 10.0, 30.0, 60.0], [90.0, 20.0, 30.0, 60.0]])})
-    gt = Detections(np.array([[11.0, 11.0, 30.0, 60.0]]), np.ones(1, int), track_id=np.array([1]))
+    gt = Detections(np.array([[50.0, 40.0, 30.0, 60.0]]), np.ones(1, int), track_id=np.array([1]))
     img = draw_frame(canvas, 5, tracks, states, gt, [{"frame": 5, "previous_track_id": 3, "new_track_id": 7}])
     assert _has(img, COLOURS[TrackState.CONFIRMED]) and _has(img, COLOURS[TrackState.LOST])
     assert _has(img, SWITCH_COLOUR) and _has(img, GT_COLOUR)
