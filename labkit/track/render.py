@@ -68,7 +68,7 @@ def states_from_log(path: str | Path) -> dict[int, Detections]:
 def _box(img, xywh, colour, thickness=2, dashed=False) -> None:
     x, y, w, h = (int(round(v)) for v in xywh)
     if not dashed:
-        cv2.rectangle(img, (x, y), (x + w, y + h), colour, thickness, cv2.LINE_AA)
+        cv2.rectangle(img, (x, y), (x + w, y + h), colour, thickness, cv2.LINE_AA if thickness > 1 else cv2.LINE_8)
         return
     for x0, y0, x1, y1 in ((x, y, x + w, y), (x, y + h, x + w, y + h), (x, y, x, y + h), (x + w, y, x + w, y + h)):
         n = max(int(np.hypot(x1 - x0, y1 - y0) // 8), 1)
