@@ -136,8 +136,8 @@ def _run(args: argparse.Namespace) -> int:
         payload = _run_one(args, Path(args.seq), Path(args.out), Path(args.video) if args.video else None,
                            Path(args.log) if args.log else None)
     else:
-        if args.video or args.log:
-            raise UsageError("--video and --log apply to one sequence (--seq)")
+        if args.video or args.log or args.det:
+            raise UsageError("--det, --video and --log apply to one sequence (--seq)")
         from labkit.data.synth import default_root
 
         root = Path(args.data) if args.data else default_root()
@@ -181,7 +181,8 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("run", help="track a MOTChallenge sequence (or a split of the embedded dataset)",
                        description=__doc__.splitlines()[0])
     p.add_argument("--seq", help="MOTChallenge sequence folder (img1/, seqinfo.ini, det/det.txt, gt/gt.txt)")
-    p.add_argument("--split", help="run every sequence of this embedded-dataset split (train, val, test)")
+    p.add_argument("--split", help="run every sequence of this embedded-dataset split (train, val, test); detections "
+                                   "are simulated (typical preset) unless --simulate or --detector says otherwise")
     p.add_argument("--data", help="embedded dataset root for --split (default: the generated dataset)")
     p.add_argument("--out", required=True, help="results file (--seq) or folder of <seq>.txt (--split)")
     p.add_argument("--det", help="MOTChallenge detection file (default: DIR/det/det.txt)")
