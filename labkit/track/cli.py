@@ -77,7 +77,7 @@ def _run_one(args: argparse.Namespace, seq_dir: Path, out: Path, video: Path | N
     seq = open_sequence(seq_dir)
     frames, info = _detections(args, seq)
     read = seq.read_frame if seq.frames_dir is not None else None
-    run = track_frames(frames, seq.length, config, read_frame=read)
+    run = track_frames(frames, seq.length, config, read_frame=read, record=log is not None or video is not None)
     write_mot(run.tracks, out, "pred")
     payload = {"sequence": seq.name, "out": str(out), "sequence_info": seq.info_source, "detection_source": info,
                **run.stats, "frames_available": seq.frames_dir is not None,

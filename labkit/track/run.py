@@ -28,12 +28,13 @@ class TrackRun:
 
 
 def track_frames(detections: Mapping[int, Detections], length: int, config: TrackConfig | Mapping | str | None = None, *,
-                 read_frame: Callable[[int], np.ndarray] | None = None, embedder=None) -> TrackRun:
+                 read_frame: Callable[[int], np.ndarray] | None = None, embedder=None, record: bool = True) -> TrackRun:
     """Track frames ``1..length``. ``read_frame(f)`` gives RGB frame ``f`` when frames are used
     (camera motion, appearance); without it the run is motion-only. Missing frames in
-    ``detections`` are empty (tracks coast)."""
+    ``detections`` are empty (tracks coast). ``record=False`` skips the association log and the
+    per-frame states (faster; ``log`` and ``states`` are then empty)."""
     config = load_config(config)
-    tracker = Tracker(config, embedder=embedder)
+    tracker = Tracker(config, embedder=embedder, record=record)
     needs_frames = config.camera_motion != "none" or config.appearance != "none"
     use_frames = read_frame is not None and needs_frames
     out: dict[int, Detections] = {}
