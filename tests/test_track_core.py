@@ -239,3 +239,14 @@ def test_warp_states_moves_centres_and_scales_heights():
     new_mean, new_cov = warp_states(mean, np.eye(8)[None], affine)
     np.testing.assert_allclose(new_mean[0], [25.0, 39.0, 0.5, 80.0, 2.0, 0.0, 0.0, 0.0])
     assert new_cov[0, 0, 0] == pytest.approx(4.0) and new_cov[0, 2, 2] == pytest.approx(1.0)
+
+
+def test_log_records_gated_out_and_over_threshold_candidates():
+    track = np.array([[100.0, 100.0, 20.0, 40.0]])
+    # frame 2: detection 0 overlaps the prediction with IoU 1/3 (x shifted by 10: 10*40 / (2*800 - 400));
+    # detection 1 sits exactly on it
+    frames = {1: track, 2: np.array([[110.0, 100.0, 20.0, 40.0], [100.0, 100.0, 20.0, 40.0]])}
+    gated = _run(frames, 2, min_hits=1, gate_min_iou=0.5)[1].log["tracks"][0]
+    assert gated["detection"] == 1 and gated["gated_out"] == [0] and gated["iou"] == 1.0
+    over = _run(frames, 2, min_hits=1, max_cost=0.5)[1].log["tracks"][0]
+    assert over["gated_out"] == [] and over["over_threshold"] == [0]  # cost 1 - 1/3 > 0.5

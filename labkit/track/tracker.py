@@ -295,24 +295,32 @@ class Tracker:
                 self.gallery.update(tid, embeddings[i])
 
     def _track_log(self, row: int, old_state: int, a: dict[str, Any], predicted: np.ndarray) -> dict[str, Any]:
-        t = self.tracks
-        det, stage, iou, app = a["match_det"][row], a["stage"][row], a["iou"], a["appearance"]
-        cost, allowed = a["cost"], a["allowed"]
+        """One track's line of the association log: its match (IoU, cost, appearance distance), the
+        overlapping detections a gate removed (``gated_out``) or whose cost exceeded the pass's
+        threshold (``over_threshold``), and the decision."""
+        t, c = self.tracks, self.config
+        det, stage, iou, app = int(a["match_det"][row]), a["stage"][row], a["iou"], a["appearance"]
+        cost = a["cost"] if stage != "low" else 1.0 - iou  # the second pass uses the IoU distance only
         overlapping = np.nonzero(iou[row] > 0)[0] if iou.size else np.zeros(0, int)
+        allowed = a["allowed"][row]
         entry: dict[str, Any] = {
             "track_id": int(t.ids[row]), "state_before": TrackState(old_state).label,
             "state_after": TrackState(t.state[row]).label, "predicted_xywh": _round(predicted[row]),
-            "detection": int(det) if det >= 0 else None, "stage": stage or None,
-            "gated_out": [int(j) for j in overlapping if not allowed[row, j]],
+            "detection": det if det >= 0 else None, "stage": stage or None,
+            "gated_out": [int(j) for j in overlapping if not allowed[j]],
+            "over_threshold": [int(j) for j in overlapping if allowed[j] and j != det and a["cost"][row, j] > c.max_cost],
         }
         if det >= 0:
             entry.update(iou=round(float(iou[row, det]), 4), cost=round(float(cost[row, det]), 4),
                          appearance_distance=None if app is None else round(float(app[row, det]), 4))
-        decision = {(1, TrackState.LOST): "reactivated", (1, TrackState.TENTATIVE): "matched"}.get(
-            (int(det >= 0), TrackState(old_state)), "matched" if det >= 0 else "missed")
-        if det >= 0 and old_state == TrackState.TENTATIVE and t.state[row] == TrackState.CONFIRMED:
-            decision = "confirmed"
-        if t.state[row] == TrackState.DELETED:
-            decision = "deleted"
-        entry["decision"] = decision
+        if t.state[row] == _DELETED:
+            entry["decision"] = "deleted"
+        elif det < 0:
+            entry["decision"] = "missed"
+        elif old_state == TrackState.LOST:
+            entry["decision"] = "reactivated"
+        elif old_state == _TENTATIVE and t.state[row] == _CONFIRMED:
+            entry["decision"] = "confirmed"
+        else:
+            entry["decision"] = "matched"
         return entry
