@@ -9,10 +9,13 @@ Box", ECCV 2022):
    (:mod:`labkit.track.camera`);
 2. split the detections by score: *high* (``>= high_score``), *low*
    (``[low_score, high_score)``), the rest is dropped;
-3. first pass: every live track (tentative, confirmed, lost) against the high detections, cost =
-   blend of IoU distance, centre distance and appearance distance, gated
-   (:mod:`labkit.track.gating`), solved by :func:`labkit.track.association.assign` with
-   ``max_cost``;
+3. first pass: the live tracks against the high detections, cost = blend of IoU distance, centre
+   distance and appearance distance (optionally fused with the detection score, ``score_fusion``),
+   gated (:mod:`labkit.track.gating`), solved by :func:`labkit.track.association.assign` with
+   ``max_cost``; with ``confirmed_first`` the confirmed and lost tracks are matched before the
+   tentative ones (DeepSORT's priority for established tracks; ByteTrack's separate matching of
+   unconfirmed tracks), so a track born from a duplicate cannot take an established track's
+   detection;
 4. second pass (``low_score_pass``): the confirmed tracks still unmatched against the low
    detections, IoU distance only, ``low_score_max_cost``;
 5. update the matched tracks (Kalman update, appearance gallery), age the unmatched ones, run the
@@ -219,12 +222,23 @@ class Tracker:
             allowed &= class_gate(t.class_id, detections.class_id)
         app = None if embeddings is None else self.gallery.distance(t.ids, embeddings)
         cost = self._cost(cost_iou, predicted, detections.xywh, app)
+        if c.score_fusion and cost.size:  # ByteTrack's fuse_score: similarity (1 - cost) times the score
+            cost = 1.0 - (1.0 - cost) * scores[None, :]
         match_det = np.full(len(t.ids), -1, dtype=np.int64)
         stage = [""] * len(t.ids)
-        first = assign(cost[:, high], c.max_cost, allowed[:, high])
-        match_det[first.matches[:, 0]] = high[first.matches[:, 1]]
-        for row in first.matches[:, 0]:
-            stage[row] = "high"
+        groups = [np.arange(len(t.ids))]
+        if c.confirmed_first:  # confirmed and lost tracks choose first, tentative ones take what is left
+            tentative = t.state == _TENTATIVE
+            groups = [np.nonzero(~tentative)[0], np.nonzero(tentative)[0]]
+        free = high
+        for rows in groups:
+            if not len(rows) or not len(free):
+                continue
+            found = assign(cost[np.ix_(rows, free)], c.max_cost, allowed[np.ix_(rows, free)])
+            match_det[rows[found.matches[:, 0]]] = free[found.matches[:, 1]]
+            for row in rows[found.matches[:, 0]]:
+                stage[row] = "high"
+            free = free[found.unmatched_detections]
         if len(low):  # ByteTrack's second pass: unmatched confirmed tracks vs low-score detections, IoU only
             rows = np.nonzero((match_det < 0) & (t.state == _CONFIRMED))[0]
             second = assign(cost_iou[np.ix_(rows, low)], c.low_score_max_cost, allowed[np.ix_(rows, low)])
