@@ -227,21 +227,23 @@ class Tracker:
         match_det = np.full(len(t.ids), -1, dtype=np.int64)
         stage = [""] * len(t.ids)
         groups = [np.arange(len(t.ids))]
-        if c.confirmed_first:  # confirmed and lost tracks choose first, tentative ones take what is left
-            tentative = t.state == _TENTATIVE
+        tentative = t.state == _TENTATIVE
+        if c.confirmed_first and tentative.any():  # confirmed and lost tracks first, tentative ones take the rest
             groups = [np.nonzero(~tentative)[0], np.nonzero(tentative)[0]]
         free = high
         for rows in groups:
             if not len(rows) or not len(free):
                 continue
-            found = assign(cost[np.ix_(rows, free)], c.max_cost, allowed[np.ix_(rows, free)])
+            pairs = (rows[:, None], free[None, :])
+            found = assign(cost[pairs], c.max_cost, allowed[pairs])
             match_det[rows[found.matches[:, 0]]] = free[found.matches[:, 1]]
             for row in rows[found.matches[:, 0]]:
                 stage[row] = "high"
             free = free[found.unmatched_detections]
         if len(low):  # ByteTrack's second pass: unmatched confirmed tracks vs low-score detections, IoU only
             rows = np.nonzero((match_det < 0) & (t.state == _CONFIRMED))[0]
-            second = assign(cost_iou[np.ix_(rows, low)], c.low_score_max_cost, allowed[np.ix_(rows, low)])
+            pairs = (rows[:, None], low[None, :])
+            second = assign(cost_iou[pairs], c.low_score_max_cost, allowed[pairs])
             match_det[rows[second.matches[:, 0]]] = low[second.matches[:, 1]]
             for row in rows[second.matches[:, 0]]:
                 stage[row] = "low"
