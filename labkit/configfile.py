@@ -1,4 +1,5 @@
-"""Run configs read from YAML: one strict reader for every recipe in ``configs/``.
+"""Run configs read from YAML: one strict reader for every recipe in ``configs/``, and one place
+that finds those recipes (:func:`config_path`).
 
 A typo in a config key must be an error, not a silently ignored knob, and a broken file must be
 reported with its path. :class:`YamlConfig` gives a config dataclass ``from_mapping``, ``load``
@@ -9,14 +10,51 @@ simply their fields use :func:`read_yaml_mapping` and :func:`check_keys` directl
 from __future__ import annotations
 
 import dataclasses
+from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping, TypeVar
 
 import yaml
 
+from labkit.artifacts import REPO_ROOT
 from labkit.errors import DataError
 
 C = TypeVar("C", bound="YamlConfig")
+
+#: Where the course configs live in a checkout (the file to edit) and inside the installed package
+#: (the copy the wheel ships: ``setup.py`` copies ``configs/*.yaml`` to ``labkit/configs/``).
+CHECKOUT_CONFIGS = REPO_ROOT / "configs"
+PACKAGE_CONFIGS = "configs"
+
+
+def configs_dir() -> Path:
+    """The folder the course configs are read from: the checkout's ``configs/`` when labkit runs
+    from a checkout (editable install, so an edit applies at once), else the copy inside the
+    installed package (wheel installs: Colab, Binder, ``pip install labkit``)."""
+    if (REPO_ROOT / "pyproject.toml").is_file() and CHECKOUT_CONFIGS.is_dir():
+        return CHECKOUT_CONFIGS
+    return Path(str(resources.files("labkit").joinpath(PACKAGE_CONFIGS)))
+
+
+def config_names() -> list[str]:
+    """The course config files that :func:`config_path` knows (sorted)."""
+    folder = configs_dir()
+    return sorted(p.name for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def config_path(name: str) -> Path:
+    """Path of the course config ``name`` (e.g. ``"detect_base.yaml"``), wherever labkit is
+    installed: the one lookup every notebook and default uses, never a path built from the checkout.
+
+    An unknown name, or one that is not a bare file name, is a :class:`DataError` listing the
+    known configs (none listed means the install lacks them: a wheel built without ``setup.py``).
+    """
+    if not name or Path(name).name != name or not name.endswith(".yaml"):
+        raise DataError(f"a course config is a bare file name ending in .yaml, got {name!r}")
+    path = configs_dir() / name
+    if not path.is_file():
+        raise DataError(f"no course config {name!r}; known: {config_names()}", source=str(configs_dir()))
+    return path
 
 
 def read_yaml_mapping(path: str | Path) -> Any:
