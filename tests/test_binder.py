@@ -1,18 +1,24 @@
-"""Binder and Colab set-up: what can be checked without those services."""
+"""Binder and Colab set-up: what can be checked without those services (the setup cell is run
+here with Colab's module, pip and the marker file simulated)."""
 
+import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
+import types
 import venv
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch  # noqa: F401 - imported before the tests patch importlib.metadata
 from packaging.requirements import Requirement
 
-from labkit.course import SETUP_TAG, badges, colab_url, setup_cell_source
+from labkit import hosted
+from labkit.course import COLAB_MARKER, SETUP_TAG, badges, colab_url, install_spec, setup_cell_source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,6 +41,26 @@ def test_binder_pins_agree_with_the_project():
     assert (REPO / "binder/runtime.txt").read_text().startswith("python-3.")
 
 
+def test_binder_installs_the_same_light_extra_as_colab():
+    lines = [line.strip() for line in (REPO / "binder/requirements.txt").read_text().splitlines()]
+    assert "-e .[colab]" in lines and not any("[course]" in line for line in lines)
+    assert install_spec().startswith("labkit[colab] @ git+https://github.com/")
+
+
+def test_the_package_accepts_a_torch_range_that_holds_the_local_pin():
+    import tomllib
+
+    deps = {Requirement(d).name: Requirement(d).specifier
+            for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
+    constraints = _pins((REPO / "constraints.txt").read_text().splitlines())
+    for name in ("torch", "torchvision"):
+        assert not any(s.operator == "==" for s in deps[name]), f"{name}: an exact pin would replace Colab's {name}"
+        pinned = constraints[name].removeprefix("==")
+        assert deps[name].contains(pinned), (name, str(deps[name]), pinned)
+        # the local install (Makefile) still installs exactly the constraints' pin
+        assert f"{name}=={pinned}" in (REPO / "Makefile").read_text()
+
+
 @pytest.mark.slow
 def test_binder_requirements_resolve(tmp_path):
     report = tmp_path / "report.json"
@@ -45,7 +71,8 @@ def test_binder_requirements_resolve(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     names = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
-    assert names["torch"] == "2.14.1" and names["labkit"] and names["nbgrader"]
+    assert names["torch"] == "2.14.1" and names["labkit"] and names["ipywidgets"]
+    assert "nbgrader" not in names and "jupyterlab" not in names, "Binder's image brings its own Jupyter"
     assert names["opencv-python-headless"].startswith("4.")
 
 
@@ -63,11 +90,13 @@ def test_postbuild_runs_in_a_temp_venv(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert (tmp_path / "data" / "small-seed0" / "manifest.json").exists()
     assert any(site.glob("opencv_python_headless-4*"))
+    assert re.search(r"^models: (skipped|pulled)", run.stdout, re.M), run.stdout
+    assert "dataset: generated the small embedded dataset" in run.stdout
 
 
 def test_setup_cell_and_badges_come_from_one_url():
     cell = setup_cell_source()
-    assert "google.colab" in cell and "git+https://github.com/" in cell
+    assert "google.colab" in cell and install_spec() in cell
     nb = "notebooks/01_data_foundations/01_lab_environment.ipynb"
     assert colab_url(nb).endswith(nb) and "colab-badge" in badges(nb)
 
@@ -82,3 +111,84 @@ def test_every_notebook_starts_with_the_setup_cell():
     for path in paths:
         first = nbformat.read(path, as_version=4).cells[0]
         assert SETUP_TAG in first.metadata.get("tags", []) and first.source == setup_cell_source(), path
+
+
+@pytest.fixture
+def setup_cell(monkeypatch, capsys):
+    """Run the generated setup cell here: ``colab`` fakes ``google.colab``; pip and labkit.hosted are
+    recorded, not run (pip may change torch's version); the marker may be present."""
+
+    def run(*, colab: bool, marker: bool = False, torch_after: str | None = None):
+        if colab:
+            monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+        else:
+            monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+        versions, calls = {"torch": "2.14.1"}, []
+
+        def fake_run(cmd, check=False, **kwargs):
+            calls.append(list(cmd))
+            if "pip" in cmd and torch_after:
+                versions["torch"] = torch_after
+            return subprocess.CompletedProcess(cmd, 0)
+
+        real_exists = os.path.exists
+        monkeypatch.setattr(subprocess, "run", fake_run)
+        monkeypatch.setattr(importlib.metadata, "version", lambda name: versions[name])
+        monkeypatch.setattr(os.path, "exists", lambda p: marker if p == COLAB_MARKER else real_exists(p))
+        exec(compile(setup_cell_source(), "setup-cell", "exec"), {})
+        return calls, capsys.readouterr().out
+
+    return run
+
+
+def test_setup_cell_locally_and_on_binder_only_prints_the_environment(setup_cell):
+    calls, out = setup_cell(colab=False)
+    assert calls == [] and out.startswith("labkit 0.1.0 | Python ") and "device auto = " in out
+
+
+def test_setup_cell_on_a_fresh_colab_runtime_installs_the_light_extra_then_runs_the_hosted_step(setup_cell):
+    calls, out = setup_cell(colab=True)
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q", install_spec()],
+                     [sys.executable, "-m", "labkit.hosted", "--marker", COLAB_MARKER]]
+    assert "(once per runtime)" in out and "Restart" not in out and "labkit 0.1.0 |" in out
+
+
+def test_setup_cell_asks_for_a_restart_only_when_pip_changed_torch(setup_cell):
+    with pytest.raises(SystemExit, match=r"pip changed torch 2\.14\.1 -> 2\.13\.0: Runtime > Restart session"):
+        setup_cell(colab=True, torch_after="2.13.0")
+
+
+def test_setup_cell_runs_once_per_colab_runtime(setup_cell):
+    calls, out = setup_cell(colab=True, marker=True)
+    assert calls == [] and "labkit 0.1.0 |" in out
+
+
+def test_has_command_reads_the_cli():
+    assert hosted.has_command("detect", "base") and hosted.has_command("segment", "base")
+    assert not hosted.has_command("detect", "no-such-command") and not hosted.has_command("no-such-group", "pull")
+
+
+def test_hosted_step_skips_the_model_pull_with_a_reason_when_the_command_is_absent(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(hosted, "has_command", lambda group, command: False)
+    monkeypatch.setattr(hosted, "prepare_dataset", lambda: "dataset: (stub)")
+    assert hosted.main(["--marker", str(tmp_path / "m" / "ready")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("models: skipped, this labkit has no `labkit models pull`")
+    assert out[1] == "dataset: (stub)" and (tmp_path / "m" / "ready").exists()
+
+
+@pytest.mark.parametrize("returncode", [0, 3])
+def test_hosted_step_runs_the_model_pull_and_stops_when_it_fails(monkeypatch, capsys, tmp_path, returncode):
+    calls = []
+    monkeypatch.setattr(hosted, "has_command", lambda group, command: (group, command) == ("models", "pull"))
+    monkeypatch.setattr(hosted.subprocess, "run",
+                        lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, returncode))
+    monkeypatch.setattr(hosted, "prepare_dataset", lambda: "dataset: (stub)")
+    marker = tmp_path / "ready"
+    assert hosted.main(["--marker", str(marker)]) == (0 if returncode == 0 else 1)
+    assert calls == [[sys.executable, "-m", "labkit", "models", "pull"]]
+    out = capsys.readouterr().out
+    if returncode:
+        assert "failed (exit 3)" in out and "dataset" not in out and not marker.exists()
+    else:
+        assert out.startswith("models: pulled") and marker.exists()
