@@ -192,3 +192,39 @@ def test_hosted_step_runs_the_model_pull_and_stops_when_it_fails(monkeypatch, ca
         assert "failed (exit 3)" in out and "dataset" not in out and not marker.exists()
     else:
         assert out.startswith("models: pulled") and marker.exists()
+
+
+def _sync_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync_course", REPO / "scripts" / "sync_course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_measured_slow_cells_get_a_duration_line_above_them():
+    sync = _sync_module()
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    nb = nbformat.v4.new_notebook(cells=[md("Train."), code("a"), md("Check."), code("b"), code("c"),
+                                         md("Grid."), code("d"), md("Edge."), code("e")])
+    measured = [{"index": 1, "seconds": 25.0}, {"index": 3, "seconds": 5.0}, {"index": 4, "seconds": 100.0},
+                {"index": 6, "seconds": 600.0}, {"index": 8, "seconds": 20.0}]
+    sync.with_durations(nb, measured)
+    assert nb.cells[0].source.startswith("Train.\n\n<!-- expected-duration -->") and "about 25 s" in nb.cells[0].source
+    assert nb.cells[2].source == "Check."               # 5 s: fast
+    assert "about 10 min" in nb.cells[5].source          # 600 s
+    assert nb.cells[7].source == "Edge."                 # exactly 20 s is not slower than 20 s
+    assert "about 100 s" not in str(nb)                  # the cell above index 4 is code: nowhere to write
+    # measured again: lines are replaced, not added; a cell now fast loses its line
+    sync.with_durations(nb, [{"index": 1, "seconds": 95.0}, {"index": 6, "seconds": 3.0}])
+    assert nb.cells[0].source.count("<!-- expected-duration -->") == 1 and "about 2 min" in nb.cells[0].source
+    assert nb.cells[5].source == "Grid."
+    assert sync.duration_text(89.4) == "about 89 s" and sync.duration_text(150) == "about 2 min"
+
+
+def test_durations_from_a_summary_of_another_notebook_version_are_refused():
+    sync = _sync_module()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x"), nbformat.v4.new_code_cell("y")])
+    with pytest.raises(ValueError, match=r"cells \[0, 5\] are not code cells"):
+        sync.with_durations(nb, [{"index": 0, "seconds": 30}, {"index": 5, "seconds": 30}])
