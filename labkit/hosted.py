@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,12 +65,36 @@ def prepare_dataset() -> str:
     return f"dataset: {'reused' if existed else 'generated'} the {size} embedded dataset at {root}"
 
 
-def environment_line() -> str:
-    """One line: labkit, Python, torch/torchvision (flagged when outside labkit's supported range)
-    and the device ``device: auto`` will use."""
-    import torch
-    import torchvision
+def gpu_name() -> str | None:
+    """The first NVIDIA GPU's name, or ``None``: asked of torch when it is imported already, else of
+    ``nvidia-smi``, so that printing the environment does not import torch (seconds and about 1 GB
+    of memory in a lesson that may never use it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        run = subprocess.run([exe, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = run.stdout.strip().splitlines()
+    return names[0].strip() if run.returncode == 0 and names else None
 
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment_line() -> str:
+    """One line: labkit, Python, the installed torch/torchvision (a warning line for each outside
+    labkit's supported range) and the GPU that ``device: auto`` will use. Reads package metadata
+    only; imports no torch."""
     import labkit
     from labkit.envcheck import in_range, supported_range
 
@@ -77,13 +102,14 @@ def environment_line() -> str:
         ranges = supported_range(importlib.metadata.requires("labkit"))
     except importlib.metadata.PackageNotFoundError:
         ranges = {}
-    found = {"torch": torch.__version__, "torchvision": torchvision.__version__}
-    outside = [f"{name} {found[name]} is outside the supported {spec} (run `labkit env`)"
-               for name, spec in ranges.items() if not in_range(found[name], spec)]
-    device = f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU only"
+    found = {name: _version(name) for name in ("torch", "torchvision")}
+    warnings = [f"{name} is not installed" if found[name] is None else
+                f"{name} {found[name]} is outside the supported {spec} (run `labkit env`)"
+                for name, spec in ranges.items() if found[name] is None or not in_range(found[name], spec)]
+    gpu = gpu_name()
     parts = [f"labkit {labkit.__version__}", f"Python {sys.version.split()[0]}", f"torch {found['torch']}",
-             f"torchvision {found['torchvision']}", f"device auto = {device}"]
-    return " | ".join(parts) + "".join(f"\nWARNING: {line}" for line in outside)
+             f"torchvision {found['torchvision']}", f"device auto = {'GPU ' + gpu if gpu else 'CPU (no GPU found)'}"]
+    return " | ".join(parts) + "".join(f"\nWARNING: {line}" for line in warnings)
 
 
 def main(argv: list[str] | None = None) -> int:

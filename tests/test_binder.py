@@ -123,7 +123,7 @@ def setup_cell(monkeypatch, capsys):
             monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
         else:
             monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-        versions, calls = {"torch": "2.14.1"}, []
+        versions, calls = {"torch": "2.14.1", "torchvision": "0.29.1"}, []
 
         def fake_run(cmd, check=False, **kwargs):
             calls.append(list(cmd))
@@ -133,7 +133,8 @@ def setup_cell(monkeypatch, capsys):
 
         real_exists = os.path.exists
         monkeypatch.setattr(subprocess, "run", fake_run)
-        monkeypatch.setattr(importlib.metadata, "version", lambda name: versions[name])
+        real_version = importlib.metadata.version
+        monkeypatch.setattr(importlib.metadata, "version", lambda name: versions.get(name) or real_version(name))
         monkeypatch.setattr(os.path, "exists", lambda p: marker if p == COLAB_MARKER else real_exists(p))
         exec(compile(setup_cell_source(), "setup-cell", "exec"), {})
         return calls, capsys.readouterr().out
@@ -161,6 +162,25 @@ def test_setup_cell_asks_for_a_restart_only_when_pip_changed_torch(setup_cell):
 def test_setup_cell_runs_once_per_colab_runtime(setup_cell):
     calls, out = setup_cell(colab=True, marker=True)
     assert calls == [] and "labkit 0.1.0 |" in out
+
+
+def test_environment_line_names_the_gpu_without_importing_torch(monkeypatch, tmp_path):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'Tesla T4'\n")
+    fake.chmod(0o755)
+    monkeypatch.delitem(sys.modules, "torch")  # as in a fresh kernel: the line must come from nvidia-smi
+    monkeypatch.setattr(hosted.shutil, "which", lambda name: str(fake) if name == "nvidia-smi" else None)
+    assert hosted.gpu_name() == "Tesla T4" and hosted.environment_line().endswith("device auto = GPU Tesla T4")
+    assert "torch" not in sys.modules
+    monkeypatch.setattr(hosted.shutil, "which", lambda name: None)
+    assert hosted.gpu_name() is None and "device auto = CPU (no GPU found)" in hosted.environment_line()
+
+
+def test_environment_line_warns_when_torch_is_outside_the_supported_range(monkeypatch):
+    monkeypatch.setattr(importlib.metadata, "requires", lambda name: ["torch>=99", "torchvision<0.30"])
+    line = hosted.environment_line()
+    torch_version = importlib.metadata.version("torch")
+    assert line.splitlines()[1:] == [f"WARNING: torch {torch_version} is outside the supported >=99 (run `labkit env`)"]
 
 
 def test_has_command_reads_the_cli():
