@@ -16,24 +16,17 @@ from typing import Any, ClassVar, Iterable, Mapping, TypeVar
 
 import yaml
 
-from labkit.artifacts import REPO_ROOT
 from labkit.errors import DataError
 
 C = TypeVar("C", bound="YamlConfig")
 
-#: Where the course configs live in a checkout (the file to edit) and inside the installed package
-#: (the copy the wheel ships: ``setup.py`` copies ``configs/*.yaml`` to ``labkit/configs/``).
-CHECKOUT_CONFIGS = REPO_ROOT / "configs"
-PACKAGE_CONFIGS = "configs"
-
 
 def configs_dir() -> Path:
-    """The folder the course configs are read from: the checkout's ``configs/`` when labkit runs
-    from a checkout (editable install, so an edit applies at once), else the copy inside the
-    installed package (wheel installs: Colab, Binder, ``pip install labkit``)."""
-    if (REPO_ROOT / "pyproject.toml").is_file() and CHECKOUT_CONFIGS.is_dir():
-        return CHECKOUT_CONFIGS
-    return Path(str(resources.files("labkit").joinpath(PACKAGE_CONFIGS)))
+    """The folder of the course configs: ``labkit/configs`` inside the package. In a checkout it is
+    a link to the top-level ``configs/`` (the files to edit, so an edit applies at once); a built
+    wheel ships the files themselves (``package-data``), so Colab, Binder and any wheel install find
+    the same recipes without the repository."""
+    return Path(str(resources.files("labkit").joinpath("configs")))
 
 
 def config_names() -> list[str]:
@@ -47,7 +40,7 @@ def config_path(name: str) -> Path:
     installed: the one lookup every notebook and default uses, never a path built from the checkout.
 
     An unknown name, or one that is not a bare file name, is a :class:`DataError` listing the
-    known configs (none listed means the install lacks them: a wheel built without ``setup.py``).
+    known configs (none listed means this install lacks them).
     """
     if not name or Path(name).name != name or not name.endswith(".yaml"):
         raise DataError(f"a course config is a bare file name ending in .yaml, got {name!r}")

@@ -30,6 +30,25 @@ LESSONS = ["notebooks/01_data_foundations/01_lab_environment.ipynb",
            "notebooks/03_segmentation/01_semantic_vs_instance.ipynb"]
 
 
+def test_config_path_finds_every_course_config_through_the_package():
+    from labkit.configfile import config_names, config_path
+
+    sources = sorted((REPO / "configs").glob("*.yaml"))
+    assert config_names() == [p.name for p in sources]
+    for source in sources:  # in a checkout, labkit/configs is the top-level configs/ (one file to edit)
+        assert config_path(source.name).samefile(source) and "labkit/configs" in config_path(source.name).as_posix()
+
+
+@pytest.mark.parametrize("name", ["", "detect_base", "../pyproject.toml", "configs/detect_base.yaml", "nope.yaml"])
+def test_config_path_refuses_what_is_not_a_shipped_config(name):
+    from labkit.configfile import config_path
+    from labkit.errors import DataError
+
+    with pytest.raises(DataError, match="bare file name" if not name.endswith(".yaml") or "/" in name else
+                       r"no course config 'nope.yaml'; known: \['detect_base.yaml'"):
+        config_path(name)
+
+
 def _package_report():
     spec = importlib.util.spec_from_file_location("package_report", REPO / "scripts" / "package_report.py")
     module = importlib.util.module_from_spec(spec)
