@@ -4,14 +4,15 @@ Colab / Binder badges that are generated from it (``scripts/sync_course.py`` wri
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
 import yaml
 
-from labkit.artifacts import REPO_ROOT
-
-CONFIG_FILE = REPO_ROOT / "course.yaml"
+#: ``course.yaml`` as the package sees it: in a checkout a link to the top-level file (the one to
+#: edit), in a wheel the shipped copy, so an install without the repository reads it too.
+CONFIG_FILE = Path(str(resources.files("labkit").joinpath("course.yaml")))
 SETUP_TAG = "course-setup"
 
 

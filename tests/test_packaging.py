@@ -66,6 +66,7 @@ def test_the_wheel_ships_configs_and_checksums_and_nothing_of_the_course_materia
         names = set(zf.namelist())
         for config in sorted((REPO / "configs").glob("*.yaml")):
             assert zf.read(f"labkit/configs/{config.name}") == config.read_bytes(), config.name
+        assert zf.read("labkit/course.yaml") == (REPO / "course.yaml").read_bytes()
         checksums = sorted((REPO / "labkit/datasets/checksums").glob("*.json"))
         assert checksums and all(f"labkit/datasets/checksums/{p.name}" in names for p in checksums)
         modules = {p.relative_to(REPO).as_posix() for p in (REPO / "labkit").rglob("*.py")}
@@ -110,6 +111,7 @@ from labkit.configfile import config_path
 from labkit.detect.twostage import FRCNN_CONFIG
 from labkit.segment.base import BASE_CONFIG, load_base_config
 from labkit.detect.config import load_config
+from labkit.course import CONFIG_FILE, course_config
 missing = []
 for line in md.requires("labkit"):
     req = __import__("packaging.requirements", fromlist=["Requirement"]).Requirement(line)
@@ -121,7 +123,8 @@ for line in md.requires("labkit"):
             missing.append(f"{req} (absent)")
 print(json.dumps({"labkit": labkit.__file__, "config": str(config_path("detect_base.yaml")),
                   "frcnn": str(FRCNN_CONFIG), "segment": str(BASE_CONFIG), "loads": load_config(config_path("detect_tiny.yaml")).name,
-                  "segment_loads": type(load_base_config()).__name__, "unmet": missing}))
+                  "segment_loads": type(load_base_config()).__name__, "unmet": missing,
+                  "course_yaml": str(CONFIG_FILE), "repository": course_config()["repository"]}))
 """
 
 
@@ -133,8 +136,10 @@ def test_the_installed_wheel_finds_everything_inside_itself(wheel_venv: Path, tm
     found = json.loads(run.stdout.strip().splitlines()[-1])
     site = str(wheel_venv.parents[1])
     assert found["labkit"].startswith(site), found
+    assert found["repository"].startswith("https://github.com/")
     for key in ("config", "frcnn", "segment"):
         assert found[key].startswith(site) and "/labkit/configs/" in found[key], found
+    assert found["course_yaml"].startswith(site) and found["course_yaml"].endswith("/labkit/course.yaml")
     assert found["unmet"] == [], "the heavy-dependency interpreter does not satisfy the wheel's requirements"
     env = subprocess.run([str(wheel_venv.parent / "labkit"), "env", "--json"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300, env=_clean_env())
