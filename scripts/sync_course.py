@@ -1,7 +1,8 @@
 """Write what ``course.yaml`` determines: the setup cell of every notebook and the badges.
 
-Notebooks: the lesson notebooks under ``notebooks/`` and the graded-lab sources under
-``autograder/source/`` (student copies get the cell through ``make release``). The first cell is
+Notebooks: the lesson notebooks under ``notebooks/``, their sources under ``autograder/lessons/``
+(when a lesson has one) and the graded-lab sources under ``autograder/source/`` (student copies get
+the cell through ``make release``). The first cell is
 replaced when it carries the ``course-setup`` tag, inserted otherwise. READMEs: the text between
 ``<!-- badges:start -->`` and ``<!-- badges:end -->`` (added under the title when missing).
 ``--check`` changes nothing and exits 1 when something is out of date (the test suite runs it).
@@ -33,7 +34,8 @@ SLOW_SECONDS = 20.0
 
 
 def notebooks() -> list[Path]:
-    found = list((REPO_ROOT / "notebooks").glob("0*/*.ipynb")) + list((REPO_ROOT / "autograder" / "source").glob("*/*.ipynb"))
+    found = (list((REPO_ROOT / "notebooks").glob("0*/*.ipynb")) + list((REPO_ROOT / "autograder" / "source").glob("*/*.ipynb"))
+             + list((REPO_ROOT / "autograder" / "lessons").glob("0*/*.ipynb")))  # lesson sources, released to notebooks/
     return sorted(p for p in found if ".ipynb_checkpoints" not in p.parts)
 
 
