@@ -60,9 +60,11 @@ def prepare_dataset() -> str:
     from labkit.data.synth import default_root, ensure_dataset
 
     size = os.environ.get("LABKIT_DATA_SIZE", "default").strip() or "default"
-    existed = (default_root(size=size) / "manifest.json").exists()
+    manifest = default_root(size=size) / "manifest.json"
+    before = manifest.stat().st_mtime_ns if manifest.exists() else None
     root = ensure_dataset(size=size)
-    return f"dataset: {'reused' if existed else 'generated'} the {size} embedded dataset at {root}"
+    reused = before is not None and manifest.stat().st_mtime_ns == before  # a stale copy is generated again
+    return f"dataset: {'reused' if reused else 'generated'} the {size} embedded dataset at {root}"
 
 
 def gpu_name() -> str | None:

@@ -248,3 +248,24 @@ def test_durations_from_a_summary_of_another_notebook_version_are_refused():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x"), nbformat.v4.new_code_cell("y")])
     with pytest.raises(ValueError, match=r"cells \[0, 5\] are not code cells"):
         sync.with_durations(nb, [{"index": 0, "seconds": 30}, {"index": 5, "seconds": 30}])
+
+
+def test_dataset_line_says_whether_it_was_generated_or_reused(monkeypatch, tmp_path):
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path))
+    monkeypatch.setenv("LABKIT_DATA_SIZE", "small")
+    calls = []
+
+    def fake_ensure(size):  # stands in for the generator: writes the manifest on the first call only
+        calls.append(size)
+        manifest = tmp_path / f"{size}-seed0" / "manifest.json"
+        if not manifest.exists():
+            manifest.parent.mkdir(parents=True)
+            manifest.write_text("{}")
+        return manifest.parent
+
+    import labkit.data.synth as synth
+
+    monkeypatch.setattr(synth, "ensure_dataset", lambda size: fake_ensure(size))
+    assert hosted.prepare_dataset() == f"dataset: generated the small embedded dataset at {tmp_path / 'small-seed0'}"
+    assert hosted.prepare_dataset().startswith("dataset: reused the small embedded dataset")
+    assert calls == ["small", "small"]
