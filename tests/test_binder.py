@@ -269,3 +269,16 @@ def test_dataset_line_says_whether_it_was_generated_or_reused(monkeypatch, tmp_p
     assert hosted.prepare_dataset() == f"dataset: generated the small embedded dataset at {tmp_path / 'small-seed0'}"
     assert hosted.prepare_dataset().startswith("dataset: reused the small embedded dataset")
     assert calls == ["small", "small"]
+
+
+def test_a_lesson_above_the_binder_line_says_so_at_its_top():
+    sync = _sync_module()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("setup"), nbformat.v4.new_markdown_cell("# 3.5"),
+                                         nbformat.v4.new_markdown_cell("Section")])
+    sync.with_memory_note(nb, {"peak_rss_mb": 1990.4, "over_binder_line": True})
+    assert nb.cells[1].source.startswith("# 3.5\n\n<!-- binder-memory -->**Memory:** this lesson peaked at 1990 MiB")
+    assert "(1717 MiB)" in nb.cells[1].source and nb.cells[2].source == "Section"
+    sync.with_memory_note(nb, {"peak_rss_mb": 1716.0, "over_binder_line": False})  # measured again, now below
+    assert nb.cells[1].source == "# 3.5"
+    sync.with_memory_note(nb, {"peak_rss_mb": 1717.0})  # an older summary without the flag: 1717 MiB > 1.8e9 bytes
+    assert "peaked at 1717 MiB" in nb.cells[1].source
