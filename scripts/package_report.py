@@ -88,8 +88,10 @@ def installed_bytes(name: str, version: str) -> int | None:
 def closure_size(packages: dict[str, str]) -> dict:
     sizes = {name: installed_bytes(name, version) for name, version in packages.items()}
     light = {n: b for n, b in sizes.items() if not n.startswith(PREINSTALLED_PREFIXES)}
+    largest = sorted(((b, n) for n, b in light.items() if b), reverse=True)[:8]
     return {"packages": len(packages),
             "installed_mb": round(sum(b or 0 for b in sizes.values()) / 2**20, 1),
+            "largest_without_torch_and_cuda_mb": {n: round(b / 2**20, 1) for b, n in largest},
             "installed_mb_without_torch_and_cuda": round(sum(b or 0 for b in light.values()) / 2**20, 1),
             "unmeasured": sorted(n for n, b in sizes.items() if b is None)}
 
