@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "labkit.detect.cli",
     "labkit.segment.cli",
     "labkit.pipeline.cli",
+    "labkit.serve.cli",
 )
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

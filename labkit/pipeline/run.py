@@ -66,8 +66,10 @@ class Pipeline:
             out["segmenter"] = self.segmenter.describe()
         return out
 
-    def process(self, frames: list[Frame], timings: dict[str, list[float]] | None = None) -> list[dict[str, Any]]:
-        """Records of a batch of frames; per-stage seconds per frame appended to ``timings``."""
+    def process(self, frames: list[Frame], timings: dict[str, list[float]] | None = None, *,
+                segment: bool = True) -> list[dict[str, Any]]:
+        """Records of a batch of frames (masks only when ``segment`` and there is a segmenter);
+        per-stage seconds per frame appended to ``timings``."""
         def clock(stage: str, start: float) -> float:
             now = time.perf_counter()
             if timings is not None:
@@ -78,7 +80,7 @@ class Pipeline:
         found = self.detector(frames)
         t = clock("detect", t)
         semantic: list[dict | None] = [None] * len(frames)
-        if self.segmenter is not None:
+        if segment and self.segmenter is not None:
             for i, labels in enumerate(self.segmenter(frames)):
                 found[i], semantic[i] = attach_masks(found[i], labels, self.segmenter.class_names,
                                                      self.detector.class_names)
