@@ -245,3 +245,12 @@ def test_frames_missing_from_the_ground_truth_are_named(tmp_path: Path) -> None:
     stub = [{"frame_id": 1, "source": "/elsewhere/unknown.jpg", "width": 320, "height": 240}]
     with pytest.raises(Exception, match="0 images match frame 1"):
         evaluate.truth_from_coco(path, stub)
+
+
+@pytest.mark.parametrize("name", ["capstone.yaml", "capstone_tiny.yaml"])
+def test_shipped_configs_read_strictly(name: str) -> None:
+    from labkit.artifacts import REPO_ROOT
+    from labkit.pipeline.config import load_config
+
+    cfg = load_config(REPO_ROOT / "configs" / name)
+    assert cfg.tracker is None and cfg.segmenter is not None and cfg.detector.name.startswith("detect-")
