@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "labkit.grading.cli",
     "labkit.detect.cli",
     "labkit.segment.cli",
+    "labkit.track.cli",
     "labkit.pipeline.cli",
     "labkit.serve.cli",
 )
