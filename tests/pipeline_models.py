@@ -41,16 +41,18 @@ def tiny_segmenter(folder: Path) -> Path:
     return folder / "best.pt"
 
 
-def tiny_config(folder: Path, *, segmenter: bool = True, conf: float = 0.001) -> Path:
-    """A capstone config naming the tiny registry models with the checkpoints above."""
+def tiny_config(folder: Path, *, segmenter: bool = True, conf: float = 0.001, tracker: object = None,
+                name: str = "capstone.yaml") -> Path:
+    """A capstone config naming the tiny registry models with the checkpoints above (``tracker``:
+    the config's tracker entry, e.g. ``"track_default.yaml"``)."""
     values = {
         "seed": 0, "device": "cpu", "fps": 25, "batch": 4,
         "detector": {"name": "detect-tiny", "weights": str(tiny_detector(folder / "detector")), "conf": conf,
                      "iou": 0.7, "max_det": 20},
         "segmenter": {"name": "segment-tiny", "weights": str(tiny_segmenter(folder / "segmenter"))} if segmenter else None,
-        "tracker": None,
+        "tracker": tracker,
         "serve": {"max_bytes": 2_000_000, "max_pixels": 1_000_000, "session_ttl_s": 60},
     }
-    path = folder / "capstone.yaml"
+    path = folder / name
     path.write_text(yaml.safe_dump(values, sort_keys=False))
     return path

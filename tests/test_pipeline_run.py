@@ -187,7 +187,11 @@ def test_config_naming_an_unknown_model_is_named(config: Path, tmp_path: Path, c
     values["segmenter"], values["tracker"] = None, {"kind": "sort"}
     bad.write_text(yaml.safe_dump(values))
     code, err = _cli(["run", "--config", str(bad), "--source", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
-    assert code == 1 and "labkit.track" in err
+    assert code == 1 and "tracker: " in err and "unknown config keys ['kind']" in err and str(bad) in err
+    values["tracker"] = "track_imaginary.yaml"
+    bad.write_text(yaml.safe_dump(values))
+    code, err = _cli(["run", "--config", str(bad), "--source", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and "no such track config 'track_imaginary.yaml'" in err
     values["tracker"], values["detector"]["conf_threshold"] = None, 0.3
     bad.write_text(yaml.safe_dump(values))
     code, err = _cli(["run", "--config", str(bad), "--source", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
@@ -253,4 +257,43 @@ def test_shipped_configs_read_strictly(name: str) -> None:
     from labkit.pipeline.config import load_config
 
     cfg = load_config(REPO_ROOT / "configs" / name)
-    assert cfg.tracker is None and cfg.segmenter is not None and cfg.detector.name.startswith("detect-")
+    assert cfg.segmenter is not None and cfg.detector.name.startswith("detect-")
+
+
+def test_tracker_stage_writes_mot_results_of_the_confirmed_tracks(config: Path, tmp_path: Path) -> None:
+    if not SEQ.is_dir():
+        pytest.skip(f"generated sequence not found at {SEQ}")
+    values = yaml.safe_load(config.read_text())
+    values["tracker"] = {"min_hits": 2, "high_score": 0.001, "low_score": 0.0, "new_track_score": 0.001}
+    tracked = tmp_path / "tracked.yaml"
+    tracked.write_text(yaml.safe_dump(values))
+    summary = run(tracked, SEQ, tmp_path / "run", max_frames=4)
+    records = read_jsonl(tmp_path / "run" / "predictions.jsonl")
+    states = [o["track_state"] for r in records for o in r["objects"]]
+    assert "tentative" in states and "confirmed" in states  # min_hits 2: born tentative, confirmed next frame
+    assert all(o["track_state"] != "confirmed" for o in records[0]["objects"])
+    rows = [line.split(",") for line in (tmp_path / "run" / "results_mot.txt").read_text().splitlines()]
+    confirmed = sorted((r["frame_id"], o["track_id"]) for r in records for o in r["objects"]
+                       if o["track_state"] == "confirmed")
+    assert sorted((int(f), int(t)) for f, t, *_ in rows) == confirmed
+    assert set(summary["metrics"]["tracking"]) >= {"HOTA", "MOTA", "IDF1", "IDSW"}
+    assert summary["models"]["tracker"]["min_hits"] == 2
+    assert "track" in summary["latency"]["stages"]
+
+
+def test_ground_truth_tracks_as_predictions_track_perfectly() -> None:
+    path = DATA / "annotations" / "sequences_test.json"
+    if not path.is_file():
+        pytest.skip("generated annotations not found")
+    stub = [{"frame_id": k, "source": f"/x/sequences/test/seq07/img1/{k:06d}.jpg", "width": 320, "height": 240}
+            for k in range(1, 6)]
+    truth = evaluate.truth_from_coco(path, stub)
+    records = _truth_records(truth)
+    for r in records:  # every ground-truth object as a confirmed track with its own id
+        gt = truth.frames[r["frame_id"]]
+        ids = gt.track_id[gt.data["iscrowd"] == 0]
+        for o, tid in zip(r["objects"], ids):
+            o["track_id"], o["track_state"] = int(tid), "confirmed"
+    scores = evaluate.evaluate_records(records, truth)["tracking"]
+    assert scores["HOTA"] == pytest.approx(1.0) and scores["MOTA"] == pytest.approx(1.0)
+    assert scores["IDSW"] == 0 and scores["IDF1"] == pytest.approx(1.0)

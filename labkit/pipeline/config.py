@@ -47,7 +47,7 @@ class PipelineConfig:
 
     detector: DetectorConfig
     segmenter: SegmenterConfig | None = None
-    tracker: Mapping[str, Any] | None = None
+    tracker: dict[str, Any] | None = None
     seed: int = 0
     device: str = "cpu"
     fps: float = 25.0
@@ -77,6 +77,27 @@ def _section(cls: type, values: Any, key: str, source: str, role: str | None = N
         raise DataError(f"{key}: bad value ({exc})", source=source) from exc
 
 
+def _tracker(value: Any, source: str) -> dict[str, Any]:
+    """The tracker's settings: a mapping of :class:`labkit.track.config.TrackConfig` fields, or
+    the path of a track YAML (relative to the config's folder, else to ``configs/``)."""
+    from labkit.artifacts import REPO_ROOT
+    from labkit.track.config import TrackConfig
+
+    if isinstance(value, str):
+        candidates = [Path(value)] if Path(value).is_absolute() else [
+            Path(source).parent / value, REPO_ROOT / "configs" / value]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            raise DataError(f"tracker: no such track config {value!r}", source=source)
+        return TrackConfig.load(path).to_dict()
+    if not isinstance(value, Mapping):
+        raise DataError("tracker: give a mapping of TrackConfig fields, a track YAML path or null", source=source)
+    try:
+        return TrackConfig.from_mapping(value, source=source).to_dict()
+    except DataError as exc:
+        raise DataError(f"tracker: {exc}") from exc
+
+
 def load_config(config: str | Path | Mapping[str, Any], *, source: str | None = None) -> PipelineConfig:
     """Read a capstone config from a YAML path or a mapping."""
     if isinstance(config, Mapping):
@@ -86,10 +107,9 @@ def load_config(config: str | Path | Mapping[str, Any], *, source: str | None = 
     check_keys(values, set(PipelineConfig.__dataclass_fields__) - {"source"}, kind="pipeline", source=src)
     if "detector" not in values:
         raise DataError("the config needs a 'detector' section", source=src)
-    if values.get("tracker") is not None:
-        raise DataError("tracker: the tracking stage needs labkit.track, which this labkit does not have yet; "
-                        "set 'tracker: null'", source=src)
     out = dict(values)
+    if values.get("tracker") is not None:
+        out["tracker"] = _tracker(values["tracker"], src)
     out["detector"] = _section(DetectorConfig, values["detector"], "detector", src, "detector")
     if values.get("segmenter") is not None:
         out["segmenter"] = _section(SegmenterConfig, values["segmenter"], "segmenter", src, "segmenter")

@@ -10,7 +10,7 @@ detection) or from a COCO instances file whose ``file_name`` entries end the fra
   (:class:`labkit.metrics.segmentation.ConfusionMatrix`); the ground-truth map paints each
   instance mask with its class, pixels claimed by two classes or by a crowd region are ignored;
 * tracking: HOTA, MOTA, IDF1, ID switches (:func:`labkit.metrics.tracking.evaluate_tracking`,
-  TrackEval), when the predictions carry track ids.
+  TrackEval, class-agnostic) of the confirmed tracks, when the run has a tracker.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ import numpy as np
 from labkit.data.annotations import Detections
 from labkit.data.masks import segmentation_to_mask
 from labkit.errors import DataError
-from labkit.pipeline.records import record_to_detections
+from labkit.pipeline.records import confirmed_tracks, record_to_detections
 
 IGNORE = 255
+#: TrackEval preprocessing for tracking scores: every class counts (no pedestrian filter), boxes
+#: marked consider = 0 (crowd) are dropped with the predictions they match.
+TRACKING_PREPROCESS = "mot15"
 
 
 @dataclass
@@ -79,7 +82,7 @@ def truth_from_coco(path: str | Path, records: Sequence[Mapping[str, Any]]) -> T
                             source=str(path), record=image.id)
         gt = image.detections
         crowd = gt.get("iscrowd", np.zeros(len(gt), dtype=np.int64))
-        tracks = gt.get("track_id")
+        tracks = gt.track_id if gt.track_id is not None else gt.get("track_id")
         frames[r["frame_id"]] = Detections(gt.xywh, gt.class_id, segmentation=gt.segmentation,
                                            track_id=None if tracks is None else tracks.astype(np.int64),
                                            data={"iscrowd": np.asarray(crowd, dtype=np.int64)})
@@ -157,10 +160,12 @@ def evaluate_records(records: Sequence[Mapping[str, Any]], truth: Truth) -> dict
                                   for k in range(1, num_classes)]
         summary = cm.summary(names)
         out["semantic"] = {k: summary[k] for k in ("mean_iou", "mean_dice", "pixel_accuracy", "per_class")}
-    if truth.has_tracks and all(d.track_id is not None for d in preds.values() if len(d)):
+    if truth.has_tracks and any(o["track_id"] is not None for r in records for o in r["objects"]):
         from labkit.metrics.tracking import evaluate_tracking
 
-        report = evaluate_tracking({k: v for k, v in truth.frames.items()}, preds, num_frames=len(records),
-                                   gt_source=truth.source, pred_source="predictions.jsonl")
-        out["tracking"] = report.summary()
+        gt = {k: v.with_fields(consider=1 - v.data["iscrowd"]) for k, v in truth.frames.items()}
+        tracked = {r["frame_id"]: confirmed_tracks(r) for r in records}
+        report = evaluate_tracking(gt, tracked, num_frames=len(records), preprocess=TRACKING_PREPROCESS,
+                                   gt_source=truth.source, pred_source="predictions.jsonl (confirmed tracks)")
+        out["tracking"] = report.summary() | {"preprocess": TRACKING_PREPROCESS}
     return out

@@ -173,3 +173,30 @@ def attach_masks(detections: Detections, labels: np.ndarray, segment_classes: Se
         if k != 0:
             semantic[int(category_of.get(segment_classes[k], k))] = mask_to_rle(labels == k)
     return detections.with_fields(segmentation=masks), semantic
+
+
+def build_tracker(settings: Mapping[str, Any]) -> Any:
+    """A fresh :class:`labkit.track.tracker.Tracker` for one sequence (the one place the pipeline
+    constructs a tracker). ``record=True``: the per-frame track snapshot says which detection
+    each track matched, which is how tracks find their masks."""
+    from labkit.track.tracker import Tracker
+
+    return Tracker(dict(settings), record=True)
+
+
+def attach_tracks(detections: Detections, result: Any) -> Detections:
+    """Copy the tracker's frame result onto the detections: each detection a live track matched
+    (or started) this frame gets its ``track_id`` and ``data["track_state"]`` (``tentative`` /
+    ``confirmed``); the others get ``-1`` and ``None``. Boxes, scores and masks stay the
+    detector's, so detection AP does not depend on the tracker."""
+    from labkit.track.lifecycle import TrackState
+
+    n = len(detections)
+    ids = np.full(n, -1, dtype=np.int64)
+    states = np.full(n, None, dtype=object)
+    snap = result.tracks
+    for tid, state, index in zip(snap.track_id, snap.data["state"], snap.data["detection"]):
+        if index >= 0:
+            ids[index] = int(tid)
+            states[index] = TrackState(int(state)).label
+    return detections.with_fields(track_id=ids, track_state=states)

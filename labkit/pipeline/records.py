@@ -108,7 +108,7 @@ def detections_to_record(detections: Detections, *, frame_id: int, timestamp_s: 
     """One validated record from the objects of a frame.
 
     ``detections`` needs scores; its segmentations (if any) must be RLE of the frame size; track
-    ids and ``data["track_state"]`` are optional. ``semantic`` maps class id -> RLE of the
+    ids (``-1``: not tracked) and ``data["track_state"]`` are optional. ``semantic`` maps class id -> RLE of the
     frame's label map (a semantic segmenter's output), or ``None``.
     """
     if detections.score is None:
@@ -123,7 +123,7 @@ def detections_to_record(detections: Detections, *, frame_id: int, timestamp_s: 
             "class_name": str(class_names.get(cls, cls)),
             "score": float(detections.score[i]),
             "mask": None if detections.segmentation is None else detections.segmentation[i],
-            "track_id": None if detections.track_id is None else int(detections.track_id[i]),
+            "track_id": None if detections.track_id is None or detections.track_id[i] < 0 else int(detections.track_id[i]),
             "track_state": None if states is None else states[i],
         })
     record = {"schema_version": SCHEMA_VERSION, "frame_id": int(frame_id), "timestamp_s": float(timestamp_s),
@@ -134,7 +134,8 @@ def detections_to_record(detections: Detections, *, frame_id: int, timestamp_s: 
 
 def record_to_detections(record: Mapping[str, Any]) -> Detections:
     """The objects of a (validated) record as :class:`Detections`: scores always; segmentations,
-    track ids and ``data["track_state"]`` / ``data["class_name"]`` when the record has them."""
+    track ids (``-1`` for an object without one) and ``data["track_state"]`` / ``data["class_name"]``
+    when the record has them."""
     objs = record["objects"]
     n = len(objs)
     boxes = np.array([o["box_xywh"] for o in objs], dtype=np.float64).reshape(n, 4)
@@ -145,10 +146,20 @@ def record_to_detections(record: Mapping[str, Any]) -> Detections:
         data["track_state"] = np.array([o["track_state"] for o in objs], dtype=object)
     return Detections(
         boxes, [o["class_id"] for o in objs], score=[o["score"] for o in objs],
-        track_id=tracks if n and all(t is not None for t in tracks) else None,
+        track_id=[-1 if t is None else t for t in tracks] if any(t is not None for t in tracks) else None,
         segmentation=masks if any(m is not None for m in masks) else None,
         data=data,
     )
+
+
+def confirmed_tracks(record: Mapping[str, Any]) -> Detections:
+    """The objects of a record that belong to a confirmed track (what MOT results and tracking
+    metrics count)."""
+    det = record_to_detections(record)
+    states = det.get("track_state")
+    if states is None:
+        return Detections.empty(with_score=True).with_fields(track_id=np.zeros(0, dtype=np.int64))
+    return det[np.array([s == "confirmed" for s in states], dtype=bool)]
 
 
 def dumps(record: Mapping[str, Any]) -> str:

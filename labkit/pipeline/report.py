@@ -27,11 +27,16 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
              f"{summary['objects']} objects exported.", "", "## Models", ""]
     rows = []
     for role, m in summary["models"].items():
+        if role == "tracker":
+            continue
         spec = m["input"]
         prep = (f"letterbox {spec['size']}, pad {spec['pad_value']}, {spec['channel_order']}, "
                 f"mean {spec['mean']}, std {spec['std']}")
         rows.append([role, m["name"], f"`{m['sha256'][:16]}`", prep, str(m.get("postprocess", "-"))])
     lines += _table(["stage", "model", "checkpoint sha256", "preprocessing", "post-processing"], rows)
+    tracker = summary["models"].get("tracker")
+    lines += ["Tracker: none (detections only).", ""] if tracker is None else [
+        "Tracker: `labkit.track.Tracker` with " + ", ".join(f"{k}={v}" for k, v in tracker.items()) + ".", ""]
     metrics = summary.get("metrics")
     lines += ["## Metrics", ""]
     if metrics is None:

@@ -1,12 +1,12 @@
 """``labkit run``: one command from a source to every deliverable of the capstone pipeline.
 
 Stages, in order, for each batch of frames: loader -> detector -> segmenter (optional) ->
-exporter (one :mod:`~labkit.pipeline.records` record per frame) -> renderer. The run folder
+tracker (optional, :class:`labkit.track.tracker.Tracker`) -> exporter (one :mod:`~labkit.pipeline.records` record per frame) -> renderer. The run folder
 receives::
 
     predictions.jsonl     the frame records (schema labkit.pipeline.records.SCHEMA)
     results_coco.json     the same boxes (and masks) as a COCO results list, image_id = frame_id
-    results_mot.txt       MOTChallenge tracker results (only when the records carry track ids)
+    results_mot.txt       MOTChallenge tracker results: the confirmed tracks (only with a tracker)
     demo.mp4              the rendered overlays (H.264)
     metrics.json          scores against the ground truth (only when there is ground truth)
     latency.json          per-stage wall time per frame (p50 / p95, ms) and frames per second
@@ -32,14 +32,14 @@ import numpy as np
 from labkit.artifacts import fresh_dir, write_json
 from labkit.pipeline.config import PipelineConfig, load_config, resolve_weights
 from labkit.pipeline.loader import Frame, open_source, iter_source
-from labkit.pipeline.models import DetectorStage, SegmenterStage, attach_masks
-from labkit.pipeline.records import detections_to_record, record_to_detections, write_jsonl
+from labkit.pipeline.models import DetectorStage, SegmenterStage, attach_masks, attach_tracks, build_tracker
+from labkit.pipeline.records import confirmed_tracks, detections_to_record, record_to_detections, write_jsonl
 from labkit.pipeline.render import VideoWriter, draw_record
 
 MANIFEST = "manifest.json"
 PREDICTIONS, COCO_RESULTS, MOT_RESULTS = "predictions.jsonl", "results_coco.json", "results_mot.txt"
 VIDEO, METRICS, LATENCY = "demo.mp4", "metrics.json", "latency.json"
-STAGES = ("load", "detect", "segment", "export", "render")
+STAGES = ("load", "detect", "segment", "track", "export", "render")
 
 
 class Pipeline:
@@ -60,16 +60,24 @@ class Pipeline:
         self.segmenter = None if s is None else SegmenterStage.load(
             s.name, weights=resolve_weights(config, s.weights), device=config.device)
 
+    def new_tracker(self) -> Any:
+        """A fresh tracker for one sequence, or ``None`` when the config has no tracker."""
+        return None if self.config.tracker is None else build_tracker(self.config.tracker)
+
     def models(self) -> dict[str, Any]:
+        """What each stage runs: model names, checkpoint sha256, preprocessing; the tracker's settings."""
         out = {"detector": self.detector.describe()}
         if self.segmenter is not None:
             out["segmenter"] = self.segmenter.describe()
+        if self.config.tracker is not None:
+            out["tracker"] = dict(self.config.tracker)
         return out
 
     def process(self, frames: list[Frame], timings: dict[str, list[float]] | None = None, *,
-                segment: bool = True) -> list[dict[str, Any]]:
-        """Records of a batch of frames (masks only when ``segment`` and there is a segmenter);
-        per-stage seconds per frame appended to ``timings``."""
+                segment: bool = True, tracker: Any = None) -> list[dict[str, Any]]:
+        """Records of a batch of consecutive frames (masks only when ``segment`` and there is a
+        segmenter; track ids when a ``tracker`` from :meth:`new_tracker` is given); per-stage
+        seconds per frame appended to ``timings``."""
         def clock(stage: str, start: float) -> float:
             now = time.perf_counter()
             if timings is not None:
@@ -85,6 +93,10 @@ class Pipeline:
                 found[i], semantic[i] = attach_masks(found[i], labels, self.segmenter.class_names,
                                                      self.detector.class_names)
             t = clock("segment", t)
+        if tracker is not None:
+            for i, frame in enumerate(frames):
+                found[i] = attach_tracks(found[i], tracker.step(found[i], frame.image, frame.frame_id))
+            t = clock("track", t)
         records = [detections_to_record(det, frame_id=f.frame_id, timestamp_s=f.timestamp_s, source=f.source,
                                         width=f.width, height=f.height, class_names=self.detector.class_names,
                                         semantic=sem) for f, det, sem in zip(frames, found, semantic)]
@@ -133,10 +145,11 @@ def run(config: str | Path | Mapping[str, Any], source: str | Path, out_dir: str
     pipe = Pipeline(cfg)
     timings: dict[str, list[float]] = {s: [] for s in STAGES}
     records: list[dict[str, Any]] = []
+    tracker = pipe.new_tracker()
     start = time.perf_counter()
     with VideoWriter(out / VIDEO, src.fps) as video:
         for frames in _batches(iter_source(src, max_frames), cfg.batch, timings):
-            batch = pipe.process(frames, timings)
+            batch = pipe.process(frames, timings, tracker=tracker)
             for frame, record in zip(frames, batch):
                 t = time.perf_counter()
                 video.write(draw_record(frame.image, record, show_masks=cfg.render.show_masks,
@@ -151,10 +164,10 @@ def run(config: str | Path | Mapping[str, Any], source: str | Path, out_dir: str
     with_masks = bool(records) and all(all(o["mask"] is not None for o in r["objects"]) for r in records)
     write_json(out / COCO_RESULTS, detections_to_results(preds, with_masks=with_masks))
     outputs = [PREDICTIONS, COCO_RESULTS, VIDEO]
-    if records and any(o["track_id"] is not None for r in records for o in r["objects"]):
+    if tracker is not None:
         from labkit.data.mot import write_mot
 
-        write_mot(preds, out / MOT_RESULTS, "pred")
+        write_mot({r["frame_id"]: confirmed_tracks(r) for r in records}, out / MOT_RESULTS, "pred")
         outputs.append(MOT_RESULTS)
     truth = None
     if gt is not None:

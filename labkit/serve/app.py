@@ -180,7 +180,8 @@ def create_app(config: str | Path | Mapping[str, Any] | PipelineConfig) -> FastA
 
     @app.get("/healthz", summary="Liveness and the loaded models")
     async def healthz() -> Any:
-        return {"status": "ok", "models": {role: {"name": m["name"], "sha256": m["sha256"]} for role, m in models.items()},
+        return {"status": "ok", "models": {role: {"name": m["name"], "sha256": m["sha256"]} for role, m in models.items()
+                                           if role != "tracker"},
                 "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels}}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
