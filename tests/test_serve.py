@@ -33,7 +33,9 @@ def _png(h: int = H, w: int = W, seed: int = 0) -> bytes:
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_config(tmp_path_factory.mktemp("serve_models"))
+    # min_hits 1: a track is confirmed (and output) on its first frame; thresholds under the untrained scores
+    return tiny_config(tmp_path_factory.mktemp("serve_models"),
+                       tracker={"min_hits": 1, "high_score": 0.001, "low_score": 0.0, "new_track_score": 0.001})
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +118,7 @@ def test_oversized_body_without_content_length_is_cut_off(server: ServerProcess)
 
 
 def test_unknown_endpoint_and_method(server: ServerProcess) -> None:
-    r = httpx.post(server.url + "/v1/track/abc", content=_png(), headers={"content-type": "image/png"})
+    r = httpx.post(server.url + "/v2/detect", content=_png(), headers={"content-type": "image/png"})
     assert r.status_code == 404 and "no such endpoint" in r.json()["error"]["message"]
     r = httpx.get(server.url + "/v1/detect")
     assert r.status_code == 405 and r.json()["error"]["status"] == 405
@@ -150,3 +152,50 @@ def test_metrics_count_requests_errors_and_latency(server: ServerProcess) -> Non
 def test_serve_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert labkit.cli.main(["serve", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "config not found" in capsys.readouterr().err
+
+
+def test_tracking_session_keeps_identities_and_order(server: ServerProcess) -> None:
+    opened = httpx.post(server.url + "/v1/track")
+    assert opened.status_code == 201
+    sid = opened.json()["session"]
+    url = f"{server.url}/v1/track/{sid}"
+    png, headers = _png(seed=5), {"content-type": "image/png"}
+    first = httpx.post(url, content=png, headers=headers, timeout=60).json()
+    second = httpx.post(url, params={"frame": 2}, content=png, headers=headers, timeout=60).json()
+    assert (first["frame_id"], second["frame_id"]) == (1, 2)
+    ids1 = sorted(o["track_id"] for o in first["objects"] if o["track_id"] is not None)
+    ids2 = sorted(o["track_id"] for o in second["objects"] if o["track_id"] is not None)
+    assert ids1 and ids1 == ids2  # the same image twice: every track continues under its id
+    assert {o["track_state"] for o in second["objects"] if o["track_id"] is not None} == {"confirmed"}
+    validate_record({k: v for k, v in second.items() if k != "models"}, source="response")
+    r = httpx.post(url, params={"frame": 5}, content=png, headers=headers, timeout=60)
+    assert r.status_code == 409 and "expects frame 3" in r.json()["error"]["message"]
+    assert httpx.post(url, params={"frame": 3}, content=png, headers=headers, timeout=60).json()["frame_id"] == 3
+    other = httpx.post(server.url + "/v1/track").json()["session"]
+    assert other != sid
+    assert httpx.post(f"{server.url}/v1/track/{other}", content=png, headers=headers, timeout=60).json()["frame_id"] == 1
+    assert httpx.delete(url).status_code == 200
+    for method in (httpx.post, httpx.delete):
+        r = method(url, **({"content": png, "headers": headers} if method is httpx.post else {}))
+        assert r.status_code == 404 and "unknown or expired tracking session" in r.json()["error"]["message"]
+    metrics = httpx.get(server.url + "/metrics").text
+    assert _sample(metrics, "labkit_errors_total", endpoint="/v1/track/{session}", status="409") == 1
+
+
+def test_sessions_expire_when_idle_and_are_bounded() -> None:
+    from labkit.serve.sessions import Sessions
+
+    now = [0.0]
+    sessions = Sessions(lambda: object(), ttl_s=10, max_sessions=2, clock=lambda: now[0])
+    a = sessions.create()
+    now[0] = 10.0
+    assert sessions.get(a) is not None  # idle exactly ttl_s: still alive, and its idle clock restarts
+    b = sessions.create()
+    assert sessions.create() is None and len(sessions) == 2  # bounded
+    now[0] = 15.0
+    assert sessions.get(b) is not None
+    now[0] = 20.5
+    assert sessions.get(a) is None  # idle 10.5 s > 10 s: expired
+    assert sessions.get(b) is not None  # idle 5.5 s
+    assert sessions.create() is not None and len(sessions) == 2
+    assert sessions.delete(b) and not sessions.delete(b)

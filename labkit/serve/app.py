@@ -7,14 +7,22 @@ Endpoints (OpenAPI document at ``/openapi.json``, interactive docs at ``/docs``)
   frame record of :mod:`labkit.pipeline.records` (boxes in the image's pixels, class ids and
   names, scores) plus the model's name and checkpoint sha256;
 * ``POST /v1/segment``: the same with each box's mask and the label map as COCO RLE;
+* ``POST /v1/track``, ``POST /v1/track/{session}``, ``DELETE /v1/track/{session}``: tracking
+  sessions (below);
 * ``GET /healthz``: liveness and the loaded models;
 * ``GET /metrics``: Prometheus text (requests and errors by endpoint and status, a latency
   histogram).
 
 Bad input gets a JSON error ``{"error": {"status", "message"}}`` and never stops the server:
 400 not an image or a truncated one, 413 more bytes or pixels than the config's ``serve``
-limits, 415 a content type other than ``multipart/form-data`` or ``image/*``. Tracking
-(``/v1/track/{session}``) is not served yet: it waits for ``labkit.track``.
+limits, 415 a content type other than ``multipart/form-data`` or ``image/*``, 404 an unknown
+or expired tracking session, 409 a frame out of order.
+
+Tracking (when the config has a tracker): ``POST /v1/track`` opens a session (one
+:class:`labkit.track.tracker.Tracker`), ``POST /v1/track/{session}`` sends its next frame (the
+optional query ``frame=N`` must be the next number) and answers the frame record with track ids
+and states, ``DELETE /v1/track/{session}`` closes it; a session idle for ``session_ttl_s``
+expires.
 
 Inference runs in a worker thread, one request at a time (a lock): torch on the CPU already
 uses the cores, and single-threaded inference gives the same numbers as ``labkit run``.
@@ -32,11 +40,13 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Match
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from labkit.errors import DataError
 from labkit.pipeline.config import PipelineConfig, load_config
 from labkit.pipeline.loader import Frame
+from labkit.serve.sessions import Sessions
 
 #: The request body both image endpoints accept, for the OpenAPI document.
 IMAGE_BODY = {"requestBody": {"required": True, "content": {
@@ -103,7 +113,7 @@ def create_app(config: str | Path | Mapping[str, Any] | PipelineConfig) -> FastA
     @app.middleware("http")
     async def count(request: Request, call_next: Any) -> Any:
         start = time.perf_counter()
-        endpoint = request.url.path if request.url.path in {r.path for r in app.routes} else "other"
+        endpoint = next((r.path for r in app.routes if r.matches(request.scope)[0] == Match.FULL), "other")
         try:
             response = await call_next(request)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a JSON 500, the server keeps serving
@@ -177,6 +187,49 @@ def create_app(config: str | Path | Mapping[str, Any] | PipelineConfig) -> FastA
             raise HTTPProblem(501, "this service's config has no segmenter")
         image = await read_image(request)
         return await run_in_threadpool(infer, image, True)
+
+    sessions = Sessions(pipeline.new_tracker, limits.session_ttl_s)
+
+    def tracking() -> None:
+        if cfg.tracker is None:
+            raise HTTPProblem(501, "this service's config has no tracker")
+
+    @app.post("/v1/track", summary="Open a tracking session", status_code=201)
+    async def open_session() -> Any:
+        tracking()
+        sid = sessions.create()
+        if sid is None:
+            raise HTTPProblem(503, f"{sessions.max_sessions} tracking sessions are open; close one or wait "
+                                   f"{limits.session_ttl_s:g} s for idle ones to expire")
+        return JSONResponse({"session": sid, "expires_after_idle_s": limits.session_ttl_s}, status_code=201)
+
+    @app.post("/v1/track/{session}", summary="Track the session's next frame", openapi_extra=IMAGE_BODY)
+    async def track(session: str, request: Request, frame: int | None = None) -> Any:
+        tracking()
+        state = sessions.get(session)
+        if state is None:
+            raise HTTPProblem(404, f"unknown or expired tracking session {session!r}; open one with POST /v1/track")
+        image = await read_image(request)
+
+        def step() -> dict[str, Any]:
+            with state.lock:
+                expected = state.frames + 1
+                if frame is not None and frame != expected:
+                    raise HTTPProblem(409, f"frame {frame} out of order: this session expects frame {expected}")
+                with lock:
+                    record = pipeline.process([Frame(expected, 0.0, f"session {session}", image)], segment=False,
+                                              tracker=state.tracker)[0]
+                state.frames = expected
+            record["models"] = {"detector": {"name": models["detector"]["name"], "sha256": models["detector"]["sha256"]}}
+            return record
+
+        return await run_in_threadpool(step)
+
+    @app.delete("/v1/track/{session}", summary="Close a tracking session")
+    async def close_session(session: str) -> Any:
+        if not sessions.delete(session):
+            raise HTTPProblem(404, f"unknown or expired tracking session {session!r}")
+        return {"session": session, "closed": True}
 
     @app.get("/healthz", summary="Liveness and the loaded models")
     async def healthz() -> Any:
