@@ -1,5 +1,6 @@
-"""Start ``labkit serve`` as a real server process on a loopback port and wait until it answers:
-what the service tests and ``benchmarks/serve.py`` talk to over real HTTP."""
+"""Start ``labkit serve`` (or ``labkit demo``) as a real server process on a loopback port and
+wait until it answers: what the service tests, the browser test and ``benchmarks/serve.py``
+talk to over real HTTP."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 
 from labkit.errors import LabkitError
 
+#: The health endpoint of each command: the service's own, Streamlit's.
+HEALTH = {"serve": "/healthz", "demo": "/_stcore/health"}
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (the OS picks it)."""
@@ -21,14 +25,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class ServerProcess:
-    """``with ServerProcess(config) as server:`` runs ``python -m labkit serve`` on
-    ``127.0.0.1:<free port>``, waits for ``/healthz`` (``timeout_s``), and stops it on exit.
+    """``with ServerProcess(config) as server:`` runs ``python -m labkit serve`` (``command="demo"``:
+    ``labkit demo``) on ``127.0.0.1:<free port>``, waits for its health endpoint (``timeout_s``),
+    and stops it on exit.
     ``server.url`` is the base URL; the server's stderr goes to ``log`` (default: a pipe that
     is read when start-up fails)."""
 
-    def __init__(self, config: str | Path, *, host: str = "127.0.0.1", timeout_s: float = 120.0,
-                 log: Path | None = None):
-        self.config, self.host, self.timeout_s, self.log = Path(config), host, timeout_s, log
+    def __init__(self, config: str | Path, *, command: str = "serve", host: str = "127.0.0.1",
+                 timeout_s: float = 120.0, log: Path | None = None):
+        if command not in HEALTH:
+            raise ValueError(f"command must be one of {sorted(HEALTH)}, got {command!r}")
+        self.config, self.command, self.host, self.timeout_s, self.log = Path(config), command, host, timeout_s, log
         self.port = free_port(host)
         self.url = f"http://{host}:{self.port}"
         self._proc: subprocess.Popen | None = None
@@ -37,7 +44,7 @@ class ServerProcess:
     def __enter__(self) -> "ServerProcess":
         import httpx
 
-        cmd = [sys.executable, "-m", "labkit", "serve", "--config", str(self.config), "--host", self.host,
+        cmd = [sys.executable, "-m", "labkit", self.command, "--config", str(self.config), "--host", self.host,
                "--port", str(self.port)]
         self._log_file = open(self.log, "w") if self.log is not None else subprocess.PIPE  # noqa: SIM115
         self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log_file, env=dict(os.environ))
@@ -45,15 +52,15 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 err = self._proc.stderr.read().decode(errors="replace") if self.log is None else self.log.read_text()
-                raise LabkitError(f"labkit serve exited with code {self._proc.returncode}: {err[-2000:]}")
+                raise LabkitError(f"labkit {self.command} exited with code {self._proc.returncode}: {err[-2000:]}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=2.0).status_code == 200:
+                if httpx.get(self.url + HEALTH[self.command], timeout=2.0).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
             time.sleep(0.25)
         self.__exit__()
-        raise LabkitError(f"labkit serve did not answer on {self.url} within {self.timeout_s} s")
+        raise LabkitError(f"labkit {self.command} did not answer on {self.url} within {self.timeout_s} s")
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None and self._proc.poll() is None:
