@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,13 +40,15 @@ def _demo(args: argparse.Namespace) -> int:
         raise UsageError("labkit demo needs streamlit: pip install -e '.[serve]'")
     if not Path(args.config).is_file():
         raise UsageError(f"config not found: {args.config}")
+    from labkit.serve.demo_app import CONFIG_ENV
+
     script = Path(__file__).with_name("demo_app.py")
     url = f"http://{args.host}:{args.port}"
     print(json.dumps({"url": url}) if args.json else f"demo on {url}", flush=True)
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
            "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none", "--", str(Path(args.config).resolve())]
-    return subprocess.call(cmd)
+           "--server.fileWatcherType", "none"]
+    return subprocess.call(cmd, env={**os.environ, CONFIG_ENV: str(Path(args.config).resolve())})
 
 
 def register(sub: argparse._SubParsersAction) -> None:

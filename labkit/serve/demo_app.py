@@ -6,12 +6,13 @@ on video, track ids), the objects per class and the time each stage took. It run
 :class:`labkit.pipeline.run.Pipeline` as ``labkit run`` and ``labkit serve``.
 
 Streamlit runs this file top to bottom on every interaction; the pipeline is loaded once
-(``st.cache_resource``). The config path comes after ``--`` on the command line.
+(``st.cache_resource``). The config path comes from ``$LABKIT_DEMO_CONFIG`` (set by ``labkit
+demo``), default ``configs/capstone.yaml``.
 """
 
 from __future__ import annotations
 
-import sys
+import os
 import tempfile
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from labkit.pipeline.loader import Frame, iter_source, open_source
 from labkit.pipeline.render import VideoWriter, draw_record
 
 EXAMPLE_FRAMES = 30  # frames of the example sequence shown as a video
+CONFIG_ENV = "LABKIT_DEMO_CONFIG"
 
 
 @st.cache_resource
@@ -55,7 +57,7 @@ def run_image(pipe, image: np.ndarray) -> None:
     start = time.perf_counter()
     record = pipe.process([Frame(1, 0.0, "demo", image)])[0]
     ms = 1000 * (time.perf_counter() - start)
-    st.image(draw_record(image, record), caption=f"overlay: {len(record['objects'])} objects", width="stretch")
+    st.image(draw_record(image, record), caption=f"overlay: {len(record['objects'])} objects", width=640)
     st.write(f"**{len(record['objects'])} objects** in {ms:.0f} ms (detector and segmenter)")
     st.table(counts_table([record]))
 
@@ -119,4 +121,4 @@ def main(config: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[2] / "configs" / "capstone.yaml"))
+    main(os.environ.get(CONFIG_ENV) or str(Path(__file__).resolve().parents[2] / "configs" / "capstone.yaml"))
