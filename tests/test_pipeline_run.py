@@ -297,3 +297,26 @@ def test_ground_truth_tracks_as_predictions_track_perfectly() -> None:
     scores = evaluate.evaluate_records(records, truth)["tracking"]
     assert scores["HOTA"] == pytest.approx(1.0) and scores["MOTA"] == pytest.approx(1.0)
     assert scores["IDSW"] == 0 and scores["IDF1"] == pytest.approx(1.0)
+
+
+def test_coco_ground_truth_gives_mask_ap_and_miou(config: Path, tmp_path: Path) -> None:
+    gt = DATA / "annotations" / "sequences_test.json"
+    if not (SEQ.is_dir() and gt.is_file()):
+        pytest.skip("generated sequence or annotations not found")
+    summary = run(config, SEQ, tmp_path / "run", gt=gt, max_frames=3)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics == summary["metrics"] and metrics["ground_truth"] == str(gt)
+    assert {"box", "mask", "semantic"} <= set(metrics)
+    assert metrics["box"]["num_gt"] == metrics["mask"]["num_gt"] > 0
+    assert 0.0 <= metrics["semantic"]["mean_iou"] <= 1.0
+    assert [row["name"] for row in metrics["semantic"]["per_class"]] == ["background"] + [c["name"] for c in CATEGORIES]
+
+
+def test_camera_source_needs_a_camera_and_a_frame_count(config: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    from labkit.pipeline.loader import FrameSource, SourceError, iter_source
+
+    code, err = _cli(["run", "--config", str(config), "--source", "97", "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and "cannot open camera 97" in err  # no such device here
+    with pytest.raises(SourceError, match="--max-frames"):
+        next(iter_source(FrameSource("camera", Path("0"), 25.0)))

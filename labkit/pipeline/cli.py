@@ -71,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="pipeline config (default: configs/capstone.yaml)")
     p.add_argument("--source", required=True,
-                   help="MOTChallenge sequence folder (seqinfo.ini), folder of images, or video file")
+                   help="MOTChallenge sequence folder (seqinfo.ini), folder of images, video file, or camera index "
+                        "(with --max-frames)")
     p.add_argument("--out", required=True, type=Path, help="run folder to (re)create")
     p.add_argument("--gt", default=None, help="COCO instances file with the frames' ground truth (boxes, masks)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")

@@ -7,7 +7,9 @@ Sources (:func:`open_source` decides from the path):
 * a folder of images: the image files directly inside it, in name order, timestamps from
   ``fps``;
 * a video file: every decoded frame, timestamps from the container's frame rate (``fps`` when
-  the header has none).
+  the header has none);
+* a camera index (``0``, ``1`` ...): ``max_frames`` frames from that device
+  (:func:`labkit.pipeline.run.run` saves them, so the run can be rendered and scored again).
 
 Frames are numbered from 1 (the MOTChallenge convention) and carry the ``source`` string that
 :mod:`labkit.pipeline.render` uses to find the pixels again: the image path, or
@@ -63,8 +65,9 @@ class Frame:
 
 @dataclass(frozen=True)
 class FrameSource:
-    """A readable source: its kind (``mot``, ``images`` or ``video``), path, frame rate, the
-    image files (not for videos) and the MOT ground-truth file when there is one."""
+    """A readable source: its kind (``mot``, ``images``, ``video`` or ``camera``), path (the
+    camera index for a camera), frame rate, the image files (not for videos) and the MOT
+    ground-truth file when there is one."""
 
     kind: str
     path: Path
@@ -74,7 +77,7 @@ class FrameSource:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": str(self.path), "fps": self.fps,
-                "frames": len(self.files) if self.kind != "video" else None,
+                "frames": len(self.files) if self.kind not in ("video", "camera") else None,
                 "ground_truth": None if self.gt_file is None else str(self.gt_file)}
 
 
@@ -87,6 +90,15 @@ def _images_in(folder: Path) -> tuple[Path, ...]:
 
 def open_source(path: str | Path, *, fps: float = 25.0) -> FrameSource:
     """Recognise a source (see the module docstring); anything else is a :class:`SourceError`."""
+    if str(path).isdigit() and not Path(path).exists():
+        cap = cv2.VideoCapture(int(str(path)))
+        try:
+            if not cap.isOpened():
+                raise DataError(f"cannot open camera {path}", source=f"camera {path}")
+            rate = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        finally:
+            cap.release()
+        return FrameSource("camera", Path(str(path)), rate if rate > 0 else float(fps))
     path = Path(path)
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
@@ -115,7 +127,9 @@ def open_source(path: str | Path, *, fps: float = 25.0) -> FrameSource:
 
 
 def _video(source: FrameSource) -> Iterator[Frame]:
-    cap = cv2.VideoCapture(str(source.path))
+    camera = source.kind == "camera"
+    cap = cv2.VideoCapture(int(str(source.path)) if camera else str(source.path))
+    name = f"camera:{source.path}" if camera else str(source.path)
     try:
         index = 0
         while True:
@@ -123,17 +137,19 @@ def _video(source: FrameSource) -> Iterator[Frame]:
             if not ok:
                 break
             index += 1
-            yield Frame(index, (index - 1) / source.fps, f"{source.path}#{index}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            yield Frame(index, (index - 1) / source.fps, f"{name}#{index}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     finally:
         cap.release()
     if index == 0:
-        raise DataError("the video has no readable frame", source=str(source.path))
+        raise DataError("the video has no readable frame", source=name)
 
 
 def iter_source(source: FrameSource, max_frames: int | None = None) -> Iterator[Frame]:
     """The frames of ``source`` in order (at most ``max_frames``); an unreadable image is a
     :class:`DataError` naming its file."""
-    if source.kind == "video":
+    if source.kind == "camera" and max_frames is None:
+        raise SourceError(f"camera {source.path}: a camera never ends; give a number of frames (--max-frames)")
+    if source.kind in ("video", "camera"):
         yield from islice(_video(source), max_frames)
         return
     for index, path in enumerate(source.files[:max_frames], start=1):

@@ -12,6 +12,7 @@ receives::
     latency.json          per-stage wall time per frame (p50 / p95, ms) and frames per second
     report.md, report.html
     manifest.json         git commit, command, config, versions, models with checkpoint sha256
+    frames/               the frames of a camera source (the records point at them)
 
 Predictions and metrics depend only on the inputs, the config and the library versions: the
 same command twice writes byte-identical ``predictions.jsonl``, ``results_coco.json`` and
@@ -114,6 +115,16 @@ def _batches(frames: Iterator[Frame], size: int, timings: dict[str, list[float]]
         yield chunk
 
 
+def save_frame(folder: Path, frame: Frame) -> Path:
+    """Write a frame as ``<folder>/<frame id, 6 digits>.png`` (lossless) and return the path."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{frame.frame_id:06d}.png"
+    cv2.imwrite(str(path), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+    return path
+
+
 def latency_summary(timings: Mapping[str, list[float]], wall_s: float, frames: int) -> dict[str, Any]:
     """Per stage p50 / p95 / mean in ms per frame (NumPy's linear-interpolation percentiles)."""
     stages = {}
@@ -149,6 +160,9 @@ def run(config: str | Path | Mapping[str, Any], source: str | Path, out_dir: str
     start = time.perf_counter()
     with VideoWriter(out / VIDEO, src.fps) as video:
         for frames in _batches(iter_source(src, max_frames), cfg.batch, timings):
+            if src.kind == "camera":  # keep the pixels: render and scores must be repeatable without the camera
+                for frame in frames:
+                    frame.source = str(save_frame(out / "frames", frame))
             batch = pipe.process(frames, timings, tracker=tracker)
             for frame, record in zip(frames, batch):
                 t = time.perf_counter()
