@@ -294,7 +294,7 @@ def test_ground_truth_tracks_as_predictions_track_perfectly() -> None:
         ids = gt.track_id[gt.data["iscrowd"] == 0]
         for o, tid in zip(r["objects"], ids):
             o["track_id"], o["track_state"] = int(tid), "confirmed"
-    scores = evaluate.evaluate_records(records, truth)["tracking"]
+    scores = evaluate.evaluate_records(records, truth, tracked=True)["tracking"]
     assert scores["HOTA"] == pytest.approx(1.0) and scores["MOTA"] == pytest.approx(1.0)
     assert scores["IDSW"] == 0 and scores["IDF1"] == pytest.approx(1.0)
 
@@ -320,3 +320,23 @@ def test_camera_source_needs_a_camera_and_a_frame_count(config: Path, tmp_path: 
     assert code == 1 and "cannot open camera 97" in err  # no such device here
     with pytest.raises(SourceError, match="--max-frames"):
         next(iter_source(FrameSource("camera", Path("0"), 25.0)))
+
+
+def test_predicting_nothing_scores_zero_everywhere() -> None:
+    path = DATA / "annotations" / "sequences_test.json"
+    if not path.is_file():
+        pytest.skip("generated annotations not found")
+    stub = [{"frame_id": k, "source": f"/x/sequences/test/seq07/img1/{k:06d}.jpg", "width": 320, "height": 240}
+            for k in (1, 2)]
+    truth = evaluate.truth_from_coco(path, stub)
+    records = [detections_to_record(Detections.empty(with_score=True), frame_id=s["frame_id"], timestamp_s=0.0,
+                                    source=s["source"], width=320, height=240, class_names={}, semantic={})
+               for s in stub]
+    scores = evaluate.evaluate_records(records, truth, tracked=True)
+    assert scores["box"]["AP"] == 0.0 and scores["mask"]["AP"] == 0.0 and scores["box"]["num_predictions"] == 0
+    # every pixel called background: IoU(background) = background pixels / scored pixels, every object class 0
+    maps = [evaluate.semantic_truth(truth.frames[s["frame_id"]], 240, 320) for s in stub]
+    background = sum(int((m == 0).sum()) for m in maps) / sum(int((m != evaluate.IGNORE).sum()) for m in maps)
+    present = set(np.unique(np.concatenate([m.ravel() for m in maps]))) - {0, evaluate.IGNORE}
+    assert scores["semantic"]["mean_iou"] == pytest.approx(background / (1 + len(present)))
+    assert scores["tracking"]["HOTA"] == 0.0 and scores["tracking"]["MOTA"] == 0.0

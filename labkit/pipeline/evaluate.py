@@ -137,18 +137,19 @@ def _semantic_pred(record: Mapping[str, Any]) -> np.ndarray:
     return labels
 
 
-def evaluate_records(records: Sequence[Mapping[str, Any]], truth: Truth) -> dict[str, Any]:
-    """Every score the records and the ground truth allow (see the module docstring)."""
+def evaluate_records(records: Sequence[Mapping[str, Any]], truth: Truth, *, tracked: bool = False) -> dict[str, Any]:
+    """Every score the records and the ground truth allow (see the module docstring); tracking
+    scores when ``tracked`` (the run had a tracker, even if it output no track)."""
     from labkit.metrics.detection import evaluate_coco
 
     preds = {r["frame_id"]: record_to_detections(r) for r in records}
     out: dict[str, Any] = {"ground_truth": truth.source, "frames": len(records)}
     out["box"] = _ap(evaluate_coco(_coco_gt(truth, records, False), preds, "bbox"))
-    with_masks = [d for d in preds.values() if len(d)]
-    if truth.has_masks and with_masks and all(d.segmentation is not None and all(s is not None for s in d.segmentation)
-                                             for d in with_masks):
-        out["mask"] = _ap(evaluate_coco(_coco_gt(truth, records, True), preds, "segm"))
-    if truth.has_masks and all(r["semantic"] is not None for r in records):
+    segmented = bool(records) and all(r["semantic"] is not None for r in records)
+    if truth.has_masks and segmented and all(o["mask"] is not None for r in records for o in r["objects"]):
+        masked = {k: d if len(d) else d.with_fields(segmentation=[]) for k, d in preds.items()}  # empty frames too
+        out["mask"] = _ap(evaluate_coco(_coco_gt(truth, records, True), masked, "segm"))
+    if truth.has_masks and segmented:
         from labkit.metrics.segmentation import ConfusionMatrix
 
         num_classes = 1 + max(int(c["id"]) for c in truth.categories)
@@ -160,7 +161,7 @@ def evaluate_records(records: Sequence[Mapping[str, Any]], truth: Truth) -> dict
                                   for k in range(1, num_classes)]
         summary = cm.summary(names)
         out["semantic"] = {k: summary[k] for k in ("mean_iou", "mean_dice", "pixel_accuracy", "per_class")}
-    if truth.has_tracks and any(o["track_id"] is not None for r in records for o in r["objects"]):
+    if truth.has_tracks and tracked:
         from labkit.metrics.tracking import evaluate_tracking
 
         gt = {k: v.with_fields(consider=1 - v.data["iscrowd"]) for k, v in truth.frames.items()}

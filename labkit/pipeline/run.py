@@ -190,7 +190,7 @@ def run(config: str | Path | Mapping[str, Any], source: str | Path, out_dir: str
         truth = evaluate.truth_from_mot(src.gt_file, records, pipe.detector.class_names)
     metrics = None
     if truth is not None:
-        metrics = evaluate.evaluate_records(records, truth)
+        metrics = evaluate.evaluate_records(records, truth, tracked=tracker is not None)
         write_json(out / METRICS, metrics)
         outputs.append(METRICS)
     latency = latency_summary(timings, wall, len(records))
