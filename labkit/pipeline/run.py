@@ -31,8 +31,10 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from labkit.artifacts import fresh_dir, write_json
+from labkit.data.coco import detections_to_results
+from labkit.data.mot import write_mot
 from labkit.pipeline.config import PipelineConfig, load_config, resolve_weights
-from labkit.pipeline.loader import Frame, open_source, iter_source
+from labkit.pipeline.loader import Frame, iter_source, open_source
 from labkit.pipeline.models import DetectorStage, SegmenterStage, attach_masks, attach_tracks, build_tracker
 from labkit.pipeline.records import confirmed_tracks, detections_to_record, record_to_detections, write_jsonl
 from labkit.pipeline.render import VideoWriter, draw_record
@@ -173,14 +175,10 @@ def run(config: str | Path | Mapping[str, Any], source: str | Path, out_dir: str
     wall = time.perf_counter() - start
     write_jsonl(out / PREDICTIONS, records)
     preds = {r["frame_id"]: record_to_detections(r) for r in records}
-    from labkit.data.coco import detections_to_results
-
     with_masks = bool(records) and all(all(o["mask"] is not None for o in r["objects"]) for r in records)
     write_json(out / COCO_RESULTS, detections_to_results(preds, with_masks=with_masks))
     outputs = [PREDICTIONS, COCO_RESULTS, VIDEO]
     if tracker is not None:
-        from labkit.data.mot import write_mot
-
         write_mot({r["frame_id"]: confirmed_tracks(r) for r in records}, out / MOT_RESULTS, "pred")
         outputs.append(MOT_RESULTS)
     truth = None
