@@ -1,7 +1,8 @@
 # CPU image of the capstone service (labkit serve, port 8000) and browser demo (labkit demo, port 8501).
 # Build:  docker build -t labkit-capstone .
 # Serve:  docker run --rm -p 8000:8000 labkit-capstone
-# Demo:   docker run --rm -p 8501:8501 labkit-capstone labkit demo --config configs/capstone_tiny.yaml --host 0.0.0.0
+# Demo:   docker run --rm -p 8501:8501 --health-cmd "python -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health')\"" \
+#             labkit-capstone labkit demo --config configs/capstone_tiny.yaml --host 0.0.0.0
 # The models of CONFIG are built (trained, seeded) at build time, so the container starts offline.
 FROM python:3.11.11-slim-bookworm
 
