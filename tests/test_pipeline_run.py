@@ -146,6 +146,11 @@ def test_image_folder_and_video_sources(config: Path, tmp_path: Path) -> None:
     records = read_jsonl(tmp_path / "run_video" / "predictions.jsonl")
     assert [r["source"] for r in records] == [f"{video}#{k}" for k in range(1, 5)]
     assert [r["timestamp_s"] for r in records] == [k / 10 for k in range(4)]  # the container says 10 fps
+    from labkit.pipeline.render import render_predictions
+
+    again = render_predictions(tmp_path / "run_video" / "predictions.jsonl", tmp_path / "again.mp4")
+    assert again["frames"] == 4 and again["fps"] == 10.0  # frames found again by seeking in the video
+    assert len(_video_frames(tmp_path / "again.mp4")) == 4
 
 
 # ------------------------------------------------------------------ bad input
