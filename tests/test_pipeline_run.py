@@ -235,6 +235,7 @@ def test_ground_truth_as_predictions_scores_perfectly() -> None:
     records = _truth_records(truth)
     scores = evaluate.evaluate_records(records, truth)
     assert scores["box"]["AP"] == pytest.approx(1.0) and scores["mask"]["AP"] == pytest.approx(1.0)
+    assert all(scores["box"][k] in (None, pytest.approx(1.0)) for k in ("APs", "APm", "APl"))
     # every non-ignored pixel is predicted with its own class: IoU 1 for each class present
     assert scores["semantic"]["mean_iou"] == pytest.approx(1.0)
     # boxes moved right by their own width overlap nothing: no true positive at any IoU threshold

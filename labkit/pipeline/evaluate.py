@@ -5,7 +5,8 @@ Ground truth comes from a MOTChallenge sequence's ``gt/gt.txt`` (boxes, classes,
 detection) or from a COCO instances file whose ``file_name`` entries end the frames' paths
 (boxes, masks, optional ``track_id``). Only the frames of the run are scored.
 
-* box AP and mask AP: COCO AP@[.5:.95], AP50, AP75 (:func:`labkit.metrics.detection.evaluate_coco`);
+* box AP and mask AP: COCO AP@[.5:.95], AP50, AP75 and AP by object size
+  (:func:`labkit.metrics.detection.evaluate_coco`);
 * mIoU: the per-class IoU of the label maps, averaged over classes present
   (:class:`labkit.metrics.segmentation.ConfusionMatrix`); the ground-truth map paints each
   instance mask with its class, pixels claimed by two classes or by a crowd region are ignored;
@@ -27,6 +28,9 @@ from labkit.errors import DataError
 from labkit.pipeline.records import confirmed_tracks, record_to_detections
 
 IGNORE = 255
+#: COCO summary numbers kept: AP over IoU .5:.95, at .5 and .75, and by object size (the size
+#: slices: small < 32^2, medium < 96^2, large; ``None`` where no ground truth has that size).
+AP_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 #: TrackEval preprocessing for tracking scores: every class counts (no pedestrian filter), boxes
 #: marked consider = 0 (crowd) are dropped with the predictions they match.
 TRACKING_PREPROCESS = "mot15"
@@ -107,8 +111,7 @@ def _coco_gt(truth: Truth, records: Sequence[Mapping[str, Any]], with_masks: boo
 
 def _ap(report: Any) -> dict[str, Any]:
     d = report.to_dict()
-    return {k: d["stats"][k] for k in ("AP", "AP50", "AP75")} | {"num_gt": d["num_gt"],
-                                                                 "num_predictions": d["num_predictions"]}
+    return {k: d["stats"][k] for k in AP_STATS} | {"num_gt": d["num_gt"], "num_predictions": d["num_predictions"]}
 
 
 def semantic_truth(gt: Detections, height: int, width: int) -> np.ndarray:

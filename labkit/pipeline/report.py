@@ -43,9 +43,10 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
         lines += ["No ground truth for this source: no metrics.", ""]
     else:
         lines += [f"Ground truth: `{metrics['ground_truth']}` ({metrics['frames']} frames).", ""]
-        rows = [[kind, metrics[kind]["AP"], metrics[kind]["AP50"], metrics[kind]["AP75"], metrics[kind]["num_gt"],
-                 metrics[kind]["num_predictions"]] for kind in ("box", "mask") if kind in metrics]
-        lines += _table(["AP type", "AP@[.5:.95]", "AP50", "AP75", "ground truth", "predictions"], rows)
+        keys = ("AP", "AP50", "AP75", "APs", "APm", "APl", "num_gt", "num_predictions")
+        rows = [[kind] + [metrics[kind][k] for k in keys] for kind in ("box", "mask") if kind in metrics]
+        lines += _table(["AP type", "AP@[.5:.95]", "AP50", "AP75", "AP small", "AP medium", "AP large",
+                         "ground truth", "predictions"], rows)
         if "semantic" in metrics:
             sem = metrics["semantic"]
             lines += [f"Semantic label maps: mIoU {_num(sem['mean_iou'])}, mean Dice {_num(sem['mean_dice'])}, "
