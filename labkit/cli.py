@@ -24,6 +24,9 @@ COMMAND_MODULES = (
     "labkit.grading.cli",
     "labkit.detect.cli",
     "labkit.segment.cli",
+    "labkit.track.cli",
+    "labkit.pipeline.cli",
+    "labkit.serve.cli",
     "labkit.robust.cli",
 )
 
