@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from labkit.cli import main
+from labkit.configfile import config_path
 from labkit.errors import DataError
 from labkit.robust.latency import (DETECTOR_STAGES, END_TO_END, LatencyBudget, budget_sheet, measure_latency,
                                    summarise)
@@ -47,7 +48,7 @@ def test_budget_sheet_renormalises_shares_and_keeps_the_boundary() -> None:
 
 
 def test_budget_config_errors_name_the_file(tmp_path: Path) -> None:
-    shipped = LatencyBudget.load(Path(__file__).resolve().parents[1] / "configs" / "robust_latency.yaml")
+    shipped = LatencyBudget.load(config_path("robust_latency.yaml"))
     assert shipped.fps_target == 10 and shipped.percentile == "p95"
     bad = tmp_path / "budget.yaml"
     bad.write_text("fps_target: 0\n")

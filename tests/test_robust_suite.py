@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from labkit.cli import main
+from labkit.configfile import config_path
 from labkit.data.annotations import Detections
 from labkit.data.images import load_label_mask
 from labkit.robust._moved import load_split
@@ -262,7 +263,7 @@ def test_assess_hand_checked() -> None:
 def test_suite_config_file_and_bad_values(tmp_path: Path) -> None:
     from labkit.robust.checks import SuiteConfig
 
-    repo_config = SuiteConfig.load(Path(__file__).resolve().parents[1] / "configs" / "robust_suite.yaml")
+    repo_config = SuiteConfig.load(config_path("robust_suite.yaml"))
     assert repo_config == SuiteConfig()  # the shipped file states the defaults
     bad = tmp_path / "bad.yaml"
     bad.write_text("kinds: [fog, haze]\n")

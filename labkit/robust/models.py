@@ -23,18 +23,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from labkit.artifacts import project_root
+from labkit.configfile import config_path
 from labkit.data.annotations import Dataset, Detections
 from labkit.errors import DataError, LabkitError
 
 #: Model names the suite knows (the registry's names) and their recipes: the YOLO detectors and
 #: the U-Nets (the Faster R-CNN and YOLO-seg models score differently and are not in the suite).
 KNOWN_MODELS: dict[str, str] = {
-    "detect-base": "configs/detect_base.yaml",
-    "detect-tiny": "configs/detect_tiny.yaml",
-    "detect-yolo11n": "configs/detect_yolo11n.yaml",
-    "segment-base": "configs/segment_base.yaml",
-    "segment-tiny": "configs/segment_tiny.yaml",
+    "detect-base": "detect_base.yaml",
+    "detect-tiny": "detect_tiny.yaml",
+    "detect-yolo11n": "detect_yolo11n.yaml",
+    "segment-base": "segment_base.yaml",
+    "segment-tiny": "segment_tiny.yaml",
 }
 
 
@@ -180,7 +180,7 @@ def _build_known(name: str) -> tuple[Path, Path]:
         found = registry.load(name, progress=False)
         config = found.config
         return found.weights, dataset_root(config.dataset_size, config.dataset_seed)
-    config_file = project_root() / KNOWN_MODELS[name]
+    config_file = config_path(KNOWN_MODELS[name])
     if name.startswith("detect"):
         from labkit.detect.base import build_base_detector
         from labkit.detect.config import as_config
