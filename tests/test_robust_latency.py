@@ -102,9 +102,12 @@ def test_cli_latency_sheet_for_an_onnx_unet(frames_dir: Path, tmp_path: Path, ca
     config = SemanticConfig(size=64, encoder_weights=None, device="cpu")
     onnx_path = export_segmenter(build_model(config, pretrained=False), config, tmp_path / "unet.onnx")
     code = main(["bench", "latency", "--model", str(onnx_path), "--source", str(frames_dir), "--frames", "4",
-                 "--warmup", "1", "--out", str(tmp_path / "sheet"), "--json"])
+                 "--warmup", "1", "--out", str(tmp_path / "sheet"), "--batches", "1", "4", "--json"])
     payload = json.loads(capsys.readouterr().out)
     assert code == 0 and payload["task"] == "segment"
+    assert [(r["batch"], r["images"]) for r in payload["throughput"]] == [(1, 4), (4, 4)]
+    assert all(r["images_per_s"] == pytest.approx(4 / r["seconds"]) for r in payload["throughput"])
+    assert (tmp_path / "sheet" / "latency_throughput.csv").read_text().startswith("batch,images,seconds,images_per_s\n1,4,")
     with (tmp_path / "sheet" / "latency_budget.csv").open() as f:
         stages = [row["stage"] for row in csv.DictReader(f)]
     assert stages == ["decode", "preprocess", "inference", "postprocess", "render", "serialise", END_TO_END]

@@ -242,6 +242,15 @@ def _latency(args: argparse.Namespace) -> int:
     files = write_sheet(sheet, rows, args.out, title=f"{model.name} on {args.source}")
     payload = {"model": model.name, "task": model.task, "source": args.source, "stages": rows, "sheet": sheet,
                "budget": {**budget.to_dict(), "frame_ms": budget.frame_ms, "source": args.budget}, "files": files}
+    if args.batches:
+        from labkit.robust.latency import throughput_curve
+
+        payload["throughput"] = throughput_curve(model, Path(args.source), args.batches, frames=args.frames)
+        path = Path(args.out) / "latency_throughput.csv"
+        path.write_text("batch,images,seconds,images_per_s\n" + "".join(
+            f"{r['batch']},{r['images']},{r['seconds']:.6f},{r['images_per_s']:.3f}\n" for r in payload["throughput"]),
+            encoding="utf-8")
+        files["latency_throughput.csv"] = str(path)
     emit(args, payload, lambda p: Path(p["files"]["latency_budget.md"]).read_text(encoding="utf-8"))
     over = [s["stage"] for s in sheet if s["verdict"] != "within budget"]
     return 1 if args.fail_over_budget and over else 0
@@ -259,6 +268,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--warmup", type=int, default=5, help="frames run first and not measured")
     p.add_argument("--budget", default=None, help="budget config (e.g. configs/robust_latency.yaml)")
     p.add_argument("--fail-over-budget", action="store_true", help="exit 1 when a stage is over its budget")
+    p.add_argument("--batches", nargs="+", type=int, default=None,
+                   help="also measure throughput (images/s) at these batch sizes, e.g. 1 2 4 8 16")
     add_json_flag(p)
     p.set_defaults(func=_latency)
 

@@ -15,6 +15,10 @@ The first ``warmup`` frames are run but not recorded (allocations, lazy initiali
 Statistics per stage: p50 / p95 / p99 (``numpy.percentile``, linear interpolation) and mean in
 milliseconds; FPS = 1000 / mean end-to-end ms.
 
+**Throughput** (:func:`throughput_curve`): images per second of whole batches of 1 ... 16
+frames through the model (decoding excluded), the batching trade-off between latency and
+throughput.
+
 **Budget sheet**: a frame budget of ``1000 / fps_target`` ms is split into per-stage targets by
 the shares of a budget config (``configs/robust_latency.yaml``); a stage is *within budget* when
 its measured percentile (default p95) is at most its target.
@@ -209,3 +213,28 @@ def write_sheet(sheet: list[dict[str, Any]], rows: list[dict[str, Any]], out_dir
               f"{s['verdict']} ({s['measured']}) |" for s in sheet]
     (out / "latency_budget.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {name: str(out / name) for name in ("latency_budget.md", "latency_budget.csv", "latency_stages.csv")}
+
+
+def throughput_curve(model: Any, source: Any, batches: Iterable[int] = (1, 2, 4, 8, 16), *, frames: int = 32,
+                     repeats: int = 2) -> list[dict[str, Any]]:
+    """Images per second of ``model.predict`` (decode excluded: the frames are read first) at
+    each batch size, on the first ``frames`` frames of ``source``; the best of ``repeats`` runs
+    (the least disturbed by other work on the machine). Rows ``batch``, ``images``, ``seconds``,
+    ``images_per_s``."""
+    from labkit.robust._moved import iter_frames
+
+    images = dict(enumerate(frame for _, frame in islice(iter_frames(source), frames)))
+    if not images:
+        raise DataError("the source gave no frame", source=str(source))
+    rows = []
+    for batch in batches:
+        if batch < 1:
+            raise DataError(f"batch sizes must be >= 1, got {batch}")
+        model.batch = int(batch)
+        best = float("inf")
+        for _ in range(max(1, repeats)):
+            start = time.perf_counter()
+            model.predict(images)
+            best = min(best, time.perf_counter() - start)
+        rows.append({"batch": int(batch), "images": len(images), "seconds": best, "images_per_s": len(images) / best})
+    return rows
