@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "labkit.track.cli",
     "labkit.pipeline.cli",
     "labkit.serve.cli",
+    "labkit.robust.cli",
 )
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
