@@ -9,8 +9,10 @@ import pytest
 from labkit.data.annotations import Detections
 from labkit.data.coco import coco_to_dataset
 from labkit.errors import DataError
-from labkit.segment.plots import (IGNORE_COLOUR, class_overlay, paint_instances, plot_class_masks, plot_confusion,
-                                  plot_instance_comparison, plot_semantic_predictions, plot_training_log)
+from labkit.segment.plots import (FALSE_POSITIVE_COLOUR, IGNORE_COLOUR, MISSED_COLOUR, RIGHT_COLOUR, class_overlay,
+                                  mask_errors, paint_instances, plot_class_masks, plot_confusion,
+                                  plot_instance_comparison, plot_pointrend_crops, plot_refinement_crops,
+                                  plot_semantic_predictions, plot_training_log)
 from labkit.viz import color_for
 
 NAMES = ["background", "disc", "rod"]
@@ -150,3 +152,49 @@ def test_training_log_figure_is_written(tmp_path) -> None:
     path = plot_training_log(rows, tmp_path / "log.png")
     png = cv2.imread(str(path))
     assert png is not None and png.shape[:2] == (350, 1000)
+
+
+def test_mask_errors_colours() -> None:
+    truth = np.array([[1, 1, 0, 0]], bool)
+    mask = np.array([[1, 0, 1, 0]], bool)
+    out = mask_errors(truth, mask)
+    assert [tuple(p) for p in out[0]] == [RIGHT_COLOUR, MISSED_COLOUR, FALSE_POSITIVE_COLOUR, (0, 0, 0)]
+
+
+def test_refinement_crops_sit_where_the_masks_differ() -> None:
+    truth = np.zeros((64, 64), bool)
+    truth[10:30, 10:30] = True
+    before = truth.astype(float)
+    before[10:30, 28:30] = 0.2            # the square's right edge missed, 40 px
+    after = truth.astype(float)
+    after[9, 10:14] = 0.9                 # 4 false-positive px just above the top edge
+    fig = plot_refinement_crops(truth, before, after, n=1, side=16, labels=("coarse", "fine"))
+    assert len(fig.axes) == 2
+    # the only disagreement is the 20 x 2 strip rows 10..29, cols 28..29; the 16-px window with the
+    # most of it is centred on its first rows (ties -> lower index): rows 10..25 hold 16 x 2 = 32 px
+    (ax_before, ax_after) = fig.axes
+    assert ax_before.get_title().startswith("coarse: 32 px wrong\n")
+    assert ax_after.get_title().startswith("fine: 0 px wrong\n")  # its 4 errors are outside the crop
+    crop = ax_before.images[0].get_array()
+    assert crop.shape == (16, 16, 3)
+    assert {tuple(p) for p in crop.reshape(-1, 3)} >= {MISSED_COLOUR, RIGHT_COLOUR}
+    titles = [ax.get_title() for ax in plot_refinement_crops(truth, before, after, n=3, side=16).axes]
+    assert len(titles) == 6 and titles[0].startswith("before: 32 px wrong")
+    assert any(t.startswith("after: 4 px wrong") for t in titles[2:])  # a later crop holds the 4 false positives
+    empty = plot_refinement_crops(truth, before, before, n=2, side=16)  # no change: crops on the truth's boundary
+    assert len(empty.axes) == 4
+    for ax in empty.axes:  # each crop straddles the square's outline: inside and outside pixels
+        shown = {tuple(p) for p in ax.images[0].get_array().reshape(-1, 3)}
+        assert (0, 0, 0) in shown and (RIGHT_COLOUR in shown or MISSED_COLOUR in shown)
+    with pytest.raises(DataError, match="must match"):
+        plot_refinement_crops(truth, before[:10], after)
+
+
+def test_pointrend_crops_never_worse_with_an_exact_fine_map() -> None:
+    truth = np.zeros((64, 96), bool)
+    cv2.circle(truth.view(np.uint8), (40, 30), 17, 1, -1)
+    fig = plot_pointrend_crops(truth, truth.astype(np.float32), 8, 512, n=2, side=16)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("bilinear x8: ") and titles[1].startswith("PointRend: ")
+    wrong = [int(t.split(": ")[1].split(" px")[0]) for t in titles]
+    assert all(after <= before for before, after in zip(wrong[::2], wrong[1::2])) and sum(wrong[::2]) > 0

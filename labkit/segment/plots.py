@@ -206,3 +206,81 @@ def plot_class_masks(image: np.ndarray, truth: np.ndarray, predictions: Mapping[
         fig.suptitle(title, fontsize=9)
     _legend(fig, class_names, classes)
     return fig
+
+
+#: Colours of :func:`mask_errors`: right foreground, false positive, missed (right background is black).
+RIGHT_COLOUR, FALSE_POSITIVE_COLOUR, MISSED_COLOUR = (220, 220, 220), (220, 40, 40), (40, 80, 220)
+
+
+def mask_errors(truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """An RGB picture of a binary mask against the truth: right foreground light grey, false
+    positives red, missed pixels blue, right background black (the colours of lesson 3.4's error map)."""
+    truth, mask = np.asarray(truth, bool), np.asarray(mask, bool)
+    out = np.zeros(truth.shape + (3,), np.uint8)
+    out[truth & mask] = RIGHT_COLOUR
+    out[~truth & mask] = FALSE_POSITIVE_COLOUR
+    out[truth & ~mask] = MISSED_COLOUR
+    return out
+
+
+def _crop_centres(score: np.ndarray, n: int, side: int) -> list[tuple[int, int]]:
+    """Up to ``n`` centres of non-overlapping ``side``-wide windows holding the most ``score``
+    (greedy; ties go to the lower flat index)."""
+    totals = cv2.boxFilter(score.astype(np.float32), -1, (side, side), normalize=False,
+                           borderType=cv2.BORDER_CONSTANT)
+    centres: list[tuple[int, int]] = []
+    for flat in np.lexsort((np.arange(totals.size), -totals.ravel())):
+        if len(centres) == n or totals.flat[flat] <= 0:
+            break
+        r, c = divmod(int(flat), totals.shape[1])
+        if all(max(abs(r - r0), abs(c - c0)) >= side for r0, c0 in centres):
+            centres.append((r, c))
+    return centres
+
+
+def plot_refinement_crops(truth: np.ndarray, before: np.ndarray, after: np.ndarray, *, n: int = 3, side: int = 32,
+                          labels: tuple[str, str] = ("before", "after"), title: str | None = None) -> Figure:
+    """Boundary crops of two probability maps of one class (thresholded at 0.5) against its
+    ground-truth mask, as :func:`mask_errors` pictures: one row per crop, ``before`` | ``after``,
+    each titled with its wrong pixels in the crop. The crops are the ``n`` non-overlapping
+    ``side`` x ``side`` windows where the two masks differ most (where the truth's boundary is,
+    on both sides of it, when they never differ)."""
+    truth = np.asarray(truth, bool)
+    if not (truth.shape == np.shape(before) == np.shape(after)):
+        raise DataError(f"truth {truth.shape}, before {np.shape(before)} and after {np.shape(after)} must match")
+    masks = [np.asarray(before) >= 0.5, np.asarray(after) >= 0.5]
+    changed = masks[0] != masks[1]
+    if not changed.any():
+        changed = cv2.morphologyEx(truth.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    centres = _crop_centres(changed, n, side) or [(truth.shape[0] // 2, truth.shape[1] // 2)]
+    fig = new_figure(4.6, 2.3 * len(centres) + 0.5)
+    axes = fig.subplots(len(centres), 2, squeeze=False)
+    h, w = truth.shape
+    for row, (r, c) in zip(axes, centres):
+        top, left = min(max(0, r - side // 2), max(0, h - side)), min(max(0, c - side // 2), max(0, w - side))
+        window = np.s_[top:top + side, left:left + side]
+        for ax, mask, label in zip(row, masks, labels):
+            wrong = int((mask[window] != truth[window]).sum())
+            ax.imshow(mask_errors(truth[window], mask[window]), interpolation="nearest")
+            ax.set_title(f"{label}: {wrong} px wrong\nrows {top}-{top + side - 1}, cols {left}-{left + side - 1}",
+                         fontsize=7)
+            _off(ax)
+    fig.suptitle(title or "grey right, red false positive, blue missed", fontsize=8)
+    return fig
+
+
+def plot_pointrend_crops(truth: np.ndarray, fine: np.ndarray, factor: int, n_points: int, *, n: int = 3,
+                         side: int = 32, title: str | None = None) -> Figure:
+    """Lesson 3.4's PointRend experiment on one class of one image, as boundary crops: the
+    class's ``fine`` probability map is shrunk ``factor`` times (area averaging), then either
+    upsampled bilinearly (before) or refined by adaptive subdivision with ``n_points`` points per
+    step read from the fine map (after; :func:`labkit.segment.pointrend.subdivide`, Kirillov et
+    al., CVPR 2020); see :func:`plot_refinement_crops`."""
+    from labkit.segment.pointrend import from_fine_map, subdivide, upsample
+
+    fine = np.asarray(fine, np.float32)
+    h, w = fine.shape
+    low = cv2.resize(fine, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+    refined, _ = subdivide(low, (h, w), n_points, from_fine_map(fine))
+    return plot_refinement_crops(truth, upsample(low, (h, w)), refined, n=n, side=side,
+                                 labels=(f"bilinear x{factor}", "PointRend"), title=title)
