@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -110,7 +112,8 @@ def test_instance_comparison_shows_merged_objects(tmp_path) -> None:
              "segmentation": [[15, 5, 25, 5, 25, 15, 15, 15]]},
             {"id": 3, "image_id": 2, "category_id": 1, "bbox": [30, 20, 10, 10], "area": 100, "iscrowd": 0,
              "segmentation": [[30, 20, 40, 20, 40, 30, 30, 30]]}]
-    ds = coco_to_dataset({"images": [{"id": i, "file_name": f"{i}.png", "width": 60, "height": 40} for i in (1, 2)],
+    ds = coco_to_dataset({"images": [{"id": i, "file_name": f"{i}.png", "width": 60, "height": 40, "scene_id": 7}
+                                     for i in (1, 2)],
                           "annotations": anns, "categories": [{"id": 1, "name": "disc"}]}, root=tmp_path)
     merged = np.zeros((1, 40, 60), bool)
     merged[0, 5:15, 5:25] = True
@@ -126,6 +129,13 @@ def test_instance_comparison_shows_merged_objects(tmp_path) -> None:
     assert (truth_panel[10, 10] != truth_panel[10, 20]).any()      # two objects, two colours
     assert (unet_panel[10, 10] == unet_panel[10, 20]).all()        # merged: one colour
     assert len(plot_instance_comparison(ds, preds, [1, 2], min_score=0.0).axes) == 6
+    # one scene: the second image is taken only when the scenes run out
+    assert [ax.get_title().split(":")[0] for ax in plot_instance_comparison(ds, preds, n=2).axes[::3]] == ["1.png", "2.png"]
+    cv2.imwrite(str(tmp_path / "3.png"), image)
+    ds.images.append(dataclasses.replace(ds.images[1], id=3, file_name="3.png", extra={"scene_id": 8}))
+    preds = {name: {**p, 3: Detections.empty(with_score=True)} for name, p in preds.items()}
+    shown = [ax.get_title().split(":")[0] for ax in plot_instance_comparison(ds, preds, n=2).axes[::3]]
+    assert shown == ["1.png", "3.png"]  # image 2 has as many objects as 3 and a lower id, but scene 7 is shown
     with pytest.raises(DataError, match="no prediction for image id 2"):
         plot_instance_comparison(ds, {"unet": {1: preds["unet"][1]}}, [1, 2])
 

@@ -146,12 +146,17 @@ def plot_instance_comparison(dataset: Dataset, predictions: Mapping[str, Mapping
     ``predictions`` maps a model name to its image id -> :class:`Detections` with masks (e.g.
     ``{name: s.predictions for name, s in comparison.scored.items()}``). Without ``image_ids``
     the ``n`` images with the most ground-truth objects are shown (ties: lower id first), where
-    merged and split objects are likeliest.
+    merged and split objects are likeliest, one per scene (``extra["scene_id"]``) while there are
+    scenes left.
     """
     records = dataset.by_id()
     if image_ids is None:
         ranked = sorted(records.values(), key=lambda r: (-int((r.detections.get("iscrowd") == 0).sum()), r.id))
-        image_ids = [r.id for r in ranked[:n]]
+        firsts: dict[Any, int] = {}  # scene -> its first (most crowded) image
+        for r in ranked:
+            firsts.setdefault(r.extra.get("scene_id", r.id), r.id)
+        chosen = list(firsts.values())
+        image_ids = (chosen + [r.id for r in ranked if r.id not in set(chosen)])[:n]
     if not image_ids:
         raise DataError("no images to show", source=dataset.source)
     for name, preds in predictions.items():
