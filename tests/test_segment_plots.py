@@ -206,5 +206,8 @@ def test_pointrend_crops_never_worse_with_an_exact_fine_map() -> None:
     fig = plot_pointrend_crops(truth, truth.astype(np.float32), 8, 512, n=2, side=16)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0].startswith("bilinear x8: ") and titles[1].startswith("PointRend: ")
+    assert fig._suptitle.get_text() == "grey right, red false positive, blue missed"
+    titled = plot_pointrend_crops(truth, truth.astype(np.float32), 8, 512, n=1, side=16, title="disc")
+    assert titled._suptitle.get_text() == "disc\ngrey right, red false positive, blue missed"
     wrong = [int(t.split(": ")[1].split(" px")[0]) for t in titles]
     assert all(after <= before for before, after in zip(wrong[::2], wrong[1::2])) and sum(wrong[::2]) > 0

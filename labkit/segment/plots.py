@@ -270,7 +270,8 @@ def plot_refinement_crops(truth: np.ndarray, before: np.ndarray, after: np.ndarr
             ax.set_title(f"{label}: {wrong} px wrong\nrows {top}-{top + side - 1}, cols {left}-{left + side - 1}",
                          fontsize=7)
             _off(ax)
-    fig.suptitle(title or "grey right, red false positive, blue missed", fontsize=8)
+    key = "grey right, red false positive, blue missed"
+    fig.suptitle(f"{title}\n{key}" if title else key, fontsize=8)
     return fig
 
 
