@@ -85,8 +85,9 @@ def plot_semantic_predictions(images: Sequence[np.ndarray], truths: Sequence[np.
             raise DataError(f"row {i}: image {image.shape[:2]}, truth {truth.shape} and prediction {pred.shape} differ")
         valid = truth != ignore_index if ignore_index is not None else np.ones(truth.shape, bool)
         correct = float((pred == truth)[valid].mean()) if valid.any() else float("nan")
-        panels = [(image, titles[i] if titles else f"image {i}"), (class_overlay(image, truth, ignore_index=ignore_index),
-                  "ground truth"), (class_overlay(image, pred, ignore_index=None), f"prediction ({correct:.1%} right)")]
+        panels = [(image, titles[i] if titles else f"image {i}"),
+                  (class_overlay(image, truth, ignore_index=ignore_index), "ground truth"),
+                  (class_overlay(image, pred, ignore_index=None), f"prediction ({correct:.1%} right)")]
         for ax, (data, title) in zip(axes[i], panels):
             ax.imshow(data, interpolation="nearest")
             ax.set_title(title, fontsize=8)
