@@ -146,7 +146,7 @@ def score_item(item: Item, probe: Probe, notebook: str, cell_note: str = "") -> 
     except AssertionError as exc:
         return result("failed", str(exc) or "the check failed")
     except StudentRaised as exc:
-        return result("failed", f"{exc.name} raised {exc.exc_type}: {exc.message}")
+        return result("failed", f"{exc.name} raised {exc.exc_type}" + (f": {exc.message}" if exc.message else ""))
     except NoAnswer as exc:
         return result("no_answer", f"{exc}" + (f" ({cell_note})" if cell_note else ""))
     except Exception as exc:  # a value of the wrong type or shape makes the comparison itself fail

@@ -132,24 +132,28 @@ def loads(data: bytes, scratch: Path | None = None) -> Any:
         raise ProbeDataError(f"not a probe result ({type(exc).__name__})") from None
 
 
-def read_result(path: Path, scratch: Path | None = None) -> Any:
-    """Read a result file the student's process wrote, without following a link it planted.
+def read_plain_file(path: Path, limit: int = MAX_RESULT_BYTES) -> bytes:
+    """The bytes of a file the student's process wrote, without following a link it planted.
 
-    ``FileNotFoundError`` when there is none; :class:`ProbeDataError` for a link, a non-file, a
-    file over :data:`MAX_RESULT_BYTES` or bytes that are not a probe archive.
+    ``FileNotFoundError`` when there is none; :class:`ProbeDataError` for a link, a non-file or a
+    file over ``limit`` bytes.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        raise ProbeDataError("the result is not a plain file") from None
+        raise ProbeDataError("not a plain file") from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_RESULT_BYTES:
-            raise ProbeDataError("the result is not a plain file of a sensible size")
-        data = handle.read(MAX_RESULT_BYTES + 1)
-    return loads(data, scratch)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            raise ProbeDataError("not a plain file of a sensible size")
+        return handle.read(limit + 1)
+
+
+def read_result(path: Path, scratch: Path | None = None) -> Any:
+    """The value in a result file the student's process wrote (:func:`read_plain_file`, then :func:`loads`)."""
+    return loads(read_plain_file(path), scratch)
 
 
 def answer_call(call_path: str, namespace: dict) -> None:
