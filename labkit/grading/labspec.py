@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -59,6 +60,7 @@ from labkit.errors import DataError
 from labkit.grading import probe as wire
 from labkit.grading.kernel import ExecResult
 
+_CALLS = itertools.count()  # call files are numbered across every probe of this process
 #: Seconds one probe call may run before the kernel is interrupted (an item may override it).
 DEFAULT_PROBE_TIMEOUT = 60.0
 
@@ -104,16 +106,13 @@ class Probe:
 
     def __init__(self, execute: Callable[[str, float], ExecResult], scratch: Path, timeout: float):
         self._execute, self.scratch, self.timeout = execute, scratch, timeout
-        self._counter = itertools.count()
 
     def scratch_dir(self) -> Path:
         """A new, empty folder inside the sandbox's scratch area (same path inside and out)."""
-        folder = self.scratch / f"dir-{next(self._counter)}"
-        folder.mkdir(parents=True)
-        return folder
+        return Path(tempfile.mkdtemp(prefix="dir-", dir=self.scratch))
 
     def _round_trip(self, request: dict) -> Any:
-        call = self.scratch / f"call-{next(self._counter)}.npz"
+        call = self.scratch / f"call-{next(_CALLS)}.npz"
         call.write_bytes(wire.dumps(request, self.scratch))
         code = f"__import__('labkit.grading.probe', fromlist=['answer_call']).answer_call({str(call)!r}, globals())"
         result = self._execute(code, self.timeout)
