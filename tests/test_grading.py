@@ -281,7 +281,7 @@ def test_blank_copy_gets_nothing(graded):
 @pytest.mark.parametrize("student, attacked", [
     ("transformer", {"add", "scale", "q1"}), ("patched_numpy", {"scale", "q1"}), ("forged_probe", {"add", "scale", "q1"}),
     ("blocked_import", {"add"}), ("frame_peek", {"add"}), ("snoop", {"q1"}), ("vandal", {"q1"}), ("daemon", {"q1"}),
-    ("smuggler", {"add"}), ("fork_bomb", {"q1"}), ("huge_file", set()), ("killer", {"scale"}), ("loop", {"add"}), ("crash", {"add"}),
+    ("smuggler", {"add"}), ("fork_bomb", {"q1"}), ("huge_file", set()), ("killer", set()), ("loop", {"add"}), ("crash", {"add"}),
 ])
 def test_attacks_score_zero_on_the_attacked_items(graded, student, attacked):
     scores = _scores(graded, student)
@@ -289,8 +289,8 @@ def test_attacks_score_zero_on_the_attacked_items(graded, student, attacked):
 
 
 def test_signals_to_the_parent_do_not_stop_grading(graded):
-    # its kill() calls reach only its own sandbox: its kernel died (and was restarted), the grader did not
-    assert graded["results"]["killer"]["scale"].status == "no_answer"
+    # kill(ppid), kill(1) and kill(-1) reach only its own sandbox, whose init ignores them
+    assert _scores(graded, "killer") == FULL
     students = [s.student for s in graded["report"].students]
     assert students == sorted(students) and len(students) == len(graded["results"])
 
