@@ -20,6 +20,8 @@ Visible checks in the notebook give the student feedback while working and award
 Worked example (a Chapter 4 lab whose students write ``iou_match(tracks, dets, thr)``)::
 
     # autograder/graders/ch04_tracker.py
+    from pathlib import Path
+
     import numpy as np
     from labkit.grading.labspec import Item, LabSpec, quiz_items
 
@@ -35,8 +37,18 @@ Worked example (a Chapter 4 lab whose students write ``iou_match(tracks, dets, t
             assert np.array_equal(np.asarray(got), _reference_match(tracks, dets, 0.3)), \\
                 "iou_match differs from greedy IoU matching on a hidden case"
 
-    LAB = LabSpec(items=[Item("match", 2, _check_match), *quiz_items("ch04_tracker")],
-                  blocked_modules=("motmetrics",), skip_cells=("explore_run",))
+    KEY = Path(__file__).resolve().parents[1] / "keys" / "ch04_tracker.yaml"   # the quiz's answers
+    LAB = LabSpec(items=[Item("match", 2, _check_match), *quiz_items(KEY)],
+                  blocked_modules=("motmetrics",), skip_cells=("match_check", "explore_run"))
+
+In the notebook (``source/ch04_tracker/ch04_tracker.ipynb``): the answer cell defining
+``iou_match`` is an nbgrader solution cell; its visible check (``grade_id`` ``match_check``) is a
+locked cell with ``grade: false`` listed in ``skip_cells``; no hidden tests and no points are in
+the notebook. The quiz cells are ``answer_qN = ...`` solution cells followed by a locked
+``record_answer("qN", answer_qN)`` check. State every blocked module in the lab's text. A lab
+test then grades, through :func:`labkit.grading.grader.grade_lab`, the instructor notebook, a
+second correct solution, the blank student copy and plausible wrong answers, each losing
+exactly the items it breaks (``tests/test_ch02_lab.py`` is the model).
 
 ``probe.call`` raises :class:`StudentRaised` when the student's function raised (uncaught, the
 item fails with "``iou_match`` raised ValueError: ..."; catch it to require an exception) and
