@@ -346,6 +346,21 @@ def test_parallel_grading_gives_the_same_results(graded, tmp_path):
                {k: (i.score, i.status, i.message) for k, i in graded["results"][student.student].items()}
 
 
+def test_isolation_none_must_be_asked_for_and_is_recorded(graded, tmp_path):
+    """The weaker level still blocks the lab's forbidden modules (by an import hook) and says so in every row."""
+    subs = tmp_path / "subs"
+    for name in ("alice", "blocked_import"):
+        shutil.copytree(graded["root"] / "subs" / name, subs / name)
+    settings = GradeSettings(**{**SETTINGS.__dict__, "isolation": "none"})
+    report = grade_lab(graded["course"], LAB, subs, tmp_path / "out", settings, progress=False)
+    scores = {s.student: {i.item: i.score for i in s.items} for s in report.students}
+    assert scores["alice"] == FULL and scores["blocked_import"]["add"] == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
+    assert {r["isolation"] for r in rows} == {"none"}
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["isolation"] == "none" and "UNSAFE" in summary["isolation_description"]
+
+
 def test_missing_bubblewrap_is_refused_unless_none_is_asked_for(monkeypatch):
     monkeypatch.setattr("labkit.grading.sandbox.level_works", lambda level: level == "none")
     with pytest.raises(ValueError, match="bubblewrap"):
@@ -419,3 +434,37 @@ def test_quiz_lab_through_the_command_line(tmp_path, capsys):
     assert (out / "feedback" / "student" / "ch01_quiz.html").is_file()
     assert _cli(["grade", str(tmp_path / "nowhere"), "--lab", "ch01_quiz"]) == 2
     assert _cli(["grade", str(tmp_path / "subs"), "--lab", "ch99_nothing"]) == 2
+
+
+def test_blocked_package_cannot_be_loaded_any_way(tmp_path):
+    """ch02's rule: no torchvision in the student's process -- not by alias, not via torch.ops, not by file."""
+    require_bwrap()
+    import subprocess
+    import sys
+
+    from labkit.grading.sandbox import Sandbox, module_location
+
+    location = module_location("torchvision")
+    code = f"""
+import glob, importlib.util, torch
+attempts = {{
+    "import": lambda: __import__("torchvision"),
+    "alias": lambda: exec("from torchvision.ops import box_iou as _x"),
+    "torch.ops": lambda: torch.ops.torchvision.nms,
+    "load_library": lambda: torch.ops.load_library(glob.glob({str(location)!r} + "/_C*.so")[0]),
+    "by_file": lambda: importlib.util.spec_from_file_location("tv", {str(location / "ops" / "boxes.py")!r}).loader.exec_module(
+        importlib.util.module_from_spec(importlib.util.spec_from_file_location("tv", {str(location / "ops" / "boxes.py")!r}))),
+}}
+for name, attempt in attempts.items():
+    try:
+        attempt()
+        print("LOADED", name)
+    except Exception as exc:
+        print("refused", name, type(exc).__name__)
+"""
+    command = Sandbox("bwrap", memory_mb=4096, blocked=("torchvision",)).wrap(
+        [sys.executable, "-c", code], runtime_dir=tmp_path, workdir=tmp_path)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("refused") == 5 and "LOADED" not in run.stdout, run.stdout
