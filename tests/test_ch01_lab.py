@@ -54,7 +54,11 @@ WRONG = {
     "leaking_split": ({"split_answer": LEAKING_SPLIT}, {"split_no_leak"}),
     "unseeded_split": ({"split_answer": [("np.random.default_rng(seed)", "np.random.default_rng()")]},
                        {"split_deterministic"}),
-    "image_level_card": ({"card_answer": [("Unit: scene (`scene_id`).", "Unit: image.")]}, {"card_content"}),
+    "image_level_card": ({"card_answer": [(
+        "Unit: scene (`scene_id`). Whole scenes go to train, val or test, about 70/15/15 % of the images.\n"
+        "The shots of a burst are near-duplicates, so an image-level random split would put copies of one\n"
+        "scene on both sides and inflate the test score (leakage).",
+        "Unit: image. A random 70/15/15 split of the images.")]}, {"card_content"}),
     "no_duplicate_ann_ids": ({"validator_answer": [
         ('    out += [("duplicate-ann-id", i) for i in _duplicates([a.get("id") for a in coco["annotations"]])]\n', "")]},
         {"validator_schema", "validator_no_false_alarms"}),
