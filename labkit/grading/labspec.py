@@ -54,9 +54,8 @@ exactly the items it breaks (``tests/test_ch02_lab.py`` is the model).
 item fails with "``iou_match`` raised ValueError: ..."; catch it to require an exception) and
 :class:`NoAnswer` when nothing came back (undefined name, time limit, crash, a value that cannot
 travel). ``probe.map`` makes many calls in one round trip; ``probe.value`` reads a variable;
-``probe.scratch_dir()`` gives a fresh folder the student's code may write into, and
-:func:`labkit.grading.probe.read_result`-style safe reads are the grader's job when it opens files
-from there.
+``probe.scratch_dir()`` gives a fresh folder the student's code may write into; open files from
+there only with :func:`labkit.grading.probe.read_plain_file` (no links followed, size-capped).
 """
 
 from __future__ import annotations
@@ -125,6 +124,10 @@ class Probe:
 
     def _round_trip(self, request: dict) -> Any:
         call = self.scratch / f"call-{next(_CALLS)}.npz"
+        try:  # a result the student's process planted in advance must not be read as this call's
+            call.with_suffix(".out.npz").unlink(missing_ok=True)
+        except OSError:
+            raise NoAnswer(f"{request['name']}: the notebook's kernel blocked the result file") from None
         call.write_bytes(wire.dumps(request, self.scratch))
         code = f"__import__('labkit.grading.probe', fromlist=['answer_call']).answer_call({str(call)!r}, globals())"
         result = self._execute(code, self.timeout)
