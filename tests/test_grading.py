@@ -202,6 +202,12 @@ def _hostile(root: Path, course: CourseDir) -> dict[str, dict[str, str]]:
         "huge_file": {"answer_b": "try:\n    with open('big.bin', 'wb') as f:\n"
                                   "        for _ in range(200):\n            f.write(b'0' * (1 << 20))\nexcept OSError:\n    pass\n"
                                   "def scale(values):\n    return values * 3"},
+        # more: links planted where the grader writes its calls and reads the answers, pointing at its files
+        "linker": {"answer_b": "import os, pathlib\nprobe = pathlib.Path.cwd().parent / 'probe'\n"
+                               f"target = {str(root / 'canary.txt')!r}\n"
+                               "for k in range(3000):\n    for name in (f'call-{k}.npz', f'call-{k}.out.npz'):\n"
+                               "        try:\n            os.symlink(target, probe / name)\n"
+                               "        except OSError:\n            pass\n" + SCALE},
         # more: an endless loop inside the graded call
         "loop": {"answer_a": "def add_two(x):\n    while True:\n        pass"},
         # more: the kernel dies inside the graded call
@@ -223,6 +229,7 @@ def graded(tmp_path_factory):
     course.spec_file(LAB).write_text(SPEC)
     course.key_file(LAB).write_text(f"answers:\n  q1: c  # {SECRET}\n")
     (course.root / "gradebook.db").write_text(f"secret gradebook {SECRET}")
+    (root / "canary.txt").write_text("canary")
     released = released_view(course, LAB, source)
     students = {
         "alice": _with(released, **CORRECT),
@@ -281,7 +288,7 @@ def test_blank_copy_gets_nothing(graded):
 @pytest.mark.parametrize("student, attacked", [
     ("transformer", {"add", "scale", "q1"}), ("patched_numpy", {"scale", "q1"}), ("forged_probe", {"add", "scale", "q1"}),
     ("blocked_import", {"add"}), ("frame_peek", {"add"}), ("snoop", {"q1"}), ("vandal", {"q1"}), ("daemon", {"q1"}),
-    ("smuggler", {"add"}), ("fork_bomb", {"q1"}), ("huge_file", set()), ("killer", set()), ("loop", {"add"}), ("crash", {"add"}),
+    ("smuggler", {"add"}), ("fork_bomb", {"q1"}), ("huge_file", set()), ("linker", set()), ("killer", set()), ("loop", {"add"}), ("crash", {"add"}),
 ])
 def test_attacks_score_zero_on_the_attacked_items(graded, student, attacked):
     scores = _scores(graded, student)
@@ -298,6 +305,7 @@ def test_signals_to_the_parent_do_not_stop_grading(graded):
 def test_nothing_of_a_submission_survives_it(graded):
     root = graded["root"]
     assert _files(root) == graded["before"], "a submission wrote outside its throw-away copy"
+    assert (root / "canary.txt").read_text() == "canary", "the grader wrote through a planted link"
     assert not list(graded["runtime"].iterdir()), "a sandbox's temporary folder was left behind"
     leftovers = []
     for pid in filter(str.isdigit, os.listdir("/proc")):

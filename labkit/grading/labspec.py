@@ -124,11 +124,11 @@ class Probe:
 
     def _round_trip(self, request: dict) -> Any:
         call = self.scratch / f"call-{next(_CALLS)}.npz"
-        try:  # a result the student's process planted in advance must not be read as this call's
+        try:  # a result or a link the student's process planted in advance is removed, never followed
             call.with_suffix(".out.npz").unlink(missing_ok=True)
+            wire.write_call(call, wire.dumps(request, self.scratch))
         except OSError:
-            raise NoAnswer(f"{request['name']}: the notebook's kernel blocked the result file") from None
-        call.write_bytes(wire.dumps(request, self.scratch))
+            raise NoAnswer(f"{request['name']}: the notebook's kernel blocked the call files") from None
         code = f"__import__('labkit.grading.probe', fromlist=['answer_call']).answer_call({str(call)!r}, globals())"
         result = self._execute(code, self.timeout)
         if result.status == "timeout":
