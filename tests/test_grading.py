@@ -203,11 +203,11 @@ def _hostile(root: Path, course: CourseDir) -> dict[str, dict[str, str]]:
                                   "        for _ in range(200):\n            f.write(b'0' * (1 << 20))\nexcept OSError:\n    pass\n"
                                   "def scale(values):\n    return values * 3"},
         # more: links planted where the grader writes its calls and reads the answers, pointing at its files
-        "linker": {"answer_b": "import os, pathlib\nprobe = pathlib.Path.cwd().parent / 'probe'\n"
+        "linker": {"answer_b": SCALE + "\nimport os, pathlib\nprobe = pathlib.Path.cwd().parent / 'probe'\n"
                                f"target = {str(root / 'canary.txt')!r}\n"
-                               "for k in range(3000):\n    for name in (f'call-{k}.npz', f'call-{k}.out.npz'):\n"
+                               "for k in range(1000):\n    for name in (f'call-{k}.npz', f'call-{k}.out.npz'):\n"
                                "        try:\n            os.symlink(target, probe / name)\n"
-                               "        except OSError:\n            pass\n" + SCALE},
+                               "        except OSError:\n            pass\n"},
         # more: an endless loop inside the graded call
         "loop": {"answer_a": "def add_two(x):\n    while True:\n        pass"},
         # more: the kernel dies inside the graded call
