@@ -160,6 +160,8 @@ class LabGrader:
     def __init__(self, course: CourseDir, lab_id: str, settings: GradeSettings = GradeSettings()):
         self.course, self.lab_id, self.settings = course, lab_id, settings
         self.spec = load_spec(course.spec_file(lab_id))
+        if self.spec.prepare is not None:
+            self.spec.prepare()
         readonly = [*settings.readonly_paths, *self.spec.readonly_paths]
         self.passed_env = {k: v for k in PASSED_ENV if (v := os.environ.get(k))}
         if "LABKIT_DATA" in self.passed_env:

@@ -14,6 +14,7 @@ and never visible inside the sandbox. The spec module defines ``LAB = LabSpec(..
   module that raises ``ImportError`` -- enforced by the file system, not by string search.
 * ``skip_cells``: ``grade_id`` s of locked cells not run at grading (visible checks, slow
   explorations); they award nothing either way. Locked cells with ``grade: true`` are never run.
+* ``prepare``: an optional function run once before the first submission (reference data).
 
 Visible checks in the notebook give the student feedback while working and award no points.
 
@@ -106,6 +107,9 @@ class LabSpec:
     skip_cells: tuple[str, ...] = ()
     #: What the sandbox must see read-only besides Python, labkit and $LABKIT_DATA (rarely needed).
     readonly_paths: tuple[Path, ...] = field(default_factory=tuple)
+    #: Called once when grading starts (before any worker forks): build cached reference data here,
+    #: so its cost is paid once per lab, not by the first submission.
+    prepare: Callable[[], object] | None = None
 
     @property
     def max_score(self) -> float:
