@@ -41,7 +41,8 @@ from labkit.grading.sandbox import MISSING_BWRAP, level_works, resolve_level
 REPO = Path(__file__).resolve().parents[1]
 LAB = "ch09_probe"
 SECRET = "QUIZ-ANSWER-c-7f3a"  # appears only in the course's key and spec
-SETTINGS = GradeSettings(timeout_per_cell=6.0, interrupt_grace=2.0, memory_mb=1536, file_mb=64, startup_timeout=60.0)
+SETTINGS = GradeSettings(timeout_per_cell=6.0, interrupt_grace=2.0, memory_mb=1536, file_mb=64, startup_timeout=60.0,
+                         jobs=2)
 
 
 def require_bwrap() -> None:
@@ -344,10 +345,11 @@ def test_isolation_is_recorded_in_every_row(graded):
 
 
 def test_parallel_grading_gives_the_same_results(graded, tmp_path):
+    """The batch above was graded with --jobs 2; these submissions again with --jobs 1."""
     subs = tmp_path / "subs"
     for name in ("alice", "blank", "smuggler", "crash"):
         shutil.copytree(graded["root"] / "subs" / name, subs / name)
-    settings = GradeSettings(**{**SETTINGS.__dict__, "jobs": 2})
+    settings = GradeSettings(**{**SETTINGS.__dict__, "jobs": 1})
     again = grade_lab(graded["course"], LAB, subs, tmp_path / "out", settings, progress=False)
     for student in again.students:
         assert {i.item: (i.score, i.status, i.message) for i in student.items} == \
