@@ -2,10 +2,13 @@
 
 For each lesson notebook (``notebooks/0*/*.ipynb``; graded-lab student copies under ``labs/``
 are skipped, their instructor sources are checked by the test suite) this records status, wall
-seconds and the kernel's peak resident memory, saves the executed copy under
+seconds, the seconds of every code cell, and the kernel's peak resident memory next to the 1.8 GB
+Binder line, saves the executed copy under
 ``artifacts/notebooks/``, and gathers the metric logs the notebooks wrote with
 ``labkit.artifacts.log_metrics``. A failed notebook does not stop the others; the exit code is 1
-if any failed. ``--chapters`` re-runs some chapters and keeps the other chapters' rows of the
+if any failed, and each failure is printed with its notebook, cell index (0-based, as nbformat
+counts) and the error with its values (an assert's message, else the failing line), ANSI colour
+codes stripped. ``--chapters`` re-runs some chapters and keeps the other chapters' rows of the
 previous summary.
 """
 
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import threading
 import time
@@ -24,6 +29,34 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from labkit.artifacts import REPO_ROOT, artifacts_dir, read_metrics, write_json
+from labkit.exercises import LESSON_SOURCES
+
+#: The Binder memory line of issue 17: 1.8 GB (10^9 bytes), in the MiB that ``peak_rss_mb`` uses.
+BINDER_LINE_MB = round(1.8e9 / 2**20, 1)
+#: Cells slower than this (seconds) are listed per notebook; lessons say so above such a cell.
+SLOW_CELL_SECONDS = 30.0
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI escape sequences (IPython colours its tracebacks)."""
+    return ANSI_ESCAPE.sub("", text)
+
+
+def failure_message(exc: CellExecutionError, cell_index: int) -> str:
+    """``cell N: Name: value [at: failing line]`` for a failed cell.
+
+    The value of an assert is its message (every course check has one, with the values it
+    compared); the line IPython marked with ``---->`` names the statement, which is all a bare
+    ``assert`` leaves.
+    """
+    ename, evalue = strip_ansi(exc.ename or "Error"), strip_ansi(exc.evalue or "").strip()
+    text = f"cell {cell_index}: {ename}" + (f": {evalue}" if evalue else "")
+    marked = [line.split("---->", 1)[1].strip() for line in strip_ansi(exc.traceback or "").splitlines()
+              if line.lstrip().startswith("---->")]
+    if marked:
+        text += f" [at: {' '.join(marked[-1].split()[1:]) or marked[-1]}]"
+    return text[:800]
 
 
 class PeakRSS:
@@ -56,32 +89,67 @@ class PeakRSS:
         self._thread.join()
 
 
-def lesson_notebooks(root: Path, chapters: list[str] | None) -> list[Path]:
-    found = sorted(p for p in root.glob("0*/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-    return [p for p in found if not chapters or any(p.parent.name.startswith(c) for c in chapters)]
+def lesson_notebooks(root: Path, chapters: list[str] | None, sources: Path = LESSON_SOURCES) -> list[Path]:
+    """The lessons to execute: the source copy (with the exercises' answers) where a lesson has one,
+    else the notebook in ``root``; ordered by chapter and lesson."""
+    def found(folder: Path) -> dict[str, Path]:
+        return {f"{p.parent.name}/{p.name}": p for p in folder.glob("0*/*.ipynb") if ".ipynb_checkpoints" not in p.parts}
+    lessons = {**found(root), **found(sources)}
+    return [lessons[k] for k in sorted(lessons) if not chapters or any(k.startswith(c) for c in chapters)]
 
 
 def run_notebook(path: Path, out_dir: Path, timeout: int) -> dict:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    start, status, error = time.perf_counter(), "ok", None
+    start, status, error, failed_cell, cells = time.perf_counter(), "ok", None, None, []
+    index = -1
     with PeakRSS() as rss:
         try:
             with client.setup_kernel():
                 rss.pid = client.km.provisioner.process.pid if client.km.provisioner else None
                 for index, cell in enumerate(nb.cells):
-                    client.execute_cell(cell, index)
+                    if cell.cell_type != "code":
+                        continue
+                    cell_start = time.perf_counter()
+                    try:
+                        client.execute_cell(cell, index)
+                    finally:
+                        cells.append({"index": index, "seconds": round(time.perf_counter() - cell_start, 2)})
         except CellExecutionError as exc:
-            status, error = "failed", str(exc).splitlines()[-1][:500] if str(exc) else "cell failed"
+            status, error, failed_cell = "failed", failure_message(exc, index), index
         except Exception as exc:  # a dead kernel or a timeout: record it and go on with the next notebook
-            status, error = "failed", f"{type(exc).__name__}: {exc}"[:500]
+            status, failed_cell = "failed", index if index >= 0 else None
+            error = strip_ansi(f"cell {index}: {type(exc).__name__}: {exc}" if index >= 0 else f"{type(exc).__name__}: {exc}")[:800]
     seconds = time.perf_counter() - start
     target = out_dir / path.parent.name / path.name
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
-    rel = path.relative_to(REPO_ROOT).as_posix()
-    return {"path": rel, "status": status, "seconds": round(seconds, 2), "peak_rss_mb": round(rss.peak / 2**20, 1),
-            "error": error}
+    rel = path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.as_posix()
+    peak_mb = round(rss.peak / 2**20, 1)
+    return {"path": rel, "status": status, "seconds": round(seconds, 2), "peak_rss_mb": peak_mb,
+            "over_binder_line": peak_mb > BINDER_LINE_MB, "error": error, "failed_cell": failed_cell,
+            "slow_cells": [c["index"] for c in cells if c["seconds"] > SLOW_CELL_SECONDS], "cells": cells}
+
+
+def disk_mb(paths: dict[str, Path]) -> dict[str, float | None]:
+    """Size on disk (MiB, files counted once, links not followed) of each folder; ``None`` if absent.
+
+    What a newcomer needs free: the virtual environment, the generated data and the artifacts.
+    """
+    sizes = {}
+    for name, root in paths.items():
+        if not root.is_dir():
+            sizes[name] = None
+            continue
+        total = 0
+        for path in root.rglob("*"):
+            try:
+                if path.is_file() and not path.is_symlink():
+                    total += path.stat().st_blocks * 512
+            except OSError:
+                continue
+        sizes[name] = round(total / 2**20, 1)
+    return sizes
 
 
 def previous_rows(summary: Path) -> list[dict]:
@@ -102,12 +170,18 @@ def merge_rows(previous: list[dict], fresh: list[dict]) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
+    """The summary table (peak MB flagged ``>binder`` past the 1.8 GB line), then every failure."""
     width = max([len(r["path"]) for r in rows] + [8])
-    print(f"{'notebook':<{width}}  {'status':<7} {'seconds':>8} {'peak MB':>8}")
+    print(f"{'notebook':<{width}}  {'status':<7} {'seconds':>8} {'peak MB':>8}  binder {BINDER_LINE_MB:.0f} MB")
     for r in rows:
-        print(f"{r['path']:<{width}}  {r['status']:<7} {r['seconds']:>8.1f} {r['peak_rss_mb']:>8.1f}")
-        if r["error"]:
-            print(f"    -> {r['error']}")
+        over = r.get("over_binder_line", r["peak_rss_mb"] > BINDER_LINE_MB)
+        print(f"{r['path']:<{width}}  {r['status']:<7} {r['seconds']:>8.1f} {r['peak_rss_mb']:>8.1f}  "
+              f"{'over' if over else 'under'}")
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        print(f"\n{len(failed)} notebook(s) failed:")
+    for r in failed:
+        print(f"  {r['path']}, {strip_ansi(r['error'] or 'no error recorded')}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,11 +207,14 @@ def main(argv: list[str] | None = None) -> int:
         ch["seconds"] = round(ch["seconds"] + r["seconds"], 2)
         ch["peak_rss_mb"] = max(ch["peak_rss_mb"], r["peak_rss_mb"])
         ch["notebooks"] += 1
-    summary = {"notebooks": rows, "chapters": chapters, "metrics": read_metrics(out)}
+    data = Path(os.environ.get("LABKIT_DATA") or REPO_ROOT / "data")  # where the generated datasets live
+    disk = disk_mb({".venv": Path(sys.prefix), "data": data, "artifacts": out})
+    summary = {"notebooks": rows, "chapters": chapters, "disk_mb": disk, "metrics": read_metrics(out)}
     write_json(out / "course_summary.json", summary)
     print_table(rows)
     for name, ch in chapters.items():
         print(f"{name}: {ch['notebooks']} notebooks, {ch['seconds']:.1f} s, peak {ch['peak_rss_mb']:.0f} MB")
+    print("disk (MiB): " + ", ".join(f"{k} {v:.0f}" if v is not None else f"{k} absent" for k, v in disk.items()))
     print(f"summary written to {out / 'course_summary.json'}")
     return 0 if all_ok else 1
 

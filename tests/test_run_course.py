@@ -1,0 +1,76 @@
+"""scripts/run_course.py on a small real notebook that fails: the failure names the cell and the
+values, the summary carries no ANSI codes, and per-cell seconds and the Binder flag are recorded."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_course():
+    spec = importlib.util.spec_from_file_location("run_course", REPO / "scripts" / "run_course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_strip_ansi_removes_colour_codes_only(run_course):
+    coloured = "\x1b[0;31mAssertionError\x1b[0m: \x1b[1;32mratio\x1b[39m 1.01 [x]"
+    assert run_course.strip_ansi(coloured) == "AssertionError: ratio 1.01 [x]"
+    assert run_course.strip_ansi("plain [31m text") == "plain [31m text"  # no ESC byte: nothing to strip
+
+
+def write_notebook(path: Path, sources: list[str]) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# a failing lesson")] + [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_reports_cell_assertion_and_values(run_course, tmp_path, capsys):
+    path = write_notebook(tmp_path / "fails.ipynb", [
+        "ratio = 1.01",
+        'assert ratio < 1.0, f"expected the training loss ratio below 1, got {ratio:.2f}"',
+        "never = 1",
+    ])
+    bare = write_notebook(tmp_path / "bare.ipynb", ["x = 3", "assert x == 4"])
+    rows = [run_course.run_notebook(p, tmp_path / "out", timeout=60) for p in (path, bare)]
+    first, second = rows
+    assert first["status"] == "failed" and first["failed_cell"] == 2
+    assert first["error"] == ("cell 2: AssertionError: expected the training loss ratio below 1, got 1.01 "
+                              '[at: assert ratio < 1.0, f"expected the training loss ratio below 1, got {ratio:.2f}"]')
+    assert [c["index"] for c in first["cells"]] == [1, 2]  # the cell after the failure did not run
+    assert all(c["seconds"] >= 0 for c in first["cells"])
+    assert second["error"] == "cell 2: AssertionError [at: assert x == 4]"
+    assert "\x1b" not in json.dumps(rows)
+    assert isinstance(first["over_binder_line"], bool) and first["peak_rss_mb"] < run_course.BINDER_LINE_MB
+    run_course.print_table(rows)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "2 notebook(s) failed" in out
+    assert f"{first['path']}, cell 2: AssertionError: expected the training loss ratio below 1, got 1.01" in out
+    assert (tmp_path / "out" / tmp_path.name / "fails.ipynb").exists()  # the executed copy is kept
+
+
+@pytest.mark.slow
+def test_an_error_that_is_not_an_assert_names_its_line(run_course, tmp_path):
+    path = write_notebook(tmp_path / "raises.ipynb", ["import json", "json.loads('{bad')"])
+    row = run_course.run_notebook(path, tmp_path / "out", timeout=60)
+    assert row["error"].startswith("cell 2: JSONDecodeError: Expecting property name")
+    assert row["error"].endswith("[at: json.loads('{bad')]")
+
+
+def test_binder_line_is_1_8_gb_in_mib(run_course):
+    assert run_course.BINDER_LINE_MB == round(1.8e9 / 2**20, 1) == 1716.6
+
+
+def test_disk_mb_counts_file_blocks_and_marks_absent_folders(run_course, tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "one.bin").write_bytes(b"x" * 2**20)  # 1 MiB of data: at least 1 MiB of blocks
+    sizes = run_course.disk_mb({"a": tmp_path / "a", "gone": tmp_path / "missing"})
+    assert 1.0 <= sizes["a"] < 1.1 and sizes["gone"] is None
