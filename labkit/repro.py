@@ -114,3 +114,51 @@ def write_manifest(path: str | Path, **kwargs: Any) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     return manifest
+
+
+#: Where :func:`note` keeps the learner's decisions, under the artifacts folder.
+NOTES_FILE = "notes.json"
+
+
+def note(lesson: str, section: str | int, *, changed: str, why: str, next: str,
+         root: str | Path | None = None) -> dict[str, Any]:
+    """Record what changed in a lesson section, why, and what to try next (the syllabus' "capture
+    what changed and why") in ``<artifacts>/notes.json``; returns the stored entry.
+
+    One entry per (lesson, section): writing the same section again replaces its entry, so a
+    re-run notebook keeps the learner's latest decision. ``scripts/run_course.py`` copies the
+    notes into ``course_summary.json``, so they travel with the numbers they explain. Every
+    field must be non-empty text; otherwise a :class:`~labkit.errors.DataError` names the field.
+    """
+    from labkit.artifacts import artifacts_dir, write_json
+    from labkit.errors import DataError
+
+    fields = {"changed": changed, "why": why, "next": next}
+    for name, value in {"lesson": lesson, **fields}.items():
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"'{name}' must be non-empty text, got {value!r}",
+                            source=f"note for lesson {lesson!r}", record=f"section {section}")
+    entry = {"lesson": lesson, "section": str(section), **{k: v.strip() for k, v in fields.items()},
+             "created_unix": round(time.time(), 3)}
+    path = Path(root or artifacts_dir()) / NOTES_FILE
+    kept = [e for e in read_notes(path.parent) if (e["lesson"], e["section"]) != (entry["lesson"], entry["section"])]
+    write_json(path, sorted(kept + [entry], key=lambda e: (e["lesson"], e["section"])))
+    return entry
+
+
+def read_notes(root: str | Path | None = None) -> list[dict[str, Any]]:
+    """The notes :func:`note` recorded under ``root`` (default: the artifacts folder), sorted by
+    lesson and section; empty when there are none. A damaged file is a DataError naming it."""
+    from labkit.artifacts import artifacts_dir
+    from labkit.errors import DataError
+
+    path = Path(root or artifacts_dir()) / NOTES_FILE
+    if not path.is_file():
+        return []
+    try:
+        notes = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(f"not valid JSON: {exc}", source=str(path)) from exc
+    if not isinstance(notes, list) or not all(isinstance(e, dict) and {"lesson", "section"} <= set(e) for e in notes):
+        raise DataError("expected a list of notes, each with 'lesson' and 'section'", source=str(path))
+    return notes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import colorsys
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -20,7 +20,7 @@ from labkit.data.annotations import Dataset, Detections
 from labkit.data.coco import load_coco
 from labkit.data.images import load_image
 from labkit.data.masks import segmentation_to_mask
-from labkit.data.splits import split_files
+from labkit.data.splits import DuplicatePair, split_files
 from labkit.errors import DataError
 
 _GOLDEN = 0.618033988749895
@@ -156,3 +156,27 @@ def audit_grids(dataset_dir: str | Path, out_dir: str | Path, n: int = 12, seed:
         sample_grid(load_coco(ann, root / "images"), n, seed, path)
         out.append(path)
     return out
+
+
+def pairs_figure(pairs: Sequence[DuplicatePair], n: int = 4, path: str | Path | None = None, *,
+                 dpi: int = 100) -> Figure:
+    """The first ``n`` near-duplicate pairs side by side, one row per pair: the image of
+    ``split_a`` left, the one of ``split_b`` right, titled with split, file name and the pair's
+    Hamming distance (see :func:`labkit.data.splits.near_duplicates`). Saved as PNG when ``path``
+    is given. No pairs is a :class:`DataError` (there is nothing to look at)."""
+    shown = list(pairs)[:n]
+    if not shown:
+        raise DataError("no near-duplicate pairs to show")
+    fig = Figure(figsize=(6.4, 2.6 * len(shown)), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    for row, pair in enumerate(shown):
+        for col, (split, file) in enumerate(((pair.split_a, pair.file_a), (pair.split_b, pair.file_b))):
+            ax = fig.add_subplot(len(shown), 2, 2 * row + col + 1)
+            ax.imshow(load_image(file))
+            ax.set_title(f"{split}: {Path(file).name}" + (f"  (distance {pair.distance} bits)" if col else ""),
+                         fontsize=7)
+            ax.axis("off")
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    return fig

@@ -5,8 +5,8 @@ are skipped, their instructor sources are checked by the test suite) this record
 seconds, the seconds of every code cell, and the kernel's peak resident memory next to the 1.8 GB
 Binder line, saves the executed copy under
 ``artifacts/notebooks/``, and gathers the metric logs the notebooks wrote with
-``labkit.artifacts.log_metrics``. A failed notebook does not stop the others; the exit code is 1
-if any failed, and each failure is printed with its notebook, cell index (0-based, as nbformat
+``labkit.artifacts.log_metrics`` and the learners' section notes (``labkit.repro.note``). A failed
+notebook does not stop the others; the exit code is 1 if any failed, and each failure is printed with its notebook, cell index (0-based, as nbformat
 counts) and the error with its values (an assert's message, else the failing line), ANSI colour
 codes stripped. ``--chapters`` re-runs some chapters and keeps the other chapters' rows of the
 previous summary.
@@ -30,6 +30,7 @@ from nbclient.exceptions import CellExecutionError
 
 from labkit.artifacts import REPO_ROOT, artifacts_dir, read_metrics, write_json
 from labkit.exercises import LESSON_SOURCES
+from labkit.repro import read_notes
 
 #: The Binder memory line of issue 17: 1.8 GB (10^9 bytes), in the MiB that ``peak_rss_mb`` uses.
 BINDER_LINE_MB = round(1.8e9 / 2**20, 1)
@@ -209,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         ch["notebooks"] += 1
     data = Path(os.environ.get("LABKIT_DATA") or REPO_ROOT / "data")  # where the generated datasets live
     disk = disk_mb({".venv": Path(sys.prefix), "data": data, "artifacts": out})
-    summary = {"notebooks": rows, "chapters": chapters, "disk_mb": disk, "metrics": read_metrics(out)}
+    summary = {"notebooks": rows, "chapters": chapters, "disk_mb": disk, "metrics": read_metrics(out),
+               "notes": read_notes(out)}  # the learners' "what changed / why / next" per section
     write_json(out / "course_summary.json", summary)
     print_table(rows)
     for name, ch in chapters.items():

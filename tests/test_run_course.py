@@ -74,3 +74,20 @@ def test_disk_mb_counts_file_blocks_and_marks_absent_folders(run_course, tmp_pat
     (tmp_path / "a" / "b" / "one.bin").write_bytes(b"x" * 2**20)  # 1 MiB of data: at least 1 MiB of blocks
     sizes = run_course.disk_mb({"a": tmp_path / "a", "gone": tmp_path / "missing"})
     assert 1.0 <= sizes["a"] < 1.1 and sizes["gone"] is None
+
+
+@pytest.mark.slow
+def test_summary_carries_the_notes_the_notebooks_recorded(run_course, tmp_path, monkeypatch):
+    (tmp_path / "01_x").mkdir()
+    lesson = write_notebook(tmp_path / "01_x" / "01_note.ipynb", [
+        "from labkit.repro import note",
+        'note("9.1", 2, changed="nms iou 0.5", why="duplicates cost most", next="try 0.4")',
+    ])
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path / "art"))
+    monkeypatch.setattr(run_course, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(run_course, "lesson_notebooks", lambda root, chapters: [lesson])
+    monkeypatch.setattr(run_course, "disk_mb", lambda paths: {name: None for name in paths})
+    assert run_course.main(["--chapters", "01"]) == 0
+    summary = json.loads((tmp_path / "art" / "course_summary.json").read_text())
+    assert [(n["lesson"], n["section"], n["changed"], n["why"], n["next"]) for n in summary["notes"]] == \
+        [("9.1", "2", "nms iou 0.5", "duplicates cost most", "try 0.4")]

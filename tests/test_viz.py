@@ -10,7 +10,9 @@ from matplotlib.figure import Figure
 from labkit.data.annotations import Dataset, Detections, ImageRecord
 from labkit.data.coco import save_coco
 from labkit.data.masks import mask_to_rle
-from labkit.viz import audit_grids, color_for, draw_detections, sample_grid
+from labkit.data.splits import DuplicatePair
+from labkit.errors import DataError
+from labkit.viz import audit_grids, color_for, draw_detections, pairs_figure, sample_grid
 
 H, W = 60, 80
 
@@ -87,3 +89,27 @@ def test_audit_grids_one_png_per_split(tmp_path):
     assert all(cv2.imread(str(p)).shape[2] == 3 for p in paths)
     with pytest.raises(ValueError, match="no annotations"):
         audit_grids(tmp_path / "audit", tmp_path / "x")
+
+
+def test_pairs_figure_one_row_per_pair_left_and_right(tmp_path):
+    files = []
+    for i, colour in enumerate(((255, 0, 0), (0, 0, 255), (0, 255, 0))):
+        img = np.zeros((12, 16, 3), np.uint8)
+        img[:] = colour
+        files.append(tmp_path / f"img{i}.png")
+        cv2.imwrite(str(files[-1]), img[..., ::-1])
+    pairs = [DuplicatePair("train", str(files[0]), "test", str(files[1]), 3),
+             DuplicatePair("train", str(files[2]), "val", str(files[1]), 5)]
+    fig = pairs_figure(pairs, n=5, path=tmp_path / "out" / "pairs.png")
+    axes = fig.axes
+    assert len(axes) == 4 and (tmp_path / "out" / "pairs.png").stat().st_size > 0
+    assert axes[0].get_title() == "train: img0.png" and axes[1].get_title() == "test: img1.png  (distance 3 bits)"
+    assert axes[2].get_title() == "train: img2.png" and axes[3].get_title().startswith("val: img1.png")
+    assert tuple(axes[0].images[0].get_array()[0, 0]) == (255, 0, 0)  # RGB order kept
+    assert tuple(axes[1].images[0].get_array()[0, 0]) == (0, 0, 255)
+    assert len(pairs_figure(pairs, n=1).axes) == 2
+
+
+def test_pairs_figure_without_pairs_is_an_error():
+    with pytest.raises(DataError, match="no near-duplicate pairs"):
+        pairs_figure([])
