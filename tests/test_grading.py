@@ -19,6 +19,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from conftest import require_debian_package
 from labkit.grading.assemble import assemble, grade_id
 from labkit.grading.coursedir import CourseDir
 from labkit.grading.grader import GradeSettings, _prepare_workdir, grade_lab
@@ -171,8 +172,10 @@ def test_tampered_and_deleted_test_cells_are_reported(probe):
     assert items["test_a"].score == 1 and probe["report"].needs_review
 
 
-@pytest.mark.skipif(not level_works("bwrap"), reason="bubblewrap is not installed or cannot create namespaces here")
 def test_sandboxed_submission_cannot_read_course_gradebook_or_other_work(probe):
+    require_debian_package("bubblewrap", shutil.which("bwrap") is not None, "the grading sandbox")
+    if not level_works("bwrap"):
+        pytest.skip("bubblewrap is installed but cannot create namespaces here (a container without user namespaces)")
     assert probe["report"].isolation == "bwrap"
     assert _scores(probe, "snoop")["test_b"] == (2, "passed"), probe["results"]["snoop"]["test_b"].message
 

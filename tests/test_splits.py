@@ -101,6 +101,32 @@ def test_group_split_gives_every_split_a_group_when_possible():
     assert all(len(v) == 1 for v in parts.values())
 
 
+def test_group_split_fills_splits_by_images_not_groups():
+    """Uneven groups: split fullness counts images. Hand-worked with seed 1, which shuffles the
+    groups [big, a, b, c, d] into the order [d, big, a, b, c] (numpy's documented permutation,
+    checked below). Targets are 5 and 5 images:
+    d -> x (tie at 0, equal fractions: first split), x=1; big (6) -> y (0 < 1/5), y=6;
+    a, b, c -> x (x is at most 4/5 full, y 6/5). Counting groups instead would send b to y."""
+    keys = list(range(10))
+    groups = ["big"] * 6 + ["a", "b", "c", "d"]
+    assert np.random.default_rng(1).permutation(5).tolist() == [4, 0, 1, 2, 3]
+    parts = group_split(keys, groups, (0.5, 0.5), seed=1, names=("x", "y"))
+    assert parts == {"x": [6, 7, 8, 9], "y": [0, 1, 2, 3, 4, 5]}
+
+
+@pytest.mark.parametrize("fractions, expected", [
+    ((0.2, 0.8), "y"),
+    ((0.8, 0.2), "x"),
+    ((0.3, 0.3, 0.4), "z"),
+])
+def test_group_split_ties_go_to_the_larger_fraction(fractions, expected):
+    """The first group meets all splits empty (a tie): it joins the split with the larger fraction."""
+    names = ("x", "y", "z")[:len(fractions)]
+    parts = group_split(["k1", "k2"], ["g", "g"], fractions, seed=0, names=names)
+    assert parts[expected] == ["k1", "k2"]
+    assert all(parts[n] == [] for n in names if n != expected)
+
+
 def test_naive_split_sizes_and_bad_arguments():
     parts = naive_split(range(40), (0.5, 0.25, 0.25), seed=1)
     assert [len(parts[s]) for s in ("train", "val", "test")] == [20, 10, 10]
