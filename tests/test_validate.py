@@ -289,3 +289,48 @@ def test_bbox_tolerance_boundary(bbox, tolerance, out_of_bounds):
     report = validate_coco(coco, check_files=False, bbox_tolerance=tolerance)
     assert report.has("bbox-out-of-bounds", 1) is out_of_bounds, report.to_markdown()
     assert not [f for f in report.findings if f.severity == "error" and f.code != "bbox-out-of-bounds"]
+
+
+@pytest.mark.parametrize("bbox", [[5.0, 5.0, 0.0, 10.0], [5.0, 5.0, 10.0, 0.0], [5.0, 5.0, -1.0, 10.0]])
+def test_zero_or_negative_box_size_is_an_error(bbox):
+    """A box of width or height exactly 0 holds no pixel: the boundary of bbox-nonpositive."""
+    coco = {"images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 48}],
+            "categories": [{"id": 1, "name": "disc"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": bbox, "area": 0, "iscrowd": 0}]}
+    report = validate_coco(coco, check_files=False)
+    assert report.has("bbox-nonpositive", 1) and not report.ok
+    tiny = json.loads(json.dumps(coco))
+    tiny["annotations"][0]["bbox"] = [5.0, 5.0, 0.5, 0.5]  # small but positive: fine
+    assert not validate_coco(tiny, check_files=False).has("bbox-nonpositive")
+
+
+def test_findings_say_what_is_wrong(clean):
+    """Each finding's message carries the numbers a user needs to fix the record."""
+    coco, root = clean
+    broken = _edit(coco, lambda c: (c["annotations"][0].update(area=999999),
+                                    c["annotations"][1]["segmentation"].update(counts="o"),
+                                    c.update(annotations=[a for a in c["annotations"] if a["image_id"] != 2])))
+    report = _validate(broken, root)
+    message = {f.code: f.message for f in report.findings}
+    assert message["area-mismatch"].startswith("area 999999 vs the mask's ")
+    assert message["segm-bad-format"] == "compressed RLE counts are malformed (the string ends inside a run length)"
+    assert message["image-no-annotations"] == "image 2 has no annotations"
+
+
+def test_rle_string_decoder_errors_say_why():
+    with pytest.raises(ValueError, match="ends inside a run length"):
+        rle_counts_from_string("o")  # 'o' = 63: continuation bit set, nothing follows
+    with pytest.raises(ValueError, match="a run length is negative"):
+        rle_counts_from_string("@")  # '@' = 16: no continuation, sign bit set -> the first run is -16
+    with pytest.raises(ValueError, match="not in the RLE alphabet"):
+        rle_counts_from_string("\x01")
+
+
+def test_report_without_objects_states_none_and_counts_info():
+    coco = {"images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 48}], "categories": [],
+            "annotations": []}
+    report = validate_coco(coco, check_files=False)
+    assert "- class counts: none" in report.to_markdown()
+    d = report.to_dict()
+    assert set(d) == {"ok", "errors", "warnings", "info", "findings", "stats"}
+    assert d["info"] == sum(f.severity == "info" for f in report.findings) >= 1  # files-not-checked
