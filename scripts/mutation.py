@@ -50,7 +50,7 @@ CONFIG = REPO / "configs" / "mutation.yaml"
 CONFIG_KEYS = ("scope", "floor", "floors", "max_mutants_per_module", "seed", "timeout_s", "skip", "tests",
                "exclude_tests", "pytest_args")
 #: Copied next to the mutated package: what the selected tests read besides labkit/ and tests/.
-ALSO_COPY = ("configs", "course.yaml", "pyproject.toml")
+ALSO_COPY = ("configs", "course.yaml", "pyproject.toml", "autograder", "notebooks")
 #: mutmut's exit code of a mutant run -> our verdict (mutmut.stats.status_by_exit_code, grouped).
 KILLED, SURVIVED, NO_TESTS, TIMEOUT = "killed", "survived", "no tests", "timeout"
 
