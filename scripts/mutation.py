@@ -179,7 +179,11 @@ def run_module(module: Path, cfg: dict, args: argparse.Namespace, scratch: Path)
     """Mutation-test one file; the artifact entry for it."""
     started = time.monotonic()
     tests = tests_for(module, cfg.get("tests") or {}, list(cfg.get("exclude_tests") or []))
-    entry: dict = {"module": str(module), "tests": tests}
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "labkit", "tests"], cwd=REPO, capture_output=True,
+                                text=True).stdout.strip())
+    entry: dict = {"module": str(module), "tests": tests, "commit": head + ("+changes" if dirty else ""),
+                   "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if not tests:
         entry.update(score=0.0, mutants_total=None, note="no test file imports this module")
         return entry
@@ -236,9 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     if not modules:
         parser.error("no module to mutate")
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="labkit-mutation-"))
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    results = dict(previous.get("modules", {}))
     floors = cfg.get("floors") or {}
+    results: dict = {}
     for module in modules:
         print(f"[mutation] {module} ...", flush=True)
         entry = run_module(module, cfg, args, scratch)
@@ -248,8 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         results[str(module)] = entry
         print(f"[mutation] {module}: score {entry.get('score')} ({entry.get('killed')} killed of "
               f"{entry.get('tried')} tried, {entry.get('mutants_total')} mutants) floor {entry['floor']}", flush=True)
+        # merged by module into what is there now, so runs on other modules (even at the same time) add up
+        previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
         write_json(args.out, {"tool": f"mutmut {version('mutmut')}", "config": str(args.config.relative_to(REPO))
-                              if args.config.is_relative_to(REPO) else str(args.config), "modules": results})
+                              if args.config.is_relative_to(REPO) else str(args.config),
+                              "modules": {**previous.get("modules", {}), str(module): entry}})
     below = [m for m, e in results.items() if m in map(str, modules) and e.get("below_floor")]
     for m in below:
         print(f"[mutation] BELOW FLOOR: {m} {results[m]['score']} < {results[m]['floor']}", file=sys.stderr)
