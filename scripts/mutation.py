@@ -99,7 +99,9 @@ def tests_for(path: Path, extra: dict, exclude: list[str]) -> list[str]:
              if pattern.search(t.read_text(encoding="utf-8"))]
     for key, listed in extra.items():
         if str(path) == key or str(path).startswith(key.rstrip("/") + "/"):
-            found += [t for t in listed if t not in found]
+            for entry in listed:  # a path or a glob such as tests/test_metrics_*.py
+                matches = sorted(str(p.relative_to(REPO)) for p in REPO.glob(entry)) if "*" in entry else [entry]
+                found += [t for t in matches if t not in found]
     return [t for t in found if not any(Path(t).match(g) for g in exclude)]
 
 

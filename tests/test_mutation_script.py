@@ -39,6 +39,8 @@ def test_tests_for_finds_importers_adds_listed_and_drops_excluded():
                                ["tests/test_ch0*_lab.py"])
     assert "tests/test_splits.py" in found and "tests/test_cli_data.py" in found
     assert not any("_lab.py" in t for t in found)
+    globbed = mutation.tests_for(Path("labkit/metrics/iou.py"), {"labkit/metrics": ["tests/test_metrics_*.py"]}, [])
+    assert "tests/test_metrics_detection.py" in globbed and "tests/test_metrics_boundary.py" in globbed
     iou_tests = mutation.tests_for(Path("labkit/metrics/iou.py"), {}, [])
     assert "tests/test_metrics_voc.py" in iou_tests and "tests/test_splits.py" not in iou_tests
 
