@@ -162,13 +162,14 @@ def _sequence_folder(root: Path, pred_root: Path, name: str, seed: int) -> None:
     write_mot(pred, pred_root / f"{name}.txt", "pred")
 
 
-def _trackeval_layout(tmp: Path, seeds: dict[str, int]) -> dict:
+def _trackeval_layout(tmp: Path, seeds: dict[str, int], benchmark: str = "MOT15") -> dict:
     """Random sequences written once in TrackEval's MotChallenge2DBox layout (gt/<seq>/gt/gt.txt,
-    trackers/labkit/data/<seq>.txt) plus seqinfo.ini; returns TrackEval's own file-based results
-    (MOT15 preprocessing, which removes nothing here: every row is class 1, considered)."""
-    rows = {name: (*random_rows(seed), 45) for name, seed in seeds.items()}
+    trackers/labkit/data/<seq>.txt) plus seqinfo.ini; returns TrackEval's own file-based results.
+    MOT15: every row is class 1 and considered; MOT17: MOTChallenge classes and zero-marked rows,
+    which TrackEval's MOT17 preprocessing removes."""
+    rows = {name: (*random_rows(seed, mot_classes=benchmark != "MOT15"), 45) for name, seed in seeds.items()}
     with contextlib.redirect_stdout(io.StringIO()):  # TrackEval prints; the CLI's stdout must stay pure JSON
-        theirs = trackeval_file_based(tmp, rows, "MOT15")
+        theirs = trackeval_file_based(tmp, rows, benchmark)
     for name in seeds:
         write_seqinfo(tmp / "gt" / name / "seqinfo.ini", name=name, length=45, fps=10, width=640, height=480)
     return theirs
@@ -237,6 +238,29 @@ def test_tracking_folders_with_events_and_plot_equal_trackeval(run, tmp_path):
     assert code == 0 and "| COMBINED |" in out and "ID events of s1" in out
 
 
+def test_tracking_default_mot17_preprocessing_equals_trackeval(run, tmp_path):
+    """The default --preprocess mot17 reads the class column (MOT16+ layout) and drops what
+    TrackEval's MOT17 preprocessing drops (distractor classes, zero-marked rows)."""
+    theirs = _trackeval_layout(tmp_path, {"m1": 5, "m2": 6}, "MOT17")
+    code, out, _ = run("eval", "tracking", "--gt", tmp_path / "gt", "--pred", tmp_path / "trackers" / "labkit" / "data",
+                       "--json")
+    got = json.loads(out)
+    assert code == 0 and got["settings"]["preprocess"] == "mot17"
+    assert sum(got["sequences"][n]["counts"]["removed_gt"] for n in ("m1", "m2")) > 0  # preprocessing did act
+    for name in ("m1", "m2", "COMBINED"):
+        _assert_summary_equals_trackeval(got["sequences"][name]["summary"], theirs[name])
+
+
+@pytest.mark.parametrize("threshold, code", [(1.0, 0), (0.5, 0), (1.5, 2), (0.0, 2), (-0.1, 2)])
+def test_tracking_threshold_range_is_0_exclusive_to_1_inclusive(run, tmp_path, threshold, code):
+    _trackeval_layout(tmp_path, {"t": 7})
+    got, _, err = run("eval", "tracking", "--gt", tmp_path / "gt" / "t" / "gt" / "gt.txt",
+                      "--pred", tmp_path / "trackers" / "labkit" / "data" / "t.txt", "--threshold", threshold)
+    assert got == code
+    if code == 2:
+        assert f"--threshold must be in (0, 1], got {threshold}" in err
+
+
 def test_tracking_hand_worked_switch(run, tmp_path):
     """One object over 4 frames, tracked as id 7 then id 8 from frame 3: 4 TP, 1 ID switch,
     MOTA = 1 - (0 FN + 0 FP + 1 IDSW) / 4 = 0.75; IDF1 = 2 IDTP / (2 * 4) with IDTP 2 (the best
@@ -270,7 +294,9 @@ def test_tracking_bad_data_exits_1(run, tmp_path):
     _sequence_folder(tmp_path / "gt", tmp_path / "pred", "s2", 5)
     (tmp_path / "pred" / "s2.txt").unlink()
     code, _, err = run("eval", "tracking", "--gt", tmp_path / "gt", "--pred", tmp_path / "pred")
-    assert code == 1 and "no tracker file for sequence s2" in err
+    assert code == 1 and f"{tmp_path / 'pred'}: no tracker file for sequence s2 (expected s2.txt)" in err
+    code, _, err = run("eval", "tracking", "--gt", tmp_path / "pred", "--pred", tmp_path / "pred")
+    assert code == 1 and f"{tmp_path / 'pred'}: no <seq>/gt/gt.txt found" in err
     bad = tmp_path / "bad.txt"
     bad.write_text("1,1,10,10,5,5,1\n2,1,10,10,5\n")
     code, _, err = run("eval", "tracking", "--gt", tmp_path / "gt" / "s1" / "gt" / "gt.txt", "--pred", bad)
