@@ -62,6 +62,9 @@ def load_config(path: Path = CONFIG) -> dict:
     floor = values.get("floor")
     if not isinstance(floor, (int, float)) or not 0 <= floor <= 1:
         raise DataError(f"floor must be a fraction in [0, 1], got {floor!r}", source=str(path))
+    for module, value in (values.get("floors") or {}).items():
+        if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise DataError(f"floors: {module} must be a fraction in [0, 1], got {value!r}", source=str(path))
     return values
 
 
