@@ -15,8 +15,10 @@ course: install data models ## venv + data + base models + every chapter noteboo
 test: install ## install and run the whole test suite
 	$(BIN)/python -m pytest
 
+# JupyterLab refuses to run as root ("Running as root is not recommended") unless given --allow-root:
+# containers and many cloud VMs log in as root, so the flag is added there (and only there).
 lab: install data ## open JupyterLab on the course
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks
 
 install: $(STAMP)
 

@@ -1,7 +1,9 @@
-"""Shared fixtures: where ../shared lives (and a skip when it is absent); a network that refuses."""
+"""Shared fixtures: where ../shared lives (and a skip when it is absent); a network that refuses;
+the rule for tests that need a Debian package (fail in CI, skip with the reason elsewhere)."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -9,6 +11,27 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def in_ci() -> bool:
+    """Whether this run is CI's (``.ci/run`` runs with ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require_debian_package(package: str, present: bool, needed_for: str) -> None:
+    """Skip a test whose Debian ``package`` is missing, or fail it in CI.
+
+    CI installs the packages with ``make system-deps`` (``.ci/run`` stops when that fails), so a
+    missing one there means the install step broke and the test must not vanish into a skip.
+    Outside CI (a laptop without root) the test skips and says what to install.
+    """
+    if present:
+        return
+    message = (f"Debian package {package} is not installed ({needed_for}); "
+               f"install it with `make system-deps` (apt-get install -y {package})")
+    if in_ci():
+        pytest.fail(f"{message}. CI must have it: did `make system-deps` fail?", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ The leakage command's own fixture tests live in tests/test_splits.py.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -90,8 +89,6 @@ def test_card_warnings_alone_pass(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- generate (+ the whole chain)
-@pytest.mark.skipif(importlib.util.find_spec("labkit.data.synth") is None,
-                    reason="labkit.data.synth (the generator) is not written yet")
 def test_generate_then_validate_leakage_and_card(tmp_path, capsys):
     out = tmp_path / "gen"
     assert main(["data", "generate", "--out", str(out), "--size", "small", "--seed", "3", "--json"]) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -9,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sklearn.metrics import confusion_matrix
+
 import labkit.cli as cli
 import labkit.metrics.cli as metrics_cli
 from labkit.data.mot import read_mot, write_mot, write_seqinfo
-from labkit.metrics.segmentation import ConfusionMatrix
-from labkit.metrics.tracking import TrackingSequence, evaluate_sequences, evaluate_tracking
-from test_metrics_tracking import MOTMETRICS_TUD, frames_from_rows, random_rows
+from test_metrics_tracking import MOTMETRICS_TUD, frames_from_rows, random_rows, trackeval_file_based
 
 
 @pytest.fixture
@@ -55,19 +57,51 @@ def mask_folders(tmp_path):
     return tmp_path / "gt", tmp_path / "pred", pairs
 
 
-def test_segmentation_json_equals_direct_computation(run, mask_folders):
+def _sklearn_scores(pairs, num_classes: int, ignore: int = 255) -> dict:
+    """Per-class IoU and Dice from scikit-learn's confusion matrix (rows: gt, columns: prediction)
+    of the non-void pixels: IoU = n_ii / (t_i + p_i - n_ii), Dice = 2 n_ii / (t_i + p_i)."""
+    gt = np.concatenate([g.ravel() for g, _ in pairs])
+    pred = np.concatenate([p.ravel() for _, p in pairs])
+    keep = gt != ignore
+    m = confusion_matrix(gt[keep], pred[keep], labels=list(range(num_classes))).astype(float)
+    tp, t, p = np.diag(m), m.sum(axis=1), m.sum(axis=0)
+    present = (t + p) > 0
+    iou, dice = tp[present] / (t + p - tp)[present], 2 * tp[present] / (t + p)[present]
+    return {"pixels": int(m.sum()), "pixel_accuracy": tp.sum() / m.sum(), "mean_iou": iou.mean(),
+            "mean_dice": dice.mean(), "iou": iou.tolist(), "dice": dice.tolist()}
+
+
+def test_segmentation_json_equals_scikit_learn(run, mask_folders):
     gt_dir, pred_dir, pairs = mask_folders
     code, out, _ = run("eval", "segmentation", "--gt", gt_dir, "--pred", pred_dir, "--num-classes", 4, "--json")
     assert code == 0
     got = json.loads(out)
-    cm = ConfusionMatrix(4)
-    for gt, pred in pairs:
-        cm.update(gt, pred)
-    assert got["files"] == 3 and got["pixels"] == 3 * 10 * 16
-    assert got["mean_iou"] == pytest.approx(cm.mean_iou()) and got["pixel_accuracy"] == pytest.approx(cm.pixel_accuracy())
+    ref = _sklearn_scores(pairs, 4)
+    assert got["files"] == 3 and got["pixels"] == ref["pixels"] == 3 * 10 * 16
+    assert got["mean_iou"] == pytest.approx(ref["mean_iou"], abs=1e-12)
+    assert got["mean_dice"] == pytest.approx(ref["mean_dice"], abs=1e-12)
+    assert got["pixel_accuracy"] == pytest.approx(ref["pixel_accuracy"], abs=1e-12)
+    assert [c["iou"] for c in got["per_class"]] == pytest.approx(ref["iou"], abs=1e-12)
+    assert [c["dice"] for c in got["per_class"]] == pytest.approx(ref["dice"], abs=1e-12)
     code, out, _ = run("eval", "segmentation", "--gt", gt_dir, "--pred", pred_dir, "--num-classes", 4,
                        "--class-names", "bg,disc,block,cone", "--boundary")
     assert code == 0 and "| 1 disc |" in out and "mean_boundary_f" in out
+
+
+def test_segmentation_hand_worked_dice_and_iou(run, tmp_path):
+    """gt [[0 0 1] [1 1 void]], prediction [[0 1 1] [1 0 0]]; the void pixel is not counted.
+    Class 0: 2 gt, 2 predicted, 1 shared -> Dice 2*1/4 = 1/2, IoU 1/3.
+    Class 1: 3 gt, 3 predicted, 2 shared -> Dice 2*2/6 = 2/3, IoU 2/4 = 1/2.
+    Pixel accuracy 3/5; mean Dice 7/12; mIoU 5/12."""
+    _save(tmp_path / "gt" / "a.png", np.array([[0, 0, 1], [1, 1, 255]]))
+    _save(tmp_path / "pred" / "a.png", np.array([[0, 1, 1], [1, 0, 0]]))
+    code, out, _ = run("eval", "segmentation", "--gt", tmp_path / "gt", "--pred", tmp_path / "pred",
+                       "--num-classes", 2, "--json")
+    got = json.loads(out)
+    assert code == 0 and got["pixels"] == 5
+    assert [c["dice"] for c in got["per_class"]] == pytest.approx([1 / 2, 2 / 3], abs=1e-12)
+    assert [c["iou"] for c in got["per_class"]] == pytest.approx([1 / 3, 1 / 2], abs=1e-12)
+    assert (got["pixel_accuracy"], got["mean_dice"], got["mean_iou"]) == pytest.approx((3 / 5, 7 / 12, 5 / 12), abs=1e-12)
 
 
 def test_segmentation_perfect_prediction_and_void_values_in_predictions(run, mask_folders, tmp_path):
@@ -120,41 +154,127 @@ def test_segmentation_on_real_camvid_masks(run, shared_data, tmp_path):
 
 
 # ----------------------------------------------------------------------------- tracking
-def _sequence_folder(root: Path, pred_root: Path, name: str, seed: int) -> TrackingSequence:
+def _sequence_folder(root: Path, pred_root: Path, name: str, seed: int) -> None:
     gt_rows, pred_rows = random_rows(seed)
     gt, pred = frames_from_rows(gt_rows, True), frames_from_rows(pred_rows, False)
     write_mot(gt, root / name / "gt" / "gt.txt", "gt")
     write_seqinfo(root / name / "seqinfo.ini", name=name, length=45, fps=10, width=640, height=480)
     write_mot(pred, pred_root / f"{name}.txt", "pred")
-    return TrackingSequence(gt, pred, 45)
 
 
-def test_tracking_single_files_equal_the_library(run, tmp_path):
-    seq = _sequence_folder(tmp_path / "gt", tmp_path / "pred", "seqA", 1)
+def _trackeval_layout(tmp: Path, seeds: dict[str, int], benchmark: str = "MOT15") -> dict:
+    """Random sequences written once in TrackEval's MotChallenge2DBox layout (gt/<seq>/gt/gt.txt,
+    trackers/labkit/data/<seq>.txt) plus seqinfo.ini; returns TrackEval's own file-based results.
+    MOT15: every row is class 1 and considered; MOT17: MOTChallenge classes and zero-marked rows,
+    which TrackEval's MOT17 preprocessing removes."""
+    rows = {name: (*random_rows(seed, mot_classes=benchmark != "MOT15"), 45) for name, seed in seeds.items()}
+    with contextlib.redirect_stdout(io.StringIO()):  # TrackEval prints; the CLI's stdout must stay pure JSON
+        theirs = trackeval_file_based(tmp, rows, benchmark)
+    for name in seeds:
+        write_seqinfo(tmp / "gt" / name / "seqinfo.ini", name=name, length=45, fps=10, width=640, height=480)
+    return theirs
+
+
+#: The CLI's summary names -> TrackEval's (metric, field), written out here rather than taken from labkit.
+TRACKEVAL_FIELDS = {
+    "HOTA": ("HOTA", "HOTA"), "DetA": ("HOTA", "DetA"), "AssA": ("HOTA", "AssA"), "LocA": ("HOTA", "LocA"),
+    "DetRe": ("HOTA", "DetRe"), "DetPr": ("HOTA", "DetPr"), "AssRe": ("HOTA", "AssRe"), "AssPr": ("HOTA", "AssPr"),
+    "HOTA(0)": ("HOTA", "HOTA(0)"), "MOTA": ("CLEAR", "MOTA"), "MOTP": ("CLEAR", "MOTP"), "MODA": ("CLEAR", "MODA"),
+    "Recall": ("CLEAR", "CLR_Re"), "Precision": ("CLEAR", "CLR_Pr"), "TP": ("CLEAR", "CLR_TP"),
+    "FP": ("CLEAR", "CLR_FP"), "FN": ("CLEAR", "CLR_FN"), "IDSW": ("CLEAR", "IDSW"), "Frag": ("CLEAR", "Frag"),
+    "MT": ("CLEAR", "MT"), "PT": ("CLEAR", "PT"), "ML": ("CLEAR", "ML"), "IDF1": ("Identity", "IDF1"),
+    "IDP": ("Identity", "IDP"), "IDR": ("Identity", "IDR"), "IDTP": ("Identity", "IDTP"),
+    "IDFP": ("Identity", "IDFP"), "IDFN": ("Identity", "IDFN"),
+}
+COUNTS = {"TP", "FP", "FN", "IDSW", "Frag", "MT", "PT", "ML", "IDTP", "IDFP", "IDFN"}
+
+
+def _trackeval_summary(res: dict) -> dict:
+    """TrackEval's result fields under the CLI's summary names; HOTA-family fields are curves
+    over alpha (an array), reported as their mean."""
+    out = {}
+    for name, (metric, key) in TRACKEVAL_FIELDS.items():
+        value = res[metric][key]
+        out[name] = float(np.mean(value)) if np.ndim(value) else value
+    return out
+
+
+def _assert_summary_equals_trackeval(summary: dict, res: dict) -> None:
+    expected = _trackeval_summary(res)
+    assert set(summary) == set(expected)
+    for name, value in expected.items():
+        if name in COUNTS:
+            assert summary[name] == value, name
+        else:
+            assert summary[name] == pytest.approx(value, rel=0, abs=1e-9), name
+
+
+def test_tracking_single_files_equal_trackeval_file_based(run, tmp_path):
+    theirs = _trackeval_layout(tmp_path, {"seqA": 1})
     code, out, _ = run("eval", "tracking", "--gt", tmp_path / "gt" / "seqA" / "gt" / "gt.txt",
-                       "--pred", tmp_path / "pred" / "seqA.txt", "--preprocess", "none", "--json")
+                       "--pred", tmp_path / "trackers" / "labkit" / "data" / "seqA.txt", "--preprocess", "mot15", "--json")
     assert code == 0
     got = json.loads(out)
-    expected = evaluate_tracking(seq.gt, seq.pred, num_frames=45, preprocess="none").summary()
     assert got["sequences"]["seqA"]["counts"]["num_timesteps"] == 45  # from seqinfo.ini
-    assert got["sequences"]["seqA"]["summary"] == pytest.approx(expected, abs=1e-12)
+    _assert_summary_equals_trackeval(got["sequences"]["seqA"]["summary"], theirs["seqA"])
+    assert got["sequences"]["seqA"]["summary"]["IDSW"] > 0 and got["sequences"]["seqA"]["summary"]["FP"] > 0
 
 
-def test_tracking_folders_with_events_and_plot(run, tmp_path):
-    seqs = {n: _sequence_folder(tmp_path / "gt", tmp_path / "pred", n, s) for n, s in (("s1", 2), ("s2", 3))}
+def test_tracking_folders_with_events_and_plot_equal_trackeval(run, tmp_path):
+    theirs = _trackeval_layout(tmp_path, {"s1": 2, "s2": 3})
+    gt, pred = tmp_path / "gt", tmp_path / "trackers" / "labkit" / "data"
     plot = tmp_path / "hota.png"
-    code, out, _ = run("eval", "tracking", "--gt", tmp_path / "gt", "--pred", tmp_path / "pred", "--preprocess", "none",
+    code, out, _ = run("eval", "tracking", "--gt", gt, "--pred", pred, "--preprocess", "mot15",
                        "--events", "--plot", plot, "--json")
     assert code == 0 and plot.stat().st_size > 1000
     got = json.loads(out)
-    expected = evaluate_sequences(seqs, preprocess="none")
-    assert got["sequences"]["COMBINED"]["summary"] == pytest.approx(expected.summary(), abs=1e-12)
-    for name in seqs:
+    for name in ("s1", "s2", "COMBINED"):
+        _assert_summary_equals_trackeval(got["sequences"][name]["summary"], theirs[name])
+    for name in ("s1", "s2"):  # each ID event listed is one of TrackEval's switches / fragmentations
         events = got["events"][name]
-        assert sum(e["switch"] for e in events) == expected.summary(name)["IDSW"]
-    code, out, _ = run("eval", "tracking", "--gt", tmp_path / "gt", "--pred", tmp_path / "pred", "--preprocess", "none",
-                       "--events")
+        assert sum(e["switch"] for e in events) == theirs[name]["CLEAR"]["IDSW"]
+        assert sum(e["fragmentation"] for e in events) == theirs[name]["CLEAR"]["Frag"]
+    code, out, _ = run("eval", "tracking", "--gt", gt, "--pred", pred, "--preprocess", "mot15", "--events")
     assert code == 0 and "| COMBINED |" in out and "ID events of s1" in out
+
+
+def test_tracking_default_mot17_preprocessing_equals_trackeval(run, tmp_path):
+    """The default --preprocess mot17 reads the class column (MOT16+ layout) and drops what
+    TrackEval's MOT17 preprocessing drops (distractor classes, zero-marked rows)."""
+    theirs = _trackeval_layout(tmp_path, {"m1": 5, "m2": 6}, "MOT17")
+    code, out, _ = run("eval", "tracking", "--gt", tmp_path / "gt", "--pred", tmp_path / "trackers" / "labkit" / "data",
+                       "--json")
+    got = json.loads(out)
+    assert code == 0 and got["settings"]["preprocess"] == "mot17"
+    assert sum(got["sequences"][n]["counts"]["removed_gt"] for n in ("m1", "m2")) > 0  # preprocessing did act
+    for name in ("m1", "m2", "COMBINED"):
+        _assert_summary_equals_trackeval(got["sequences"][name]["summary"], theirs[name])
+
+
+@pytest.mark.parametrize("threshold, code", [(1.0, 0), (0.5, 0), (1.5, 2), (0.0, 2), (-0.1, 2)])
+def test_tracking_threshold_range_is_0_exclusive_to_1_inclusive(run, tmp_path, threshold, code):
+    _trackeval_layout(tmp_path, {"t": 7})
+    got, _, err = run("eval", "tracking", "--gt", tmp_path / "gt" / "t" / "gt" / "gt.txt",
+                      "--pred", tmp_path / "trackers" / "labkit" / "data" / "t.txt", "--threshold", threshold)
+    assert got == code
+    if code == 2:
+        assert f"--threshold must be in (0, 1], got {threshold}" in err
+
+
+def test_tracking_hand_worked_switch(run, tmp_path):
+    """One object over 4 frames, tracked as id 7 then id 8 from frame 3: 4 TP, 1 ID switch,
+    MOTA = 1 - (0 FN + 0 FP + 1 IDSW) / 4 = 0.75; IDF1 = 2 IDTP / (2 * 4) with IDTP 2 (the best
+    single id covers two frames) = 0.5."""
+    gt = tmp_path / "s" / "gt" / "gt.txt"
+    gt.parent.mkdir(parents=True)
+    gt.write_text("".join(f"{f},1,10,10,20,20,1,1,1\n" for f in range(1, 5)))
+    pred = tmp_path / "s.txt"
+    pred.write_text("".join(f"{f},{7 if f < 3 else 8},10,10,20,20,0.9,-1,-1,-1\n" for f in range(1, 5)))
+    code, out, _ = run("eval", "tracking", "--gt", gt, "--pred", pred, "--preprocess", "none", "--json")
+    s = json.loads(out)["sequences"]["COMBINED"]["summary"]
+    assert code == 0
+    assert (s["TP"], s["FP"], s["FN"], s["IDSW"]) == (4, 0, 0, 1)
+    assert (s["MOTA"], s["IDF1"], s["IDTP"]) == pytest.approx((0.75, 0.5, 2))
 
 
 def test_tracking_cli_on_tud(run, shared_data):
@@ -174,7 +294,9 @@ def test_tracking_bad_data_exits_1(run, tmp_path):
     _sequence_folder(tmp_path / "gt", tmp_path / "pred", "s2", 5)
     (tmp_path / "pred" / "s2.txt").unlink()
     code, _, err = run("eval", "tracking", "--gt", tmp_path / "gt", "--pred", tmp_path / "pred")
-    assert code == 1 and "no tracker file for sequence s2" in err
+    assert code == 1 and f"{tmp_path / 'pred'}: no tracker file for sequence s2 (expected s2.txt)" in err
+    code, _, err = run("eval", "tracking", "--gt", tmp_path / "pred", "--pred", tmp_path / "pred")
+    assert code == 1 and f"{tmp_path / 'pred'}: no <seq>/gt/gt.txt found" in err
     bad = tmp_path / "bad.txt"
     bad.write_text("1,1,10,10,5,5,1\n2,1,10,10,5\n")
     code, _, err = run("eval", "tracking", "--gt", tmp_path / "gt" / "s1" / "gt" / "gt.txt", "--pred", bad)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import require_debian_package
 from labkit.data.validate import validate_dataset
 from labkit.datasets import DownloadError, download, fetch, load_coco8, load_mot_sequence, load_pennfudan
 from labkit.repro import sha256_file
@@ -190,9 +191,9 @@ def test_truncated_archive_is_rejected(tmp_path, monkeypatch):
 
 
 def test_vtest_uses_the_debian_copy_or_verifies():
-    path = fetch("vtest", progress=False) if Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi").exists() else None
-    if path is None:
-        pytest.skip("Debian opencv-doc is not installed (apt-get install opencv-doc)")
+    require_debian_package("opencv-doc", Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi").exists(),
+                           "OpenCV's sample video vtest.avi")
+    path = fetch("vtest", progress=False)
     assert path.name == "vtest.avi" and path.stat().st_size > 1_000_000
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import require_debian_package
 from labkit.data.images import load_image
 from labkit.detect import cli as detect_cli
 from labkit.detect.hog import detect_people, hog_predict, ultralytics_assets, vtest_video
@@ -43,8 +44,7 @@ def test_downscaling_maps_boxes_back_to_original_pixels() -> None:
 
 def test_hog_on_opencv_vtest_video(tmp_path: Path) -> None:
     video = vtest_video()
-    if video is None:
-        pytest.skip("vtest.avi not found: install Debian's opencv-doc (apt-get install -y opencv-doc)")
+    require_debian_package("opencv-doc", video is not None, "OpenCV's sample video vtest.avi")
     out = hog_predict(video, max_frames=3, progress=False)
     assert list(out) == [f"{video}#1", f"{video}#2", f"{video}#3"]
     assert sum(len(d) for d in out.values()) >= 1  # pedestrians walk through every frame

@@ -97,6 +97,30 @@ def test_boundary_iou_equals_cheng_et_al_definition(seed):
     assert boundary_iou(gt, pred, d) == pytest.approx((g & p).sum() / (g | p).sum())
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_valid_mask_keeps_only_contour_pixels_on_valid_pixels(seed):
+    """Both scores with ``valid``: the same brute-force references, restricted to valid pixels."""
+    rng = np.random.default_rng(20 + seed)
+    gt, pred = _random_blobs(rng), _random_blobs(rng)
+    valid = np.ones(gt.shape, bool)
+    valid[:, : gt.shape[1] // 2] = False  # the left half is void
+    g = gt & ~ndimage.binary_erosion(gt, np.ones((3, 3)), border_value=1) & valid
+    p = pred & ~ndimage.binary_erosion(pred, np.ones((3, 3)), border_value=1) & valid
+    d = cdist(np.argwhere(p), np.argwhere(g))
+    precision, recall = np.mean(d.min(axis=1) <= 1.5), np.mean(d.min(axis=0) <= 1.5)
+    got = boundary_f_score(gt, pred, 1.5, valid=valid)
+    assert (got.precision, got.recall) == pytest.approx((precision, recall))
+    assert got != boundary_f_score(gt, pred, 1.5)
+
+    def band(m):  # Cheng et al.'s band of width 2, then restricted to valid pixels
+        padded = np.pad(m, 1).astype(np.uint8)
+        return m & ~cv2.erode(padded, np.ones((3, 3), np.uint8), iterations=2)[1:-1, 1:-1].astype(bool) & valid
+
+    gb, pb = band(gt), band(pred)
+    assert boundary_iou(gt, pred, 2, valid=valid) == pytest.approx((gb & pb).sum() / (gb | pb).sum())
+    assert boundary_iou(gt, pred, 2, valid=valid) != pytest.approx(boundary_iou(gt, pred, 2))
+
+
 def test_bad_inputs_raise():
     with pytest.raises(DataError, match="differs"):
         boundary_f_score(np.zeros((4, 4)), np.zeros((4, 5)))

@@ -55,6 +55,18 @@ def test_threshold_sweep_and_choice() -> None:
     assert choose_threshold(sweep, min_precision=1.1) == 0.0  # unreachable: falls back to best F1
 
 
+def test_threshold_sweep_keeps_scores_exactly_at_the_threshold_and_defaults() -> None:
+    """"score >= threshold": a detection scored exactly 0.5 is kept at threshold 0.5. Scores
+    .5 (TP), .5 (FP), .25 (TP); 2 objects. Default thresholds 0, 0.05, ..., 0.95 (20 of them)."""
+    sweep = threshold_sweep(np.array([0.5, 0.5, 0.25]), np.array([1, 0, 1], dtype=bool), num_gt=2,
+                            thresholds=[0.25, 0.5, 0.5000001])
+    assert sweep["kept"].tolist() == [3, 2, 0]
+    assert sweep["tp"].tolist() == [2, 1, 0] and sweep["fp"].tolist() == [1, 1, 0]
+    default = threshold_sweep(np.array([0.5, 0.5, 0.25]), np.array([1, 0, 1], dtype=bool), num_gt=2)
+    assert default["threshold"].tolist() == pytest.approx([k / 20 for k in range(20)])
+    assert default.loc[default["threshold"] == 0.5, "kept"].item() == 2
+
+
 def test_match_detections_uses_coco_matching() -> None:
     gt = {"images": [{"id": 1, "width": 200, "height": 200}, {"id": 2, "width": 200, "height": 200}],
           "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],

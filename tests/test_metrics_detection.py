@@ -367,3 +367,33 @@ def test_padilla_variant_ground_truth_reproduces_reference(shared_data: Path) ->
     expected = [0.503647, 0.696973, 0.571667, 0.593252, 0.557991, 0.489363,
                 0.386813, 0.593680, 0.595353, 0.654764, 0.603130, 0.553744]
     np.testing.assert_allclose(list(report.stats.values()), expected, rtol=0, atol=1e-6)
+
+
+def _segm_gt(segmentation) -> dict:
+    return {"images": [{"id": 1, "width": 20, "height": 20}], "categories": [{"id": 1, "name": "a"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "area": 32,
+                             "iscrowd": 0, "segmentation": segmentation},
+                            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "area": 64,
+                             "iscrowd": 0, "segmentation": [[2, 2, 10, 2, 10, 10, 2, 10]]}]}
+
+
+def test_segm_polygon_needs_three_points_and_names_the_annotation() -> None:
+    """A triangle (6 numbers, the fewest a polygon can have) is accepted; 2 points are not."""
+    from labkit.metrics.coco_inputs import prepare_ground_truth
+
+    gt = prepare_ground_truth(_segm_gt([[2, 2, 10, 2, 2, 10]]), iou_type="segm")
+    assert gt.coco["annotations"][0]["segmentation"] == [[2, 2, 10, 2, 2, 10]]
+    with pytest.raises(DataError, match=r"record annotation 1: segmentation must be .* >= 3 \(x, y\) points"):
+        prepare_ground_truth(_segm_gt([[2, 2, 10, 2]]), iou_type="segm")
+    with pytest.raises(DataError, match="record annotation 1: polygon has a NaN or infinite coordinate"):
+        prepare_ground_truth(_segm_gt([[2, 2, 10, 2, 2, float("nan")]]), iou_type="segm")
+
+
+def test_non_object_entries_are_named_by_position() -> None:
+    from labkit.metrics.coco_inputs import prepare_ground_truth
+
+    coco = _segm_gt([[2, 2, 10, 2, 2, 10]])
+    coco["annotations"].insert(1, "oops")
+    coco["annotations"].append(7)
+    with pytest.raises(DataError, match=r"record annotations\[1\]: entry is not a JSON object"):
+        prepare_ground_truth(coco)

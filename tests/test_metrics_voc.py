@@ -21,6 +21,33 @@ def test_box_iou_conventions_by_hand() -> None:
     assert box_iou(np.zeros((0, 4)), b).shape == (0, 2)
 
 
+def test_box_iou_off_the_origin_tells_x_from_y() -> None:
+    """a = x 2..8, y 5..9 (6 x 4 = 24); b = x 4..10, y 6..12 (6 x 6 = 36); they share
+    x 4..8, y 6..9 (4 x 3 = 12): IoU 12 / (24 + 36 - 12) = 0.25. Read y1 for x1 (or the
+    reverse) and the overlap changes. VOC +1 widths: 7 x 5 = 35, 7 x 7 = 49, shared 5 x 4 = 20:
+    20 / 64."""
+    a, b = np.array([[2, 5, 8, 9]]), np.array([[4, 6, 10, 12]])
+    np.testing.assert_allclose(box_iou(a, b), [[0.25]])
+    np.testing.assert_allclose(box_iou(b, a), [[0.25]])
+    np.testing.assert_allclose(box_iou(a, b, pixel_plus_one=True), [[20 / 64]])
+    # a box 3 px to the right of a overlaps it 3 x 4; one 3 px below overlaps it 6 x 1
+    np.testing.assert_allclose(box_iou(a, [[5, 5, 11, 9], [2, 8, 8, 12]]), [[12 / 36, 6 / 42]])
+
+
+def test_box_iou_equals_torchvision_on_random_boxes() -> None:
+    """torchvision.ops.box_iou is an independent implementation of the same definition."""
+    import torch
+    from torchvision.ops import box_iou as tv_box_iou
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 50, (2, 40, 2))
+    wh = rng.uniform(1, 30, (2, 40, 2))
+    a, b = (np.concatenate([xy[i], xy[i] + wh[i]], axis=1) for i in range(2))
+    expected = tv_box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    assert (expected > 0).mean() > 0.2  # enough overlapping pairs to matter
+    np.testing.assert_allclose(box_iou(a, b), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_average_precision_by_hand() -> None:
     # TP, FP, TP with 2 positives: recall .5 .5 1, precision 1 .5 .667
     rec, prec = np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])

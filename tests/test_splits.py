@@ -101,6 +101,32 @@ def test_group_split_gives_every_split_a_group_when_possible():
     assert all(len(v) == 1 for v in parts.values())
 
 
+def test_group_split_fills_splits_by_images_not_groups():
+    """Uneven groups: split fullness counts images. Hand-worked with seed 1, which shuffles the
+    groups [big, a, b, c, d] into the order [d, big, a, b, c] (numpy's documented permutation,
+    checked below). Targets are 5 and 5 images:
+    d -> x (tie at 0, equal fractions: first split), x=1; big (6) -> y (0 < 1/5), y=6;
+    a, b, c -> x (x is at most 4/5 full, y 6/5). Counting groups instead would send b to y."""
+    keys = list(range(10))
+    groups = ["big"] * 6 + ["a", "b", "c", "d"]
+    assert np.random.default_rng(1).permutation(5).tolist() == [4, 0, 1, 2, 3]
+    parts = group_split(keys, groups, (0.5, 0.5), seed=1, names=("x", "y"))
+    assert parts == {"x": [6, 7, 8, 9], "y": [0, 1, 2, 3, 4, 5]}
+
+
+@pytest.mark.parametrize("fractions, expected", [
+    ((0.2, 0.8), "y"),
+    ((0.8, 0.2), "x"),
+    ((0.3, 0.3, 0.4), "z"),
+])
+def test_group_split_ties_go_to_the_larger_fraction(fractions, expected):
+    """The first group meets all splits empty (a tie): it joins the split with the larger fraction."""
+    names = ("x", "y", "z")[:len(fractions)]
+    parts = group_split(["k1", "k2"], ["g", "g"], fractions, seed=0, names=names)
+    assert parts[expected] == ["k1", "k2"]
+    assert all(parts[n] == [] for n in names if n != expected)
+
+
 def test_naive_split_sizes_and_bad_arguments():
     parts = naive_split(range(40), (0.5, 0.25, 0.25), seed=1)
     assert [len(parts[s]) for s in ("train", "val", "test")] == [20, 10, 10]
@@ -122,6 +148,16 @@ def test_split_dataset_by_scene_and_missing_field(bursts):
     assert [len(p) for p in split_dataset(same_ids, seed=0).values()] == [len(p) for p in parts.values()]
     with pytest.raises(ValueError, match="bursts.json: record 1: image has no 'camera'"):
         split_dataset(ds, by="camera")
+
+
+def test_split_dataset_passes_names_fractions_and_callable_groups(bursts):
+    ds = Dataset(CATEGORIES, [r for r, _ in bursts], source="bursts.json")
+    by_fn = split_dataset(ds, by=lambda r: r.extra["scene_id"], fractions=(0.5, 0.5), seed=0, names=("a", "b"))
+    by_key = split_dataset(ds, by="scene_id", fractions=(0.5, 0.5), seed=0, names=("a", "b"))
+    assert list(by_fn) == ["a", "b"] and [len(p) for p in by_fn.values()] == [12, 12]  # 3 scenes x 4 shots each
+    assert {s: [r.id for r in p.images] for s, p in by_fn.items()} == {s: [r.id for r in p.images] for s, p in by_key.items()}
+    naive = split_dataset(ds, by=None, fractions=(0.25, 0.75), seed=0, names=("small", "large"))
+    assert [len(p) for p in naive.values()] == [6, 18]
 
 
 # --------------------------------------------------------------------------- hashes
@@ -165,6 +201,9 @@ def test_group_overlaps():
     found = group_overlaps({"train": ["a", "b", "b", None], "val": ["b", "c", None], "test": ["c"]}, "scene_id")
     assert [(g.value, g.counts) for g in found] == [("b", {"train": 2, "val": 1}), ("c", {"val": 1, "test": 1})]
     assert group_overlaps({"train": ["a"], "val": ["b"]}, "scene_id") == []
+    # group values of mixed types (ids from one source, names from another) are ordered as text
+    mixed = group_overlaps({"train": [3, "a", 10], "val": [10, 3, "a"]}, "scene_id")
+    assert [g.value for g in mixed] == ["10", "3", "a"]
 
 
 # --------------------------------------------------------------------------- baselines
@@ -178,6 +217,11 @@ def test_majority_class_baseline():
     res = majority_class_baseline(train, _boxes_dataset([[0, 0, 10, 10]] * 4, [1, 2, 3, 1]), "val")
     assert res.score == pytest.approx(0.5) and not res.suspicious and "'disc'" in res.detail
     assert majority_class_baseline(train, _boxes_dataset([[0, 0, 1, 1]] * 5, [1] * 5)).suspicious
+    crowd_only = Dataset(CATEGORIES, [ImageRecord(1, "0.jpg", 100, 100, Detections([[0, 0, 5, 5]], [1],
+                                                                                    data={"iscrowd": np.array([1])}))],
+                         source="train.json")
+    with pytest.raises(ValueError, match="train.json: the training split has no"):
+        majority_class_baseline(crowd_only, train)
 
 
 def test_mean_box_baseline_flags_fixed_layouts():
@@ -197,7 +241,10 @@ def test_image_level_split_of_bursts_leaks(tmp_path, bursts):
     assert report.pairs and all(p.split_a != p.split_b for p in report.pairs)
     assert all(p.file_a.startswith("images/") for p in report.pairs)
     assert {g.field for g in report.group_overlaps} >= {"stills: scene_id", "stills: burst (scene_id/camera_id/burst_id)"}
-    assert "LEAKAGE" in report.to_markdown()
+    md = report.to_markdown()
+    assert "LEAKAGE" in md and "## Near-duplicate pairs across splits\n\n| split | file | split | file | distance |" in md
+    assert "## Groups in more than one split\n\n| field | value | images per split |" in md
+    assert set(report.to_dict()) >= {"ok", "leaks", "pairs", "group_overlaps", "baselines"}
     assert main(["data", "leakage", str(root)]) == 1
     assert main(["data", "leakage", str(root), "--max-distance", "99"]) == 2
 

@@ -8,6 +8,7 @@ from PIL import Image
 
 from labkit.data.corrupt import DEFECT_KINDS, FILE_KINDS, plant_defects
 from labkit.data.masks import mask_to_rle, segmentation_area
+from labkit.data.synth import generate_dataset
 from labkit.data.validate import (CODES, ValidationReport, plot_stats, rle_counts_from_string, validate_coco,
                                   validate_dataset_dir, validate_semantic_masks)
 from labkit.errors import DataError
@@ -264,8 +265,72 @@ def test_real_coco_val2014_annotations_are_clean(shared_data):
 
 
 def test_generated_dataset_is_clean(tmp_path):
-    synth = pytest.importorskip("labkit.data.synth", reason="the dataset generator (labkit.data.synth) is not written yet")
-    synth.generate_dataset(tmp_path / "ds", seed=0, size="small")
+    generate_dataset(tmp_path / "ds", seed=0, size="small")
     report = validate_dataset_dir(tmp_path / "ds")
     errors = [f for f in report.findings if f.severity == "error"]
     assert not errors, report.to_markdown()
+
+
+@pytest.mark.parametrize("bbox, tolerance, out_of_bounds", [
+    ([60.0, 10.0, 5.0, 10.0], 1.0, False),   # right edge 65 on a 64-px image: exactly 1 px over
+    ([60.0, 10.0, 5.25, 10.0], 1.0, True),   # 1.25 px over
+    ([-1.0, -1.0, 10.0, 10.0], 1.0, False),  # 1 px left of and above the image
+    ([5.0, -1.5, 10.0, 10.0], 1.0, True),    # 1.5 px above
+    ([5.0, 40.0, 10.0, 8.0], 0.0, False),    # bottom edge exactly on the 48-px border
+    ([5.0, 40.0, 10.0, 8.5], 0.0, True),     # half a pixel past it, no tolerance
+    ([5.0, 40.0, 10.0, 10.0], 2.0, False),   # 2 px over with a 2 px tolerance
+])
+def test_bbox_tolerance_boundary(bbox, tolerance, out_of_bounds):
+    """``bbox_tolerance`` is how far a box may stick out: exactly that far passes, any further fails."""
+    coco = {"images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 48}],
+            "categories": [{"id": 1, "name": "disc"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": bbox, "area": bbox[2] * bbox[3],
+                             "iscrowd": 0}]}
+    report = validate_coco(coco, check_files=False, bbox_tolerance=tolerance)
+    assert report.has("bbox-out-of-bounds", 1) is out_of_bounds, report.to_markdown()
+    assert not [f for f in report.findings if f.severity == "error" and f.code != "bbox-out-of-bounds"]
+
+
+@pytest.mark.parametrize("bbox", [[5.0, 5.0, 0.0, 10.0], [5.0, 5.0, 10.0, 0.0], [5.0, 5.0, -1.0, 10.0]])
+def test_zero_or_negative_box_size_is_an_error(bbox):
+    """A box of width or height exactly 0 holds no pixel: the boundary of bbox-nonpositive."""
+    coco = {"images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 48}],
+            "categories": [{"id": 1, "name": "disc"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": bbox, "area": 0, "iscrowd": 0}]}
+    report = validate_coco(coco, check_files=False)
+    assert report.has("bbox-nonpositive", 1) and not report.ok
+    tiny = json.loads(json.dumps(coco))
+    tiny["annotations"][0]["bbox"] = [5.0, 5.0, 0.5, 0.5]  # small but positive: fine
+    assert not validate_coco(tiny, check_files=False).has("bbox-nonpositive")
+
+
+def test_findings_say_what_is_wrong(clean):
+    """Each finding's message carries the numbers a user needs to fix the record."""
+    coco, root = clean
+    broken = _edit(coco, lambda c: (c["annotations"][0].update(area=999999),
+                                    c["annotations"][1]["segmentation"].update(counts="o"),
+                                    c.update(annotations=[a for a in c["annotations"] if a["image_id"] != 2])))
+    report = _validate(broken, root)
+    message = {f.code: f.message for f in report.findings}
+    assert message["area-mismatch"].startswith("area 999999 vs the mask's ")
+    assert message["segm-bad-format"] == "compressed RLE counts are malformed (the string ends inside a run length)"
+    assert message["image-no-annotations"] == "image 2 has no annotations"
+
+
+def test_rle_string_decoder_errors_say_why():
+    with pytest.raises(ValueError, match="ends inside a run length"):
+        rle_counts_from_string("o")  # 'o' = 63: continuation bit set, nothing follows
+    with pytest.raises(ValueError, match="a run length is negative"):
+        rle_counts_from_string("@")  # '@' = 16: no continuation, sign bit set -> the first run is -16
+    with pytest.raises(ValueError, match="not in the RLE alphabet"):
+        rle_counts_from_string("\x01")
+
+
+def test_report_without_objects_states_none_and_counts_info():
+    coco = {"images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 48}], "categories": [],
+            "annotations": []}
+    report = validate_coco(coco, check_files=False)
+    assert "- class counts: none" in report.to_markdown()
+    d = report.to_dict()
+    assert set(d) == {"ok", "errors", "warnings", "info", "findings", "stats"}
+    assert d["info"] == sum(f.severity == "info" for f in report.findings) >= 1  # files-not-checked

@@ -24,10 +24,28 @@ def _detections(track: bool = False) -> Detections:
                       track_id=[7, 9] if track else None, data={"iscrowd": np.array([0, 1])})
 
 
-def test_colours_are_deterministic_and_distinct():
-    assert color_for(3) == color_for(3)
-    assert len({color_for(k) for k in range(1, 11)}) == 10
+def test_colours_by_hand_and_distinct_for_neighbouring_ids():
+    # hue 0, saturation 0.75, value 0.95 (colorsys.hsv_to_rgb): red 0.95 * 255 = 242.25, green and
+    # blue 0.95 * 0.25 * 255 = 60.6; int() truncates
+    assert color_for(0) == (242, 60, 60)
+    colours = [color_for(k) for k in range(200)]
+    assert len(set(colours)) == 200  # 200 track ids, 200 colours
+    # consecutive ids (tracks born one after another) differ by >= 100 in some channel
+    assert min(np.abs(np.subtract(colours[k], colours[k + 1])).max() for k in range(199)) >= 100
     assert all(0 <= c <= 255 for c in color_for(12345))
+
+
+def test_colours_are_the_same_in_another_process():
+    """A track keeps its colour across runs: no hash() or random state behind color_for."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = "import json; from labkit.viz import color_for; print(json.dumps([color_for(k) for k in range(50)]))"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == [list(color_for(k)) for k in range(50)]
 
 
 def test_draw_detections_draws_boxes_masks_and_leaves_input_alone():

@@ -25,12 +25,16 @@ _ANN_MODELLED = ("image_id", "category_id", "bbox", "segmentation", "score", "tr
 
 
 def read_json(path: str | Path) -> Any:
-    """Parse a JSON file, turning an empty or malformed file into a :class:`DataError`."""
+    """Parse a JSON file, turning an unreadable, non-UTF-8, empty or malformed file into a
+    :class:`DataError` naming it (JSON text is UTF-8: RFC 8259, section 8.1)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DataError(f"cannot read file ({exc.strerror})", source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not a UTF-8 text file (byte {exc.start}: {exc.reason}); JSON must be UTF-8",
+                        source=str(path)) from exc
     if not text.strip():
         raise DataError("file is empty", source=str(path))
     try:

@@ -34,6 +34,14 @@ def _existing(path: str, what: str) -> Path:
     return p
 
 
+def _out_dir(path: str) -> Path:
+    """``--out``: a folder, created when missing; an existing file there is a usage error."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"--out {p} is an existing file; give a folder (it is created when missing)")
+    return p
+
+
 def _overlay_name(image_id: int, key: Hashable) -> str:
     text = str(key)
     stem, _, frame = text.partition("#")
@@ -74,12 +82,15 @@ def _predict(args: argparse.Namespace) -> int:
     from labkit.detect.predict import load_detector, predict_iter
 
     weights = _existing(args.weights, "weights")
+    if weights.suffix != ".pt":
+        raise UsageError(f"--weights {weights} is not a .pt file: give an Ultralytics checkpoint (e.g. best.pt)")
+    out = _out_dir(args.out)
     sources = [_existing(s, "source") for s in args.source]
     with logs_to_stderr(args.json):
         det = load_detector(weights, device=args.device, imgsz=args.imgsz)
         items = predict_iter(det, sources, conf=args.conf, iou=args.iou, classes=args.classes, batch=args.batch,
                              max_frames=args.max_frames, progress=not args.json)
-        payload = write_outputs(Path(args.out), items, overlays=not args.no_overlays,
+        payload = write_outputs(out, items, overlays=not args.no_overlays,
                                 overlay_conf=args.overlay_conf, class_names=det.class_names)
     emit(args, payload, _render_outputs)
     return 0
@@ -89,6 +100,7 @@ def _hog(args: argparse.Namespace) -> int:
     from labkit.detect.hog import detect_people, people_detector
     from labkit.detect.predict import frames
 
+    out = _out_dir(args.out)
     sources = [_existing(s, "source") for s in args.source]
     hog = people_detector()
 
@@ -96,7 +108,7 @@ def _hog(args: argparse.Namespace) -> int:
         for key, img in frames(sources, args.max_frames, desc="HOG", progress=not args.json):
             yield key, img, detect_people(img, hog=hog, max_side=args.max_side, scale=args.scale)
 
-    payload = write_outputs(Path(args.out), items(), overlays=not args.no_overlays, overlay_conf=0.0,
+    payload = write_outputs(out, items(), overlays=not args.no_overlays, overlay_conf=0.0,
                             class_names={1: "person"})
     emit(args, payload, _render_outputs)
     return 0

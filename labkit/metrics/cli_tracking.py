@@ -7,7 +7,8 @@ Two forms:
   last frame seen).
 - ``--gt DIR --pred DIR``: every ``DIR/<seq>/gt/gt.txt`` (MOTChallenge layout, with
   ``DIR/<seq>/seqinfo.ini``) against ``PRED/<seq>.txt``, plus the combination of all sequences.
-  A sequence without its tracker file is bad data (an empty file is a tracker that found nothing).
+  A sequence without its tracker file is bad data (an empty file is a tracker that found nothing);
+  so is an empty ground-truth file.
 
 ``--preprocess`` picks TrackEval's preprocessing (see :mod:`labkit.metrics.tracking`); with
 ``mot15`` or ``none`` the class column is not used, so MOT15 ground truth with world coordinates
@@ -31,8 +32,11 @@ def _sequence(gt_file: Path, pred_file: Path, preprocess: str, num_frames: int |
     seqinfo = gt_file.parent.parent / "seqinfo.ini"
     if num_frames is None and seqinfo.is_file():
         num_frames = read_seqinfo(seqinfo)["length"]
-    return TrackingSequence(read_mot(gt_file, "gt", layout=layout), read_mot(pred_file, "pred", layout=layout),
-                            num_frames, str(gt_file), str(pred_file))
+    gt = read_mot(gt_file, "gt", layout=layout)
+    if not gt:
+        raise DataError("the ground-truth file is empty: there is nothing to score against (CLEAR and Identity "
+                        "scores divide by the number of ground-truth boxes)", source=str(gt_file))
+    return TrackingSequence(gt, read_mot(pred_file, "pred", layout=layout), num_frames, str(gt_file), str(pred_file))
 
 
 def collect_sequences(gt: Path, pred: Path, preprocess: str, num_frames: int | None = None) -> dict[str, TrackingSequence]:

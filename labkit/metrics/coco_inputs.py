@@ -171,7 +171,8 @@ class _Table:
         return arr.astype(np.int64) if integer else arr
 
     def boxes(self, why: str = "") -> np.ndarray:
-        """``(N, 4)`` finite ``[x, y, w, h]`` boxes with ``w, h >= 0``."""
+        """``(N, 4)`` finite ``[x, y, w, h]`` boxes with ``w, h >= 0`` whose corners ``x + w``,
+        ``y + h`` and area ``w * h`` are finite too (1e308 is a finite float; twice it is not)."""
         values = [r.get("bbox", _ABSENT) for r in self.records]
         try:
             arr = np.array(values) if values else np.zeros((0, 4))
@@ -186,6 +187,12 @@ class _Table:
         if (arr[:, 2:] < 0).any():
             k = _first((arr[:, 2:] < 0).any(axis=1))
             self.fail(k, f"bbox has a negative width or height: {values[k]!r}")
+        with np.errstate(over="ignore", invalid="ignore"):  # the evaluators compute corners and area
+            derived = np.stack([arr[:, 0] + arr[:, 2], arr[:, 1] + arr[:, 3], arr[:, 2] * arr[:, 3]], axis=1)
+        if not np.isfinite(derived).all():
+            k = _first(~np.isfinite(derived).all(axis=1))
+            self.fail(k, f"bbox overflows: its corner x + w, y + h or its area w * h is not a finite number, "
+                         f"so every IoU with it would be 0 or NaN: {values[k]!r}")
         return arr
 
     def unique(self, ids: np.ndarray, what: str) -> None:
