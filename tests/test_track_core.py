@@ -1,0 +1,241 @@
+"""labkit.track building blocks against hand-worked cases: Kalman step, gates, assignment, lifecycle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labkit.data.annotations import Detections
+from labkit.track.association import assign, centre_distance, cosine_distance, iou_xywh
+from labkit.track.gating import chi2_threshold, iou_gate, mahalanobis_gate
+from labkit.track.kalman import BoxKalman, measurement_to_xywh, xywh_to_measurement
+from labkit.track.lifecycle import TrackState, after_match, after_miss
+from labkit.track.tracker import Tracker
+
+T, C, L, D = (int(s) for s in TrackState)
+
+
+def test_box_state_round_trip():
+    xywh = np.array([[10.0, 20.0, 30.0, 60.0]])
+    z = xywh_to_measurement(xywh)
+    np.testing.assert_allclose(z, [[25.0, 50.0, 0.5, 60.0]])  # centre, aspect w/h, height
+    np.testing.assert_allclose(measurement_to_xywh(z), xywh)
+
+
+def test_kalman_predict_update_matches_a_hand_computed_step():
+    # z = [cx, cy, a, h] = [10, 20, 0.5, 100]; sp = 0.05, sv = 0.00625, sm = 0.05 (the defaults)
+    kf = BoxKalman(0.05, 0.00625, 0.05)
+    mean, cov = kf.initiate(np.array([[10.0, 20.0, 0.5, 100.0]]))
+    # initial std of cx: 2 * 0.05 * 100 = 10 -> var 100; of vcx: 10 * 0.00625 * 100 = 6.25 -> var 39.0625
+    assert cov[0, 0, 0] == pytest.approx(100.0) and cov[0, 4, 4] == pytest.approx(39.0625)
+    mean, cov = kf.predict(mean, cov)
+    # P'(cx) = 100 + 39.0625 (velocity folded in) + Q = (0.05*100)^2 = 25 -> 164.0625
+    # P'(cx, vcx) = 39.0625; P'(vcx) = 39.0625 + (0.00625*100)^2 = 39.453125
+    assert cov[0, 0, 0] == pytest.approx(164.0625)
+    assert cov[0, 0, 4] == pytest.approx(39.0625)
+    assert cov[0, 4, 4] == pytest.approx(39.453125)
+    np.testing.assert_allclose(mean[0, :4], [10, 20, 0.5, 100])  # zero velocity: no move
+    mean, cov = kf.update(mean, cov, np.array([[12.0, 20.0, 0.5, 100.0]]))
+    # S(cx) = 164.0625 + R = (0.05*100)^2 = 25 -> 189.0625; innovation 2
+    s = 189.0625
+    assert mean[0, 0] == pytest.approx(10 + 2 * 164.0625 / s)
+    assert mean[0, 4] == pytest.approx(2 * 39.0625 / s)
+    assert cov[0, 0, 0] == pytest.approx(164.0625 * 25 / s)
+    np.testing.assert_allclose(mean[0, 1:4], [20, 0.5, 100])  # no innovation there
+
+
+def test_kalman_is_vectorised_over_tracks():
+    kf = BoxKalman()
+    z = np.array([[10.0, 20.0, 0.5, 100.0], [300.0, 40.0, 0.4, 50.0]])
+    m2, c2 = kf.predict(*kf.initiate(z))
+    for i in range(2):
+        m1, c1 = kf.predict(*kf.initiate(z[i:i + 1]))
+        np.testing.assert_allclose(m2[i], m1[0])
+        np.testing.assert_allclose(c2[i], c1[0])
+
+
+def test_squared_mahalanobis_of_a_diagonal_case():
+    kf = BoxKalman(0.05, 0.00625, 0.05)
+    mean = np.array([[0.0, 0.0, 1.0, 100.0, 0, 0, 0, 0]])
+    cov = np.zeros((1, 8, 8))
+    cov[0, [0, 1, 3], [0, 1, 3]] = 75.0  # + R = 25 -> S = 100 on cx, cy, h
+    cov[0, 2, 2] = 0.0  # + R = 0.01 on a
+    d2 = kf.squared_mahalanobis(mean, cov, np.array([[20.0, 10.0, 1.0, 100.0], [0, 0, 1.1, 100.0]]))
+    np.testing.assert_allclose(d2, [[20 ** 2 / 100 + 10 ** 2 / 100, 0.1 ** 2 / 0.01]])
+
+
+def test_mahalanobis_gate_keeps_a_pair_exactly_at_the_chi_square_quantile():
+    threshold = chi2_threshold(0.95)
+    assert threshold == pytest.approx(9.487729036781154)  # chi2.ppf(0.95, 4), statistical tables: 9.488
+    d2 = np.array([[threshold, np.nextafter(threshold, np.inf), 0.0]])
+    assert mahalanobis_gate(d2, 0.95).tolist() == [[True, False, True]]
+    assert mahalanobis_gate(np.array([[1e9]]), 0.0).all()  # probability 0 = gate off
+
+
+def test_iou_gate_boundary_and_off():
+    iou = np.array([[0.3, 0.2999, 0.0]])
+    assert iou_gate(iou, 0.3).tolist() == [[True, False, False]]
+    assert iou_gate(iou, 0.0).all()
+
+
+def test_iou_and_centre_distance_hand_values():
+    a = np.array([[0.0, 0.0, 2.0, 2.0]])
+    b = np.array([[1.0, 0.0, 2.0, 2.0], [2.0, 0.0, 2.0, 2.0], [0.0, 0.0, 0.0, 0.0]])
+    # overlap 1x2 = 2, union 4 + 4 - 2 = 6; touching boxes 0; a zero box 0
+    np.testing.assert_allclose(iou_xywh(a, b), [[2 / 6, 0.0, 0.0]])
+    # centres (1,1) and (3,1): distance 2, enclosing box 4 x 2 -> diagonal sqrt(20)
+    assert centre_distance(a, b[1:2])[0, 0] == pytest.approx(2 / np.sqrt(20))
+
+
+def test_xywh_iou_agrees_with_the_metrics_helper():
+    from labkit.data.boxes import xywh_to_xyxy
+    from labkit.metrics.iou import box_iou
+
+    rng = np.random.default_rng(0)
+    a = np.hstack([rng.uniform(0, 50, (7, 2)), rng.uniform(0, 30, (7, 2))])
+    b = np.hstack([rng.uniform(0, 50, (5, 2)), rng.uniform(0, 30, (5, 2))])
+    np.testing.assert_allclose(iou_xywh(a, b), box_iou(xywh_to_xyxy(a), xywh_to_xyxy(b)), atol=1e-12)
+
+
+def test_cosine_distance():
+    d = cosine_distance(np.array([[1.0, 0.0]]), np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]]))
+    np.testing.assert_allclose(d, [[0.0, 1.0, 1 - 1 / np.sqrt(2)]])
+
+
+def test_assign_ties_go_to_the_same_index_pairing():
+    one = assign(np.array([[0.5, 0.5]]), 0.8)
+    assert one.matches.tolist() == [[0, 0]] and one.unmatched_detections.tolist() == [1]
+    square = assign(np.full((2, 2), 0.5), 0.8)
+    assert square.matches.tolist() == [[0, 0], [1, 1]]
+
+
+def test_assign_empty_inputs():
+    no_dets = assign(np.zeros((2, 0)), 0.8)
+    assert no_dets.matches.shape == (0, 2) and no_dets.unmatched_tracks.tolist() == [0, 1]
+    no_tracks = assign(np.zeros((0, 3)), 0.8)
+    assert no_tracks.matches.shape == (0, 2) and no_tracks.unmatched_detections.tolist() == [0, 1, 2]
+
+
+def test_assign_everything_gated_out():
+    result = assign(np.zeros((2, 2)), 0.8, allowed=np.zeros((2, 2), bool))
+    assert result.matches.shape == (0, 2)
+    assert result.unmatched_tracks.tolist() == [0, 1] and result.unmatched_detections.tolist() == [0, 1]
+
+
+def test_assign_threshold_is_inclusive_and_forbidden_pairs_never_match():
+    at = assign(np.array([[0.8, np.nextafter(0.8, 1.0)]]).T, 0.8)  # 2 tracks, 1 detection
+    assert at.matches.tolist() == [[0, 0]] and at.costs.tolist() == [0.8]
+    # cheapest single pair (0,0) = 0.1, but (0,1) + (1,0) = 0.9 matches both: more matches first
+    both = assign(np.array([[0.1, 0.7], [0.2, 0.9]]), 0.8)
+    assert both.matches.tolist() == [[0, 1], [1, 0]]
+
+
+def test_lifecycle_transitions_at_the_boundaries():
+    # matched: tentative confirmed exactly at hits == min_hits; lost re-activated
+    assert after_match(np.array([T, T, L, C]), np.array([2, 3, 1, 9]), 3).tolist() == [T, C, C, C]
+    # unmatched: tentative deleted at once; confirmed lost; lost deleted only past max_misses
+    assert after_miss(np.array([T, C, L, L]), np.array([1, 1, 2, 3]), 2).tolist() == [D, L, L, D]
+    assert after_miss(np.array([C]), np.array([1]), 0).tolist() == [D]
+
+
+def _box(x: float, y: float = 100.0) -> np.ndarray:
+    return np.array([[x, y, 20.0, 40.0]])
+
+
+def _run(frames: dict[int, np.ndarray], length: int, **config) -> list:
+    tracker = Tracker(config)
+    return [tracker.step(Detections(frames.get(f, np.zeros((0, 4))), np.ones(len(frames.get(f, [])), int),
+                                    score=np.ones(len(frames.get(f, [])))), frame=f) for f in range(1, length + 1)]
+
+
+def test_tracker_confirms_on_the_nth_hit_and_backfills_the_tentative_frames():
+    frames = {f: _box(10.0 + 2 * f) for f in range(1, 6)}
+    plain = _run(frames, 5, min_hits=3, output_tentative_history=False)
+    assert [len(r.output) for r in plain] == [0, 0, 1, 1, 1]
+    history = _run(frames, 5, min_hits=3, output_tentative_history=True)
+    assert sorted(history[2].backfill) == [1, 2]  # confirmed on frame 3: frames 1-2 handed out then
+    assert history[2].log["tracks"][0]["decision"] == "confirmed"
+
+
+@pytest.mark.parametrize("gap, same_id", [(2, True), (3, False)])
+def test_lost_track_survives_max_misses_frames_then_is_deleted(gap: int, same_id: bool):
+    # seen on frames 1-4, missing for `gap` frames, back afterwards at the predicted place
+    seen = [f for f in range(1, 12) if not 4 < f <= 4 + gap]
+    frames = {f: _box(10.0 + 2 * f) for f in seen}
+    results = _run(frames, 11, min_hits=1, max_misses=2)
+    states = [r.tracks.data["state"].tolist() for r in results]
+    assert states[4] == [L] and states[5] == [L]  # misses 1 and 2: lost
+    ids = {int(i) for r in results for i in r.output.track_id}
+    assert (len(ids) == 1) == same_id
+    if not same_id:
+        assert results[6].log["tracks"][0]["decision"] == "deleted"  # miss 3 > max_misses
+        assert results[6].log["tracks"][0]["state_after"] == TrackState.DELETED.label
+        assert states[6] == []  # gone from the live tracks
+    else:
+        assert results[6].log["tracks"][0]["decision"] == "reactivated"
+
+
+def test_no_detections_coast_and_no_tracks_start():
+    results = _run({1: _box(10.0)}, 4, min_hits=1, max_misses=5)
+    assert [len(r.output) for r in results] == [1, 0, 0, 0]
+    assert [r.tracks.data["state"].tolist() for r in results] == [[C], [L], [L], [L]]
+    assert _run({}, 3)[-1].tracks.track_id.size == 0
+
+
+def test_crossing_objects_keep_their_ids():
+    from labkit.metrics.id_events import id_events
+
+    # two people walk towards each other on nearly the same line and cross around frame 20
+    gt, dets = {}, {}
+    for f in range(1, 41):
+        boxes = np.array([[20.0 + 5 * f, 100.0, 20.0, 40.0], [220.0 - 5 * f, 104.0, 20.0, 40.0]])
+        gt[f] = Detections(boxes, np.ones(2, int), track_id=np.array([1, 2]))
+        dets[f] = boxes
+    results = _run(dets, 40)
+    pred = {r.frame: r.output for r in results}
+    for r in results:
+        for frame, extra in r.backfill.items():
+            pred[frame] = Detections(np.vstack([pred[frame].xywh, extra.xywh]),
+                                     np.concatenate([pred[frame].class_id, extra.class_id]),
+                                     track_id=np.concatenate([pred[frame].track_id, extra.track_id]))
+    switches = [e for e in id_events(gt, pred, num_frames=40, preprocess="none") if e.switch]
+    assert len(switches) <= 1
+
+
+def test_same_input_gives_identical_output():
+    rng = np.random.default_rng(3)
+    frames = {f: np.hstack([rng.uniform(0, 300, (5, 2)), rng.uniform(10, 40, (5, 2))]) for f in range(1, 21)}
+    a = _run(frames, 20)
+    b = _run(frames, 20)
+    assert [r.log for r in a] == [r.log for r in b]
+    for ra, rb in zip(a, b):
+        np.testing.assert_array_equal(ra.output.xywh, rb.output.xywh)
+        np.testing.assert_array_equal(ra.output.track_id, rb.output.track_id)
+
+
+@pytest.mark.parametrize("method", ["orb", "ecc"])
+def test_camera_motion_recovers_a_known_shift(method: str):
+    import cv2
+
+    from labkit.track.camera import CameraMotion
+
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (240, 320)).astype(np.uint8), (0, 0), 1.5)
+    base = cv2.cvtColor(cv2.equalizeHist(base), cv2.COLOR_GRAY2RGB)
+    shifted = cv2.warpAffine(base, np.float32([[1, 0, 3], [0, 1, -2]]), (320, 240), borderMode=cv2.BORDER_REFLECT)
+    camera = CameraMotion(method)
+    camera.estimate(base)
+    affine = camera.estimate(shifted)  # previous -> current: content moved by (+3, -2)
+    assert camera.last_status.startswith("ok"), camera.last_status
+    np.testing.assert_allclose(affine[:, 2], [3, -2], atol=0.5)
+    np.testing.assert_allclose(affine[:, :2], np.eye(2), atol=0.02)
+
+
+def test_warp_states_moves_centres_and_scales_heights():
+    from labkit.track.camera import warp_states
+
+    mean = np.array([[10.0, 20.0, 0.5, 40.0, 1.0, 0.0, 0.0, 0.0]])
+    affine = np.array([[2.0, 0.0, 5.0], [0.0, 2.0, -1.0]])  # zoom x2, then shift
+    new_mean, new_cov = warp_states(mean, np.eye(8)[None], affine)
+    np.testing.assert_allclose(new_mean[0], [25.0, 39.0, 0.5, 80.0, 2.0, 0.0, 0.0, 0.0])
+    assert new_cov[0, 0, 0] == pytest.approx(4.0) and new_cov[0, 2, 2] == pytest.approx(1.0)
