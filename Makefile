@@ -50,8 +50,9 @@ sync: install ## regenerate setup cells and badges from course.yaml
 
 SUBMISSIONS ?= autograder/submitted
 LAB ?= ch01_quiz
-grade: install ## autograde SUBMISSIONS/<student>/LAB/*.ipynb -> graded/LAB/grades.csv + feedback/
-	$(BIN)/labkit grade $(SUBMISSIONS) --lab $(LAB) --out graded/$(LAB)
+JOBS ?= 1
+grade: install ## autograde SUBMISSIONS/<student>/LAB/*.ipynb under bubblewrap -> graded/LAB/grades.csv + feedback/
+	$(BIN)/labkit grade $(SUBMISSIONS) --lab $(LAB) --out graded/$(LAB) --jobs $(JOBS)
 
 bench: install ## benchmarks: figures go to artifacts/bench_*.json
 	$(BIN)/python benchmarks/metrics_detection.py

@@ -1,28 +1,19 @@
-"""The Chapter 1 graded lab (``autograder/source/ch01_dataset_card``) grades what it claims to.
+"""The Chapter 1 graded lab (``autograder/source/ch01_dataset_card``) grades what it claims to, through the grader.
 
-* The instructor notebook, solutions in place, runs with every test cell passing.
-* With the solutions blanked the way ``nbgrader generate_assignment`` blanks them, every graded
-  test cell fails (so no point is free).
-* Planted wrong answers lose exactly the points they should: a validator that wraps
-  ``labkit.data.validate``, an image-level (leaking) split and a card whose split unit is the
-  image pass the visible tests but fail the hidden ones.
+* Two different correct solutions (another split algorithm) get every point; the blank copy none.
+* Plausible wrong answers lose exactly the items they break: a validator that wraps the blocked
+  ``labkit.data.validate`` (it cannot import it), an image-level (leaking) split, an unseeded
+  split, a card whose split unit is the image, a validator that misses duplicate annotation ids.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbgrader.nbgraderformat import MetadataValidator
-from nbgrader.preprocessors import ClearSolutions
 
-REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "autograder" / "source" / "ch01_dataset_card" / "ch01_dataset_card.ipynb"
-TOTAL_POINTS = 13
+from lab_notebooks import check_metadata, grade_variants, item_points, load, lost, student_view, with_answers
+from test_grading import require_bwrap
 
-#: Wrong answers (grade_id of the solution cell -> replacement source) and what they must lose.
+LAB = "ch01_dataset_card"
 CHEATING_VALIDATOR = '''
 from labkit.data.validate import validate_coco
 
@@ -37,86 +28,58 @@ def split_by_scene(images, fractions=(0.7, 0.15, 0.15), seed=0):
     a, b = round(fractions[0] * len(names)), round((fractions[0] + fractions[1]) * len(names))
     return {"train": order[:a], "val": order[a:b], "test": order[b:]}
 '''
-WRONG_ANSWERS = {"validator_answer": CHEATING_VALIDATOR, "split_answer": LEAKING_SPLIT}
-#: grade_id -> must the cell pass with the wrong answers above (and the card below)?
-EXPECTED_WITH_WRONG_ANSWERS = {
-    "card_complete": True, "card_content": False,
-    "validator_visible": True, "validator_own_work": False, "validator_schema": False,
-    "validator_references": False, "validator_geometry": False, "validator_no_false_alarms": False,
-    "split_visible": True, "split_hidden": False,
+ALT_SPLIT = '''
+import random
+
+
+def split_by_scene(images, fractions=(0.7, 0.15, 0.15), seed=0):
+    scenes = {}
+    for img in images:
+        scenes.setdefault(str(img["scene_id"]), []).append(img["file_name"])
+    keys = sorted(scenes)
+    random.Random(seed).shuffle(keys)
+    out, total, done = {"train": [], "val": [], "test": []}, len(images), 0
+    bounds = (fractions[0] * total, (fractions[0] + fractions[1]) * total)
+    for key in keys:
+        name = "train" if done < bounds[0] else "val" if done < bounds[1] else "test"
+        out[name].extend(scenes[key])
+        done += len(scenes[key])
+    for name in ("test", "val"):  # every split gets a scene
+        if not out[name]:
+            out[name] = scenes[keys[-1 if name == "test" else -2]]
+            out["train"] = [n for n in out["train"] if n not in out[name]]
+    return out
+'''
+WRONG = {
+    "uses_blocked_validator": ({"validator_answer": CHEATING_VALIDATOR},
+                               {"validator_clean", "validator_schema", "validator_references", "validator_geometry",
+                                "validator_no_false_alarms"}),
+    "leaking_split": ({"split_answer": LEAKING_SPLIT}, {"split_no_leak"}),
+    "unseeded_split": ({"split_answer": [("np.random.default_rng(seed)", "np.random.default_rng()")]},
+                       {"split_deterministic"}),
+    "image_level_card": ({"card_answer": [("Unit: scene (`scene_id`).", "Unit: image.")]}, {"card_content"}),
+    "no_duplicate_ann_ids": ({"validator_answer": [
+        ('    out += [("duplicate-ann-id", i) for i in _duplicates([a.get("id") for a in coco["annotations"]])]\n', "")]},
+        {"validator_schema", "validator_no_false_alarms"}),
 }
 
 
-def _meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
-
-
-def _graded(nb) -> dict[str, nbformat.NotebookNode]:
-    return {_meta(c)["grade_id"]: c for c in nb.cells if _meta(c).get("grade") and not _meta(c).get("solution")}
-
-
-def _execute(nb, tmp_path: Path) -> dict[str, str | None]:
-    """Run every cell (errors do not stop the run); grade_id -> error name of each graded test cell."""
-    client = NotebookClient(nb, timeout=240, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
-    result = {}
-    for grade_id, cell in _graded(nb).items():
-        errors = [o for o in cell.outputs if o.output_type == "error"]
-        result[grade_id] = f"{errors[0].ename}: {errors[0].evalue}" if errors else None
-    return result
-
-
 @pytest.fixture(scope="module")
-def source_nb() -> nbformat.NotebookNode:
-    return nbformat.read(SOURCE, as_version=4)
+def source():
+    return load(LAB)
 
 
-def test_nbgrader_metadata_is_valid(source_nb):
-    MetadataValidator().validate_nb(source_nb)
-    ids = [_meta(c)["grade_id"] for c in source_nb.cells if _meta(c)]
-    assert len(ids) == len(set(ids)), "grade_ids must be unique"
-    graded = _graded(source_nb)
-    assert sum(_meta(c)["points"] for c in graded.values()) == TOTAL_POINTS
-    assert all(_meta(c)["locked"] for c in graded.values()), "test cells must be locked"
-    for cell in source_nb.cells:
-        if "BEGIN SOLUTION" in cell.source:
-            assert _meta(cell).get("solution"), f"solution region outside a solution cell: {cell.source[:80]}"
-        if "BEGIN HIDDEN TESTS" in cell.source:
-            assert _meta(cell).get("grade"), f"hidden tests outside a graded cell: {cell.source[:80]}"
-    assert set(EXPECTED_WITH_WRONG_ANSWERS) == set(graded)
+def test_nbgrader_metadata_is_valid(source):
+    check_metadata(source, LAB, 13)
 
 
-@pytest.mark.slow
-def test_instructor_solution_passes_every_test(source_nb, tmp_path):
-    nb = nbformat.from_dict(source_nb)
-    results = _execute(nb, tmp_path)
-    assert results and not {k: v for k, v in results.items() if v}, results
-    errors = [c.source[:80] for c in nb.cells if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs)]
-    assert not errors, f"cells raised: {errors}"
-
-
-@pytest.mark.slow
-def test_blank_answers_fail_every_graded_test(source_nb, tmp_path):
-    nb = nbformat.from_dict(source_nb)
-    nb, _ = ClearSolutions().preprocess(nb, {})
-    assert not any("BEGIN SOLUTION" in c.source for c in nb.cells)
-    results = _execute(nb, tmp_path)
-    passed = [k for k, v in results.items() if v is None]
-    assert not passed, f"graded cells that pass without any answer: {passed}"
-
-
-@pytest.mark.slow
-def test_wrong_answers_lose_the_hidden_points(source_nb, tmp_path):
-    nb = nbformat.from_dict(source_nb)
-    for cell in nb.cells:
-        grade_id = _meta(cell).get("grade_id")
-        if grade_id in WRONG_ANSWERS:
-            cell.source = WRONG_ANSWERS[grade_id]
-        elif grade_id == "card_answer":
-            start, end = cell.source.index("## Split strategy"), cell.source.index("## Known artifacts")
-            image_level = "## Split strategy\n\nUnit: image. A random 70/15/15 split of the images.\n\n"
-            cell.source = cell.source[:start] + image_level + cell.source[end:]
-    results = _execute(nb, tmp_path)
-    wrong = {k: results[k] for k, must_pass in EXPECTED_WITH_WRONG_ANSWERS.items() if (results[k] is None) != must_pass}
-    assert not wrong, f"cells with the wrong outcome (None = passed): {wrong}"
+def test_grading_earns_exactly_what_each_variant_deserves(source, tmp_path, monkeypatch):
+    require_bwrap()
+    variants = {"instructor": source, "alternative": with_answers(source, {"split_answer": ALT_SPLIT}),
+                "blank": student_view(source),
+                **{name: with_answers(source, edits) for name, (edits, _) in WRONG.items()}}
+    scores, points = grade_variants(LAB, variants, tmp_path, monkeypatch), item_points(LAB)
+    assert not lost(scores["instructor"], points) and not lost(scores["alternative"], points), scores
+    assert lost(scores["blank"], points) == set(points)
+    for name, (_, expected) in WRONG.items():
+        assert lost(scores[name], points) == expected, (name, scores[name])

@@ -80,7 +80,16 @@ def test_quiz_answers_are_not_in_the_student_copy(key_path):
         pattern = rf'answer_{question}\s*=\s*\\?["\']{re.escape(str(answer))}\\?["\']'
         assert re.search(pattern, source), f"{question}: the source should hold the answer (test self-check)"
         assert not re.search(pattern, student), f"{question}: the student copy holds the answer"
-    assert all(h in student for h in key.hashes().values())
+    assert "hashes" not in student and "salt" not in student, "nothing to test a guess against offline"
+
+
+@pytest.mark.parametrize("lab_id", COURSE.labs())
+def test_grading_specs_are_never_released(lab_id):
+    """Specs and keys live outside source/, so neither nbgrader nor the sandbox ever sees them."""
+    assert COURSE.spec_file(lab_id).is_file(), f"{lab_id} has no grading spec"
+    assert not COURSE.spec_file(lab_id).is_relative_to(COURSE.source)
+    released = {p.name for p in _committed(lab_id).iterdir()}
+    assert not {f"{lab_id}.py", f"{lab_id}.yaml"} & released
 
 
 def test_chapter_mapping(tmp_path):

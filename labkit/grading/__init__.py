@@ -1,17 +1,21 @@
-"""Grading machinery of the course: hashed quizzes, the nbgrader release, and a robust autograder.
+"""Grading machinery of the course: points decided outside the student's process.
 
-* :mod:`labkit.grading.quiz` -- answers checked against salted hashes, so a student copy never
-  holds the answers (``labkit quiz-key KEY.yaml`` turns an instructor key into hashes).
+* :mod:`labkit.grading.grader` -- ``labkit grade``: every submission runs in a throw-away kernel
+  under bubblewrap (:mod:`labkit.grading.sandbox`), cell by cell with time and memory limits;
+  then the grader *probes* it (:mod:`labkit.grading.probe`): it calls the student's functions
+  with its own hidden inputs, gets plain data back and scores each item in its own process
+  against references the student's process never sees.
+* :mod:`labkit.grading.labspec` -- how a lab declares its graded items, probes and blocked
+  modules (``autograder/graders/<lab_id>.py``), with a worked example.
+* :mod:`labkit.grading.quiz` -- quizzes graded at grading time only; the student copy holds no
+  answer and no hash.
 * :mod:`labkit.grading.release` -- ``nbgrader generate_assignment`` for every lab under
   ``autograder/source/`` and the student copies under ``notebooks/<chapter>/labs/``.
-* :mod:`labkit.grading.grader` -- ``labkit grade``: every submission runs cell by cell in a
-  throw-away, sandboxed kernel (:mod:`labkit.grading.sandbox`) with a per-cell timeout and a
-  memory cap; hidden tests come from the instructor source; tampered test cells are reported.
 
 Only :mod:`labkit.grading.quiz` is imported here: student notebooks use it, and they should not
 pay for importing nbgrader.
 """
 
-from labkit.grading.quiz import Quiz, check, hash_answer
+from labkit.grading.quiz import record_answer
 
-__all__ = ["Quiz", "check", "hash_answer"]
+__all__ = ["record_answer"]

@@ -1,9 +1,10 @@
-"""``labkit grade`` (autograde a lab's submissions) and ``labkit quiz-key`` (hashes of an answer key).
+"""``labkit grade`` (autograde a lab's submissions).
 
 ``labkit grade SUBMISSIONS_DIR --lab LAB_ID`` exits 0 when every submission was graded, 1 when
-one needs the instructor's review (a tampered test cell, an unreadable notebook), 2 on bad usage.
-See :mod:`labkit.grading.grader` for what it does and :mod:`labkit.grading.sandbox` for the
-isolation levels; the level used is printed and written to ``grades.csv``.
+one needs the instructor's review (a tampered locked cell, an unreadable notebook), 2 on bad usage
+-- including a missing bubblewrap, unless ``--isolation none`` was asked for by name. See
+:mod:`labkit.grading.grader` for what it does and :mod:`labkit.grading.sandbox` for the isolation
+levels; the level used is printed and written to every row of ``grades.csv``.
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ def _grade(args: argparse.Namespace) -> int:
         resolve_level(args.isolation)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if not course.spec_file(args.lab).is_file():
+        raise UsageError(f"lab {args.lab!r} has no grading spec {course.spec_file(args.lab)}")
     settings = GradeSettings(timeout_per_cell=args.timeout_per_cell, memory_mb=args.memory_mb,
-                             isolation=args.isolation, readonly_paths=tuple(Path(p).resolve() for p in args.bind_ro))
+                             isolation=args.isolation, readonly_paths=tuple(Path(p).resolve() for p in args.bind_ro),
+                             jobs=args.jobs)
     out = Path(args.out) if args.out else Path("graded") / args.lab
     report = grade_lab(course, args.lab, submissions, out, settings, progress=not args.json)
 
@@ -59,21 +63,10 @@ def _grade(args: argparse.Namespace) -> int:
     return 1 if report.needs_review else 0
 
 
-def _quiz_key(args: argparse.Namespace) -> int:
-    from labkit.grading.quiz import load_key, quiz_cell_source
-
-    path = Path(args.key)
-    if not path.is_file():
-        raise UsageError(f"answer key {path} does not exist")
-    key = load_key(path)
-    emit(args, {"salt": key.salt, "decimals": key.decimals, "hashes": key.hashes()}, quiz_cell_source(key))
-    return 0
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     from labkit.grading.coursedir import DEFAULT_COURSE_ROOT
     from labkit.grading.limits import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_PER_CELL
-    from labkit.grading.sandbox import CHOICES
+    from labkit.grading.sandbox import LEVELS
 
     grade = subparsers.add_parser("grade", help="autograde every submission of a lab (sandboxed, per-cell timeouts)",
                                   description="Autograde SUBMISSIONS_DIR/<student>/<lab_id>/*.ipynb: every "
@@ -90,15 +83,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     grade.add_argument("--memory-mb", type=_positive(int), default=DEFAULT_MEMORY_MB, metavar="M",
                        help=f"address-space cap of the kernel in MiB (default {DEFAULT_MEMORY_MB}; "
                             "importing torch and OpenCV maps ~3600)")
-    grade.add_argument("--isolation", choices=CHOICES, default="auto",
-                       help="sandbox level (default auto: bwrap, else unshare, else none)")
+    grade.add_argument("--isolation", choices=LEVELS, default="bwrap",
+                       help="sandbox level (default bwrap, required for untrusted work; 'none' only for trusted "
+                            "notebooks: it is written into every row of grades.csv)")
+    grade.add_argument("--jobs", type=_positive(int), default=1, metavar="N",
+                       help="grade N submissions at once, each in its own sandbox (default 1)")
     grade.add_argument("--bind-ro", action="append", default=[], metavar="PATH",
                        help="extra path the kernel may read, e.g. a dataset folder (repeatable)")
     add_json_flag(grade)
     grade.set_defaults(func=_grade)
-
-    key = subparsers.add_parser("quiz-key", help="hashes (and the notebook cell) for a quiz answer key",
-                                description="Print the locked quiz cell for an answer key YAML (salt, answers).")
-    key.add_argument("key", metavar="KEY.yaml")
-    add_json_flag(key)
-    key.set_defaults(func=_quiz_key)

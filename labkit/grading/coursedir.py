@@ -1,8 +1,10 @@
 """The nbgrader course folder (``autograder/``): its configuration, labs and where their copies go.
 
 Layout (nbgrader's ``CourseDirectory`` conventions): ``nbgrader_config.py`` and
-``source/<lab_id>/*.ipynb`` (instructor notebooks with solutions and hidden tests) plus any support
-files of the lab. A lab id starts with its chapter, ``chNN_``; its student copies live in the
+``source/<lab_id>/*.ipynb`` (instructor notebooks with solutions and visible checks) plus any
+support files of the lab; ``graders/<lab_id>.py`` (the lab's graded items, hidden inputs and
+references: :mod:`labkit.grading.labspec`) and ``keys/<lab_id>.yaml`` (quiz answers) stay with the
+instructor -- they are never released and never visible inside the grading sandbox. A lab id starts with its chapter, ``chNN_``; its student copies live in the
 chapter folder ``notebooks/NN_<name>/labs/``.
 """
 
@@ -36,6 +38,14 @@ class CourseDir:
     @property
     def config_file(self) -> Path:
         return self.root / "nbgrader_config.py"
+
+    def spec_file(self, lab_id: str) -> Path:
+        """The lab's grading spec, ``graders/<lab_id>.py``."""
+        return self.root / "graders" / f"{lab_id}.py"
+
+    def key_file(self, lab_id: str) -> Path:
+        """The lab's quiz answer key, ``keys/<lab_id>.yaml``."""
+        return self.root / "keys" / f"{lab_id}.yaml"
 
     def load_config(self):  # -> traitlets.config.Config (imported lazily: traitlets comes with nbgrader)
         """The course's nbgrader configuration (empty when it has no ``nbgrader_config.py``)."""

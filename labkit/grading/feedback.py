@@ -1,22 +1,38 @@
-"""Per-student feedback as one self-contained HTML page per lab.
+"""Per-student feedback as one self-contained HTML page per lab, and the rule for every message.
 
-For every graded item it shows points, status and the test's message (``AssertionError: ...``),
-never a test's code or traceback -- hidden tests stay hidden, and a traceback would print their
-source lines.
+For every graded item the page shows points, status and the message of the grader's check --
+never a check's code or a traceback. Messages pass :func:`clean_message` before they reach
+``grades.csv``, ``summary.json`` or a page: student-controlled text (an exception message of the
+student's function) is cut short, file-system paths become ``<path>`` and control characters go,
+so a submission cannot smuggle text (another lab's files, the grader's temporary paths) into the
+reports. Quiz checks never put an answer in their message.
 """
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Sequence
 
 from labkit.grading.results import ItemResult, format_score
 
+#: Characters of one message kept in the reports.
+MAX_MESSAGE = 240
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:,;()\[\]<>]+){2,}[\\/]?|(?:~|\.\.?)[\\/]\S*")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_message(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` fit for a report: paths replaced, control characters dropped, one line, at most ``limit`` characters."""
+    text = _CONTROL.sub("", _PATH.sub("<path>", str(text)))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.35rem .6rem;text-align:left;
 vertical-align:top}th{background:#f3f3f3}td.num{text-align:right;white-space:nowrap}
-.passed{color:#17692e}.partial,.manual{color:#8a5a00}.failed,.timeout,.crashed,.not_run,.missing,.invalid,
-.tampered{color:#a11}.note{color:#555;font-size:.9em}"""
+.passed{color:#17692e}.failed,.no_answer,.missing,.invalid{color:#a11}.tampered{color:#8a5a00}.note{color:#555;font-size:.9em}"""
 
 
 def feedback_html(student: str, lab_id: str, items: Sequence[ItemResult], isolation: str) -> str:
@@ -37,7 +53,8 @@ def feedback_html(student: str, lab_id: str, items: Sequence[ItemResult], isolat
 <tbody>
 {rows}
 </tbody></table>
-<p class=note>Each item is a test cell of the lab (hidden tests included); its message is what the test
-reported. Items marked <em>manual</em> are graded by hand. Graded in isolation: {escape(isolation)}.</p>
+<p class=note>Each item is checked by the grader, outside your notebook, by calling your functions on
+its own inputs; its message is what the check reported. Visible checks in the notebook award no points.
+Graded in isolation: {escape(isolation)}.</p>
 </body></html>
 """

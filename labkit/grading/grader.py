@@ -1,46 +1,59 @@
 """Autograde every submission of a lab: ``SUBMISSIONS_DIR/<student>/<lab_id>/<notebook>.ipynb``.
 
-For each student and each notebook of the lab (matched by file name with the instructor source):
+Points are decided outside the student's process. For each student and each notebook of the lab:
 
-1. the graded notebook is assembled from the submission and the source
-   (:mod:`labkit.grading.assemble`: hidden tests restored, tampering reported);
+1. the notebook is assembled from the submission and the instructor source
+   (:mod:`labkit.grading.assemble`: locked cells restored, tampering reported);
 2. the student's lab folder is copied into a fresh temporary folder, the lab's support files are
    put back over it, and a new kernel starts there under the sandbox
-   (:mod:`labkit.grading.sandbox`) with the memory cap, a clean environment and fixed seeds
-   (``PYTHONHASHSEED``, Python's and NumPy's global generators), so grading twice gives the same
-   scores;
+   (:mod:`labkit.grading.sandbox`: bubblewrap unless the instructor explicitly chose ``none``)
+   with the memory, file and process caps, a clean environment, fixed seeds and the lab's
+   blocked modules hidden;
 3. the code cells run one by one with the per-cell time limit (:mod:`labkit.grading.runner`);
-4. every graded cell is scored with nbgrader's own rule (:func:`nbgrader.utils.determine_grade`:
-   full points unless the cell raised or wrote to stderr; a numeric result is partial credit).
+   visible checks (locked ``grade`` cells) and the lab's ``skip_cells`` are not run -- they
+   award nothing;
+4. every item of the lab's grading spec (:mod:`labkit.grading.labspec`) is scored **in the
+   grader's process**: its check calls the student's functions across the process boundary
+   (:mod:`labkit.grading.probe`: inputs in, plain data out) and compares the answers with its
+   own references. Expected values, planted defects and hidden seeds never enter the sandbox;
+   warnings and stderr cost nothing;
+5. the kernel is shut down and the whole sandbox (its PID namespace) with it; only then, after
+   every submission, are ``grades.csv``, ``summary.json`` and ``feedback/<student>/<lab_id>.html``
+   written to ``out_dir``, which no sandbox can see.
 
-Outputs (``out_dir``): ``grades.csv``, ``summary.json`` and ``feedback/<student>/<lab_id>.html``.
-A failing, hanging or crashing submission costs its own items only; the batch goes on.
+``jobs > 1`` grades that many submissions at once, each in its own sandbox, in worker processes;
+results are identical to ``jobs = 1`` and reported in student order.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import nbformat
+
+import labkit
 from nbformat import NotebookNode
-from nbgrader.utils import determine_grade, is_grade
+from nbgrader.utils import is_grade, is_locked
 from tqdm.auto import tqdm
 
 from labkit.artifacts import write_json
 from labkit.grading.assemble import assemble, grade_id
 from labkit.grading.coursedir import CourseDir
-from labkit.grading.feedback import feedback_html
+from labkit.grading.feedback import clean_message, feedback_html
 from labkit.grading.kernel import KernelSession
+from labkit.grading.labspec import Item, NoAnswer, Probe, StudentRaised, load_spec
 from labkit.grading.limits import DEFAULT_FILE_MB, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_PER_CELL
 from labkit.grading.release import released_view
 from labkit.grading.results import ItemResult, LabReport, StudentResult
-from labkit.grading.runner import CellRun, run_cells
+from labkit.grading.runner import CellRun, NotebookRun
 from labkit.grading.sandbox import Sandbox, resolve_level
 
 #: Environment variables passed on from the grader to the kernel (compute budget, dataset folder).
@@ -55,11 +68,12 @@ class GradeSettings:
     interrupt_grace: float = 5.0
     memory_mb: int = DEFAULT_MEMORY_MB
     file_mb: int = DEFAULT_FILE_MB
-    isolation: str = "auto"
+    isolation: str = "bwrap"
     max_restarts: int = 2
     startup_timeout: float = 60.0
     seed: int = 0
     readonly_paths: tuple[Path, ...] = ()
+    jobs: int = 1
 
 
 def seed_preamble(seed: int) -> str:
@@ -81,47 +95,10 @@ def kernel_env(runtime: Path, workdir: Path, seed: int, passed: dict[str, str]) 
         "MPLBACKEND": "Agg", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC", "PYTHONHASHSEED": str(seed),
         "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "LABKIT_ARTIFACTS": str(workdir / "artifacts"),
+        # the labkit the grader runs (the sandbox shows that folder only, not its neighbours)
+        "PYTHONPATH": str(Path(labkit.__file__).resolve().parent.parent),
         **passed,
     }
-
-
-def _message(outputs: list[NotebookNode]) -> str:
-    """The test's own message: ``Name: value`` of its error, else the first stderr line; no code."""
-    for out in outputs:
-        if out.output_type == "error":
-            return f"{out.ename}: {out.evalue}".strip().rstrip(":")[:500]
-    for out in outputs:
-        if out.output_type == "stream" and out.name == "stderr" and out.text.strip():
-            return "wrote to stderr: " + out.text.strip().splitlines()[0][:300]
-    return ""
-
-
-def score_cell(cell: NotebookNode, run: CellRun | None, notebook: str) -> ItemResult:
-    """Score one graded cell of the assembled notebook from how it ran (``None``: not executed)."""
-    gid, points = grade_id(cell), float(cell.metadata["nbgrader"]["points"])
-    if run is not None and run.status in ("timeout", "crashed", "not_run"):
-        return ItemResult(notebook, gid, 0.0, points, run.status, run.message)
-    if run is not None and run.status == "error":
-        return ItemResult(notebook, gid, 0.0, points, "failed", _message(run.outputs) or "the cell raised an error")
-    graded = nbformat.from_dict({**cell, "outputs": run.outputs if run else []})
-    score, _ = determine_grade(graded)
-    if score is None:
-        return ItemResult(notebook, gid, None, points, "manual", "graded by hand")
-    status = "passed" if score >= points else "failed" if score <= 0 else "partial"
-    message = _message(run.outputs) if run else ("no answer" if status == "failed" else "")
-    return ItemResult(notebook, gid, float(score), points, status, message)
-
-
-def _earlier_problems(cells: list[NotebookNode], runs: dict[int, CellRun]) -> dict[int, str]:
-    """For each graded cell, what went wrong in the ungraded cells run since the previous graded one
-    (an answer cell that timed out or crashed explains why its test failed)."""
-    notes, pending = {}, []
-    for k, cell in enumerate(cells):
-        if is_grade(cell):
-            notes[k], pending = "; ".join(pending), []
-        elif (run := runs.get(k)) is not None and run.status in ("timeout", "crashed", "not_run"):
-            pending.append(f"an earlier cell: {run.message}")
-    return notes
 
 
 def _not_copied(folder: str, names: list[str]) -> set[str]:
@@ -140,74 +117,108 @@ def _prepare_workdir(runtime: Path, student_lab: Path, support: list[tuple[Path,
     return work
 
 
+def _cells_to_run(cells: list[NotebookNode], skip: tuple[str, ...]) -> list[tuple[int, str | None]]:
+    """``(index, source or None)`` of every code cell; ``None``: not run at grading."""
+    out = []
+    for k, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        visible_check = is_grade(cell) and is_locked(cell)
+        out.append((k, None if visible_check or grade_id(cell) in skip else cell.source))
+    return out
+
+
+def _cell_problems(runs: list[CellRun], indices: list[int]) -> str:
+    """A short note on cells that timed out or crashed (why a function may be missing)."""
+    notes = [f"cell {k + 1}: {run.message}" for k, run in zip(indices, runs)
+             if run.status in ("timeout", "crashed", "not_run")]
+    return "; ".join(notes[:2])
+
+
+def score_item(item: Item, probe: Probe, notebook: str, cell_note: str = "") -> ItemResult:
+    """Run one item's check in this (the grader's) process and turn its outcome into a result."""
+    def result(status: str, message: str) -> ItemResult:
+        score = item.points if status == "passed" else 0.0
+        return ItemResult(notebook, item.name, score, item.points, status, clean_message(message))
+
+    try:
+        item.check(probe)
+    except AssertionError as exc:
+        return result("failed", str(exc) or "the check failed")
+    except StudentRaised as exc:
+        return result("failed", f"{exc.name} raised {exc.exc_type}" + (f": {exc.message}" if exc.message else ""))
+    except NoAnswer as exc:
+        return result("no_answer", f"{exc}" + (f" ({cell_note})" if cell_note else ""))
+    except Exception as exc:  # a value of the wrong type or shape makes the comparison itself fail
+        return result("failed", f"the answer has the wrong type or shape ({type(exc).__name__})")
+    return result("passed", "")
+
+
 class LabGrader:
-    """Grades submissions of one lab; the source, its released view and the sandbox are set up once."""
+    """Grades submissions of one lab; the source, its released view, the spec and the sandbox are set up once."""
 
     def __init__(self, course: CourseDir, lab_id: str, settings: GradeSettings = GradeSettings()):
         self.course, self.lab_id, self.settings = course, lab_id, settings
-        readonly = list(settings.readonly_paths)
+        self.spec = load_spec(course.spec_file(lab_id))
+        readonly = [*settings.readonly_paths, *self.spec.readonly_paths]
         self.passed_env = {k: v for k in PASSED_ENV if (v := os.environ.get(k))}
         if "LABKIT_DATA" in self.passed_env:
             readonly.append(Path(self.passed_env["LABKIT_DATA"]))
         self.sandbox = Sandbox(resolve_level(settings.isolation), settings.memory_mb, settings.file_mb,
-                               tuple(readonly))
+                               tuple(readonly), tuple(self.spec.blocked_modules))
         self.sources = {p.name: nbformat.read(p, as_version=4) for p in course.source_notebooks(lab_id)}
         self.released = {name: released_view(course, lab_id, nb) for name, nb in self.sources.items()}
         lab_dir = course.lab_dir(lab_id)
         self.support = [(p, p.relative_to(lab_dir)) for p in course.support_files(lab_id)]
 
+    def items_of(self, name: str) -> list[Item]:
+        only = len(self.sources) == 1
+        return [i for i in self.spec.items if i.notebook == name or (i.notebook is None and only)]
+
     def grade_notebook(self, name: str, student_lab: Path) -> list[ItemResult]:
-        """The items of source notebook ``name`` for the submission in ``student_lab`` (may not exist)."""
-        source, stem = self.sources[name], Path(name).stem
-        graded = [c for c in source.cells if is_grade(c)]
+        """The items probing notebook ``name`` for the submission in ``student_lab`` (may not exist)."""
+        stem, items = Path(name).stem, self.items_of(name)
         path = student_lab / name
-        if not path.is_file():
-            return [ItemResult(stem, grade_id(c), 0.0, float(c.metadata.nbgrader.points), "missing",
-                               f"no {name} in the submission") for c in graded]
+        if not path.is_file() or path.is_symlink():
+            return [ItemResult(stem, i.name, 0.0, i.points, "missing", f"no {name} in the submission") for i in items]
         try:
             submitted = nbformat.read(path, as_version=4)
         except Exception as exc:  # nbformat raises several unrelated types for a broken file
-            return [ItemResult(stem, grade_id(c), 0.0, float(c.metadata.nbgrader.points), "invalid",
-                               f"{name} is not a readable notebook: {type(exc).__name__}") for c in graded]
-        assembled = assemble(source, self.released[name], submitted)
-        cells = assembled.notebook.cells
-        runs = self._run(assembled.notebook, student_lab)
-        notes = _earlier_problems(cells, runs)
-        by_id = {grade_id(c): k for k, c in enumerate(cells) if grade_id(c)}
-        items = []
-        for cell in graded:
-            gid, points = grade_id(cell), float(cell.metadata.nbgrader.points)
-            if gid in assembled.tampered:
-                items.append(ItemResult(stem, gid, 0.0, points, "tampered", assembled.tampered[gid]))
-            elif gid not in by_id:
-                items.append(ItemResult(stem, gid, 0.0, points, "missing", "the cell is not in the submission"))
-            else:
-                item = score_cell(cells[by_id[gid]], runs.get(by_id[gid]), stem)
-                if item.status == "failed" and notes.get(by_id[gid]):
-                    item.message = f"{item.message} ({notes[by_id[gid]]})".strip()
-                items.append(item)
-        graded_ids = {grade_id(c) for c in graded}
-        items += [ItemResult(stem, gid, 0.0, 0.0, "tampered", why)
-                  for gid, why in assembled.tampered.items() if gid not in graded_ids]
-        return items
+            return [ItemResult(stem, i.name, 0.0, i.points, "invalid",
+                               f"{name} is not a readable notebook: {type(exc).__name__}") for i in items]
+        assembled = assemble(self.sources[name], self.released[name], submitted)
+        results = self._run_and_probe(assembled.notebook, student_lab, items, stem)
+        results += [ItemResult(stem, gid, 0.0, 0.0, "tampered", clean_message(why))
+                    for gid, why in assembled.tampered.items()]
+        return results
 
-    def _run(self, notebook: NotebookNode, student_lab: Path) -> dict[int, CellRun]:
+    def _run_and_probe(self, notebook: NotebookNode, student_lab: Path, items: list[Item],
+                       stem: str) -> list[ItemResult]:
         s = self.settings
-        code = [k for k, c in enumerate(notebook.cells) if c.cell_type == "code"]
+        plan = _cells_to_run(notebook.cells, tuple(self.spec.skip_cells))
         runtime = Path(tempfile.mkdtemp(prefix="lkg-"))
         try:
             work = _prepare_workdir(runtime, student_lab, self.support)
             env = kernel_env(runtime, work, s.seed, self.passed_env)
+            scratch = runtime / "probe"
+            scratch.mkdir()
 
             def start() -> KernelSession:
                 return KernelSession(self.sandbox, runtime_dir=runtime, workdir=work, env=env,
                                      startup_timeout=s.startup_timeout)
 
-            runs = run_cells([notebook.cells[k].source for k in code], start, timeout=s.timeout_per_cell,
-                             grace=s.interrupt_grace, preamble=seed_preamble(s.seed), max_restarts=s.max_restarts)
+            preamble = self.sandbox.preamble() + seed_preamble(s.seed)
+            with NotebookRun([src for _, src in plan], start, timeout=s.timeout_per_cell, grace=s.interrupt_grace,
+                             preamble=preamble, max_restarts=s.max_restarts) as run:
+                runs = run.run_cells()
+                note = _cell_problems(runs, [k for k, _ in plan])
+                results = []
+                for item in items:
+                    probe = Probe(lambda code, timeout: run.execute(code, timeout=timeout), scratch, item.timeout)
+                    results.append(score_item(item, probe, stem, note))
         finally:
             shutil.rmtree(runtime, ignore_errors=True)
-        return dict(zip(code, runs, strict=True))
+        return results
 
     def grade_student(self, student: str, student_lab: Path) -> StudentResult:
         start = time.perf_counter()
@@ -215,19 +226,45 @@ class LabGrader:
         return StudentResult(student, items, time.perf_counter() - start)
 
 
+_WORKER: LabGrader | None = None
+
+
+def _init_worker(course: CourseDir, lab_id: str, settings: GradeSettings) -> None:
+    global _WORKER
+    _WORKER = LabGrader(course, lab_id, settings)
+
+
+def _grade_in_worker(student: str, student_lab: Path) -> StudentResult:
+    return _WORKER.grade_student(student, student_lab)
+
+
 def grade_lab(course: CourseDir, lab_id: str, submissions_dir: Path, out_dir: Path,
               settings: GradeSettings = GradeSettings(), *, progress: bool = True) -> LabReport:
-    """Grade every ``submissions_dir/<student>/`` and write grades, summary and feedback to ``out_dir``."""
+    """Grade every ``submissions_dir/<student>/`` and then write grades, summary and feedback to ``out_dir``."""
     grader = LabGrader(course, lab_id, settings)
     report = LabReport(lab_id, grader.sandbox.level, grader.sandbox.description,
                        {k: str(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()})
-    students = sorted(p for p in submissions_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for folder in tqdm(students, desc=f"grading {lab_id}", unit="submission", disable=not progress):
-        result = grader.grade_student(folder.name, folder / lab_id)
-        report.students.append(result)
-        page = out_dir / "feedback" / folder.name / f"{lab_id}.html"
+    students = sorted(p for p in submissions_dir.iterdir()
+                      if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+    bar = tqdm(total=len(students), desc=f"grading {lab_id}", unit="submission", disable=not progress)
+    if settings.jobs > 1 and len(students) > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(settings.jobs, len(students)), mp_context=context, initializer=_init_worker,
+                                 initargs=(course, lab_id, settings)) as pool:
+            futures = [pool.submit(_grade_in_worker, p.name, p / lab_id) for p in students]
+            for future in futures:
+                report.students.append(future.result())
+                bar.update()
+    else:
+        for folder in students:
+            report.students.append(grader.grade_student(folder.name, folder / lab_id))
+            bar.update()
+    bar.close()
+    for result in report.students:  # every sandbox is gone: only now are results written
+        page = out_dir / "feedback" / result.student / f"{lab_id}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(feedback_html(folder.name, lab_id, result.items, grader.sandbox.description), encoding="utf-8")
+        page.write_text(feedback_html(result.student, lab_id, result.items, grader.sandbox.description),
+                        encoding="utf-8")
     report.write_csv(out_dir / "grades.csv")
     write_json(out_dir / "summary.json", report.to_dict())
     return report

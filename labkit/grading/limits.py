@@ -10,6 +10,9 @@ drops even when the grader runs as root):
   virtual memory: importing torch and OpenCV alone maps about 3.6 GB.
 * ``RLIMIT_FSIZE`` = ``--file-mb``: no single file larger than that.
 * ``RLIMIT_CORE`` = 0: a crashing kernel leaves no core dump behind.
+* ``RLIMIT_NPROC`` = ``--max-procs`` (when given): a fork bomb stops there. The limit counts every
+  process and thread of the user on the machine, so the grader passes the current count plus a
+  margin (:func:`procs_allowance`).
 """
 
 from __future__ import annotations
@@ -27,10 +30,29 @@ DEFAULT_FILE_MB = 512
 DEFAULT_TIMEOUT_PER_CELL = 120.0
 
 
-def apply_limits(memory_mb: int, file_mb: int) -> None:
+#: Processes and threads a sandbox may add to what its user already runs.
+PROCS_MARGIN = 512
+
+
+def procs_allowance(margin: int = PROCS_MARGIN) -> int:
+    """The current user's processes and threads on this machine plus ``margin`` (the RLIMIT_NPROC to set)."""
+    uid, count = os.getuid(), 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
+            except OSError:  # the process ended meanwhile
+                continue
+    return count + margin
+
+
+def apply_limits(memory_mb: int, file_mb: int, max_procs: int | None = None) -> None:
     """Set the limits above on the current process (inherited by what it executes)."""
-    for which, value in ((resource.RLIMIT_AS, memory_mb << 20), (resource.RLIMIT_FSIZE, file_mb << 20),
-                         (resource.RLIMIT_CORE, 0)):
+    limits = [(resource.RLIMIT_AS, memory_mb << 20), (resource.RLIMIT_FSIZE, file_mb << 20), (resource.RLIMIT_CORE, 0)]
+    if max_procs is not None:
+        limits.append((resource.RLIMIT_NPROC, max_procs))
+    for which, value in limits:
         resource.setrlimit(which, (value, value))
 
 
@@ -38,12 +60,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--file-mb", type=int, required=True)
+    parser.add_argument("--max-procs", type=int)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given")
-    apply_limits(args.memory_mb, args.file_mb)
+    apply_limits(args.memory_mb, args.file_mb, args.max_procs)
     os.execvp(command[0], command)
 
 

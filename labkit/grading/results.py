@@ -1,10 +1,11 @@
 """Grading results: one row per graded item, and the files a grading run writes.
 
-Item statuses: ``passed`` (full points), ``partial``, ``failed`` (an error, or output on stderr --
-nbgrader's rule), ``timeout``, ``crashed`` (the kernel died), ``not_run`` (too many kernel
-restarts), ``manual`` (graded by hand; no score), ``tampered`` (a locked or test cell was
-changed, deleted or duplicated: no points, instructor to review), ``missing`` (no such notebook
-or cell in the submission) and ``invalid`` (the submission is not a readable notebook).
+Item statuses: ``passed`` (full points), ``failed`` (the grader's check of the student's answer
+failed, or the student's function raised), ``no_answer`` (nothing came back from the notebook's
+kernel: the name is undefined, a time limit, a crash), ``missing`` (no such notebook in the
+submission), ``invalid`` (the submission is not a readable notebook) and ``tampered`` (a locked
+cell was changed, deleted or duplicated: the original ran instead; 0 of 0 points, instructor to
+review). Warnings and output on stderr cost nothing.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""Run a notebook's code cells one by one so that one bad cell costs only itself.
+"""Run a notebook's code cells one by one so that one bad cell costs only itself, then keep the
+kernel for the grader's probes (:mod:`labkit.grading.probe`).
 
 * A cell past its time limit is interrupted; the kernel keeps its state and the next cell runs.
 * A kernel that dies (``os._exit``, a segfault, a memory cap) or ignores the interrupt is replaced
   by a fresh one, the cells that had succeeded are replayed (outputs discarded) to rebuild the
-  state, and grading goes on after the cell at fault -- at most ``max_restarts`` times, after
-  which the remaining cells are ``not_run``.
+  state, and the run goes on after the cell at fault -- at most ``max_restarts`` times, after
+  which the remaining cells are ``not_run`` and probes get no kernel.
+* A probe that kills or hangs the kernel is treated the same way: the next probe gets a fresh
+  kernel with the notebook's state rebuilt.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ _FATAL = ("dead", "hung")  # outcomes after which the kernel is replaced
 
 @dataclass
 class CellRun:
-    """The fate of one cell: ``ok``, ``error``, ``timeout``, ``crashed`` or ``not_run``."""
+    """The fate of one cell: ``ok``, ``error``, ``timeout``, ``crashed``, ``skipped`` or ``not_run``."""
 
     status: str
     outputs: list[NotebookNode] = field(default_factory=list)
@@ -41,30 +44,86 @@ def _cell_run(result: ExecResult, timeout: float) -> CellRun:
     return CellRun(result.status, result.outputs, result.seconds)
 
 
-def run_cells(sources: Sequence[str], start: Callable[[], KernelSession], *, timeout: float, grace: float,
-              preamble: str = "", max_restarts: int = 2) -> list[CellRun]:
-    """One :class:`CellRun` per source, in order. ``start`` makes a fresh (not yet entered) session."""
-    if not sources:
-        return []
-    runs: list[CellRun] = []
-    succeeded: list[int] = []
-    for _attempt in range(max_restarts + 1):
+class NotebookRun:
+    """The cells of one notebook in a kernel that stays up for probes; use as a context manager.
+
+    ``start`` makes a fresh (not yet entered) :class:`KernelSession`; ``sources`` entries that are
+    ``None`` are skipped (not run at grading).
+    """
+
+    def __init__(self, sources: Sequence[str | None], start: Callable[[], KernelSession], *, timeout: float,
+                 grace: float, preamble: str = "", max_restarts: int = 2):
+        self.sources, self.start, self.timeout, self.grace = list(sources), start, timeout, grace
+        self.preamble, self.restarts_left = preamble, max_restarts
+        self.session: KernelSession | None = None
+        self.succeeded: list[int] = []
+
+    def __enter__(self) -> "NotebookRun":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.session is not None:
+            session, self.session = self.session, None
+            session.__exit__(None, None, None)
+
+    def _fresh_session(self) -> None:
+        """A new kernel with the preamble and every cell that succeeded so far replayed."""
+        self._close()
+        session = self.start().__enter__()
+        self.session = session
+        for code in [self.preamble] + [self.sources[i] for i in self.succeeded]:
+            if session.execute(code, timeout=self.timeout, grace=self.grace).status in _FATAL:
+                self._close()
+                raise KernelStartError("the kernel died while its state was rebuilt after a restart")
+
+    def _restart(self) -> bool:
+        """Replace a dead or hung kernel; ``False`` when no restart is left (or it fails too)."""
+        self._close()
+        while self.restarts_left > 0:
+            self.restarts_left -= 1
+            try:
+                self._fresh_session()
+                return True
+            except KernelStartError:
+                continue
+        return False
+
+    def run_cells(self) -> list[CellRun]:
+        """One :class:`CellRun` per source, in order."""
+        runs: list[CellRun] = []
         try:
-            with start() as session:
-                for code in [preamble] + [sources[i] for i in succeeded]:
-                    if session.execute(code, timeout=timeout, grace=grace).status in _FATAL:
-                        raise KernelStartError("the kernel died while its state was rebuilt after a restart")
-                while len(runs) < len(sources):
-                    code = sources[len(runs)]
-                    result = session.execute(code, timeout=timeout, grace=grace) if code.strip() else ExecResult("ok")
-                    runs.append(_cell_run(result, timeout))
-                    if result.status == "ok":
-                        succeeded.append(len(runs) - 1)
-                    elif result.status in _FATAL:
-                        break
-        except KernelStartError as exc:  # no usable kernel: the cell that was next is lost
-            runs.append(CellRun("crashed", message=str(exc)))
-        if len(runs) >= len(sources):
-            return runs[:len(sources)]
-    note = f"not run: the kernel was restarted {max_restarts} times already"
-    return runs + [CellRun("not_run", message=note) for _ in range(len(sources) - len(runs))]
+            self._fresh_session()
+        except KernelStartError as exc:
+            if not self._restart():
+                note = f"not run: no grading kernel ({exc})"
+                return [CellRun("not_run", message=note) for _ in self.sources]
+        for k, code in enumerate(self.sources):
+            if code is None:
+                runs.append(CellRun("skipped"))
+                continue
+            if self.session is None:
+                runs.append(CellRun("not_run", message="not run: the kernel was restarted too often"))
+                continue
+            result = self.session.execute(code, timeout=self.timeout, grace=self.grace) if code.strip() \
+                else ExecResult("ok")
+            runs.append(_cell_run(result, self.timeout))
+            if result.status == "ok":
+                self.succeeded.append(k)
+            elif result.status in _FATAL and not self._restart():
+                self.session = None
+        return runs
+
+    def execute(self, code: str, *, timeout: float) -> ExecResult:
+        """Run grader code (a probe) in the kernel; a fatal outcome replaces the kernel for the next one."""
+        if self.session is None:
+            return ExecResult("dead")
+        result = self.session.execute(code, timeout=timeout, grace=self.grace)
+        if result.status in _FATAL or not self.session.km.is_alive():
+            if not self._restart():
+                self.session = None
+            if result.status not in _FATAL:
+                result = ExecResult("dead", result.outputs, result.seconds)
+        return result

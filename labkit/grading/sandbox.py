@@ -1,27 +1,31 @@
-"""How a grading kernel is isolated from the grader's machine. Three levels, best first:
+"""How a grading kernel is isolated from the grader's machine. Two levels:
 
-``bwrap``
-    The kernel runs under bubblewrap (Debian package ``bubblewrap``) in its own mount, PID, IPC,
-    UTS and network namespaces, with every capability dropped. Its file system is a fresh tmpfs
-    ``/tmp`` plus, read-only, ``/usr`` and the ``/bin``-style links, a few files of ``/etc``, the
-    Python installation and virtual environment, the ``labkit`` package and any ``extra``
-    read-only paths; the submission's throw-away copy is the only writable place. The course
-    folder (instructor notebooks with hidden tests), the grades and feedback being written and the
-    other students' submissions are not there at all, and there is no network.
-``unshare``
-    ``unshare --net``: no network, but the file system is the grader's -- student code could read
-    any file the grader can. Used when bubblewrap is missing or cannot create namespaces (some
-    containers); reported as such.
+``bwrap`` (the default, and required unless the instructor says otherwise)
+    The kernel runs under bubblewrap (Debian package ``bubblewrap``; ``make system-deps``) in its
+    own mount, PID, IPC, UTS, cgroup and network namespaces, with every capability dropped and
+    ``--die-with-parent``. Its file system is a fresh tmpfs ``/tmp`` plus, read-only, ``/usr``
+    and the ``/bin``-style links, a few files of ``/etc``, the Python installation and virtual
+    environment, the ``labkit`` package, ``$LABKIT_DATA`` and any ``extra`` read-only paths; the
+    submission's throw-away copy is the only writable place. The course folder (``autograder/``:
+    sources, keys, grading specs), the gradebook, the output folder and the other submissions are
+    not there at all, and there is no network. The PID namespace ends with the kernel: every
+    process the submission started (a double-forked daemon too) is killed with it.
+    Blocked modules (:attr:`Sandbox.blocked`) are hidden by the file system: a package folder is
+    covered by an empty tmpfs holding only an ``__init__.py`` that raises ``ImportError`` (its
+    compiled extensions, ``torch.ops.torchvision`` included, cannot be loaded), and a module file
+    by one that raises ``ImportError``.
 ``none``
     Only the throw-away working copy, a clean environment and the resource limits of
-    :mod:`labkit.grading.limits`.
-
-Every level adds the limits wrapper. ``auto`` picks the best level that works here (a probe runs
-Python through it) and the grader writes the level it used into ``grades.csv`` and the feedback.
+    :mod:`labkit.grading.limits`; blocked modules are refused by an import hook, which student
+    code can remove. Student code can read every file the grader can, see the grader's process
+    and outlive the kernel. Only for trusted notebooks (an instructor checking a key); the
+    grader uses it only when asked for by name, and writes ``none`` into every row of
+    ``grades.csv`` and into ``summary.json``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -33,21 +37,24 @@ from pathlib import Path
 from typing import Sequence
 
 import labkit
-from labkit.grading.limits import DEFAULT_FILE_MB, DEFAULT_MEMORY_MB
+from labkit.grading.limits import DEFAULT_FILE_MB, DEFAULT_MEMORY_MB, procs_allowance
 
-LEVELS = ("bwrap", "unshare", "none")
-CHOICES = ("auto", *LEVELS)
+LEVELS = ("bwrap", "none")
 DESCRIPTIONS = {
     "bwrap": "bubblewrap: own mount/PID/IPC/UTS/network namespaces, no capabilities; only the Python "
-             "installation, labkit and the submission's temporary copy are visible; no network",
-    "unshare": "unshare: no network, but the file system is NOT hidden from student code",
-    "none": "none: temporary working copy, clean environment and resource limits only; "
-            "no file-system or network isolation",
+             "installation, labkit, the dataset and the submission's temporary copy are visible; no network",
+    "none": "none (UNSAFE, chosen explicitly): temporary working copy, clean environment and resource limits "
+            "only; student code could read the grader's files and outlive its kernel",
 }
+MISSING_BWRAP = ("bubblewrap (bwrap) is required to grade untrusted submissions and does not work here; "
+                 "install it (`make system-deps`, or apt-get install bubblewrap) or, for trusted notebooks "
+                 "only, pass --isolation none explicitly (it is written into grades.csv and summary.json)")
 #: Files of /etc a Python kernel may read (loader cache, users, fonts for matplotlib, time zone).
 _ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/passwd", "/etc/group",
         "/etc/nsswitch.conf", "/etc/localtime", "/etc/fonts", "/etc/mime.types")
 _TOP_LEVEL = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: Size of the sandbox's private /tmp (bytes).
+TMP_BYTES = 512 << 20
 
 
 def _readonly_paths(extra: Sequence[Path]) -> list[Path]:
@@ -56,11 +63,64 @@ def _readonly_paths(extra: Sequence[Path]) -> list[Path]:
     return list(dict.fromkeys(Path(p) for p in paths))
 
 
-def _bwrap_prefix(runtime_dir: Path, workdir: Path, extra: Sequence[Path]) -> list[str]:
-    args = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--new-session", "--unshare-all"]
-    if os.geteuid() == 0:
-        args += ["--cap-drop", "ALL"]
-    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
+def module_location(name: str) -> Path | None:
+    """The package folder or module file ``import name`` would load, without importing it."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return None
+    origin = Path(spec.origin)
+    return origin.parent if spec.submodule_search_locations and origin.name == "__init__.py" else origin
+
+
+def blocker_source(name: str) -> str:
+    """The module that replaces a blocked one."""
+    return (f"raise ImportError({name + ' is not available in this lab: the lab asks for your own implementation'!r}"
+            ", name=__name__)\n")
+
+
+def import_hook_preamble(blocked: Sequence[str]) -> str:
+    """Code run before the student's first cell at level ``none``: an import hook refusing ``blocked``."""
+    if not blocked:
+        return ""
+    return (
+        "import sys as _lk_sys\n"
+        "class _LabkitBlock:\n"
+        f"    names = {tuple(blocked)!r}\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if any(name == b or name.startswith(b + '.') for b in self.names):\n"
+        "            raise ImportError(name + ' is not available in this lab', name=name)\n"
+        "        return None\n"
+        "_lk_sys.meta_path.insert(0, _LabkitBlock())\n"
+        "for _lk_name in [m for m in _lk_sys.modules if any(m == b or m.startswith(b + '.') for b in _LabkitBlock.names)]:\n"
+        "    del _lk_sys.modules[_lk_name]\n"
+        "del _lk_sys, _LabkitBlock\n")
+
+
+def _blocked_mounts(blocked: Sequence[str], runtime_dir: Path) -> list[str]:
+    args: list[str] = []
+    for name in blocked:
+        where = module_location(name)
+        if where is None:
+            continue
+        stub = runtime_dir / f"blocked-{name}.py"
+        stub.write_text(blocker_source(name))
+        if where.is_dir():  # an empty folder would still import, as a namespace package
+            args += ["--tmpfs", str(where), "--ro-bind", str(stub), str(where / "__init__.py")]
+            continue
+        args += ["--ro-bind", str(stub), str(where)]
+        cache = where.parent / "__pycache__"
+        if cache.is_dir():  # a cached .pyc of the module would still be loadable by hand
+            args += ["--tmpfs", str(cache)]
+    return args
+
+
+def _bwrap_prefix(runtime_dir: Path, workdir: Path, extra: Sequence[Path], blocked: Sequence[str]) -> list[str]:
+    args = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--new-session", "--unshare-all",
+            "--cap-drop", "ALL", "--dev", "/dev", "--proc", "/proc", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
+            "--ro-bind", "/usr", "/usr"]
     for top in _TOP_LEVEL:
         if os.path.islink(top):
             args += ["--symlink", os.readlink(top), top]
@@ -69,28 +129,30 @@ def _bwrap_prefix(runtime_dir: Path, workdir: Path, extra: Sequence[Path]) -> li
     for path in [*_ETC, *map(str, _readonly_paths(extra))]:
         if os.path.exists(path):
             args += ["--ro-bind", path, path]
+    args += _blocked_mounts(blocked, runtime_dir)
     # In the PID namespace the kernel's parent is bwrap's init (pid 1), which ipykernel's parent
     # poller reads as "the grader has exited"; --die-with-parent does that job instead.
     return args + ["--bind", str(runtime_dir), str(runtime_dir), "--chdir", str(workdir),
                    "--unsetenv", "JPY_PARENT_PID"]
 
 
-def _unshare_prefix() -> list[str]:
-    return [shutil.which("unshare") or "unshare", "--net"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
-
-
 @dataclass(frozen=True)
 class Sandbox:
-    """An isolation level and the resource limits every kernel of a grading run gets."""
+    """An isolation level, the resource limits and the blocked modules of a grading run."""
 
     level: str
     memory_mb: int = DEFAULT_MEMORY_MB
     file_mb: int = DEFAULT_FILE_MB
     extra_readonly: tuple[Path, ...] = ()
+    blocked: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
         return DESCRIPTIONS[self.level]
+
+    def preamble(self) -> str:
+        """Code the kernel runs before the student's first cell (the import hook at level ``none``)."""
+        return import_hook_preamble(self.blocked) if self.level == "none" else ""
 
     def wrap(self, command: Sequence[str], *, runtime_dir: Path, workdir: Path) -> list[str]:
         """``command`` run under the resource limits and this isolation level.
@@ -98,11 +160,9 @@ class Sandbox:
         ``runtime_dir`` (which contains ``workdir``) is the only writable, visible folder under bwrap.
         """
         limits = [sys.executable, "-m", "labkit.grading.limits", "--memory-mb", str(self.memory_mb),
-                  "--file-mb", str(self.file_mb), "--"]
+                  "--file-mb", str(self.file_mb), "--max-procs", str(procs_allowance()), "--"]
         if self.level == "bwrap":
-            return limits + _bwrap_prefix(runtime_dir, workdir, self.extra_readonly) + list(command)
-        if self.level == "unshare":
-            return limits + _unshare_prefix() + list(command)
+            return limits + _bwrap_prefix(runtime_dir, workdir, self.extra_readonly, self.blocked) + list(command)
         return limits + list(command)
 
 
@@ -111,7 +171,7 @@ def level_works(level: str) -> bool:
     """Whether a Python process starts under ``level`` on this machine (probed once per process)."""
     if level == "none":
         return True
-    if shutil.which("bwrap" if level == "bwrap" else "unshare") is None:
+    if shutil.which("bwrap") is None:
         return False
     with tempfile.TemporaryDirectory(prefix="labkit-probe-") as tmp:
         probe = Sandbox(level, memory_mb=2048).wrap([sys.executable, "-c", "import labkit"],
@@ -122,13 +182,10 @@ def level_works(level: str) -> bool:
             return False
 
 
-def resolve_level(requested: str = "auto") -> str:
-    """``requested`` if it works here; for ``auto`` the best level that does. ``ValueError`` otherwise."""
-    if requested not in CHOICES:
-        raise ValueError(f"isolation must be one of {', '.join(CHOICES)}, got {requested!r}")
-    if requested != "auto":
-        if not level_works(requested):
-            raise ValueError(f"isolation {requested!r} does not work on this machine "
-                             "(is bubblewrap installed: apt-get install bubblewrap?)")
-        return requested
-    return next(level for level in LEVELS if level_works(level))
+def resolve_level(requested: str = "bwrap") -> str:
+    """``requested`` if it works here; ``ValueError`` with what to do otherwise. Never falls back."""
+    if requested not in LEVELS:
+        raise ValueError(f"isolation must be one of {', '.join(LEVELS)}, got {requested!r}")
+    if not level_works(requested):
+        raise ValueError(MISSING_BWRAP)
+    return requested
