@@ -42,7 +42,7 @@ models: install data ## the course's own base models (built once, cached by data
 	$(BIN)/labkit segment base --config configs/segment_base.yaml
 	$(BIN)/labkit segment instance --config configs/segment_instance.yaml
 
-release: install ## regenerate the student copies of every graded lab with nbgrader
+release: install ## regenerate the learner copies: lessons (answers stubbed) and graded labs (nbgrader)
 	$(BIN)/python scripts/release.py
 
 sync: install ## regenerate setup cells and badges from course.yaml

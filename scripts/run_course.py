@@ -29,6 +29,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from labkit.artifacts import REPO_ROOT, artifacts_dir, read_metrics, write_json
+from labkit.exercises import LESSON_SOURCES
 
 #: The Binder memory line of issue 17: 1.8 GB (10^9 bytes), in the MiB that ``peak_rss_mb`` uses.
 BINDER_LINE_MB = round(1.8e9 / 2**20, 1)
@@ -88,9 +89,13 @@ class PeakRSS:
         self._thread.join()
 
 
-def lesson_notebooks(root: Path, chapters: list[str] | None) -> list[Path]:
-    found = sorted(p for p in root.glob("0*/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-    return [p for p in found if not chapters or any(p.parent.name.startswith(c) for c in chapters)]
+def lesson_notebooks(root: Path, chapters: list[str] | None, sources: Path = LESSON_SOURCES) -> list[Path]:
+    """The lessons to execute: the source copy (with the exercises' answers) where a lesson has one,
+    else the notebook in ``root``; ordered by chapter and lesson."""
+    def found(folder: Path) -> dict[str, Path]:
+        return {f"{p.parent.name}/{p.name}": p for p in folder.glob("0*/*.ipynb") if ".ipynb_checkpoints" not in p.parts}
+    lessons = {**found(root), **found(sources)}
+    return [lessons[k] for k in sorted(lessons) if not chapters or any(k.startswith(c) for c in chapters)]
 
 
 def run_notebook(path: Path, out_dir: Path, timeout: int) -> dict:

@@ -17,7 +17,8 @@ def test_there_are_lesson_notebooks():
     assert LESSONS, "no lesson notebooks found under notebooks/"
 
 
-@pytest.mark.parametrize("path", LESSONS + sorted((REPO / "notebooks").glob("0*/labs/*.ipynb")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", LESSONS + sorted((REPO / "notebooks").glob("0*/labs/*.ipynb"))
+                         + sorted((REPO / "autograder" / "lessons").glob("0*/*.ipynb")), ids=lambda p: p.name)
 def test_stored_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
