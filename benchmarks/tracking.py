@@ -218,6 +218,34 @@ def tud_stadtmitte_simulated(repeats: int, seed: int) -> dict[str, Any]:
             "frames_available": False, **out}
 
 
+def analysis(seed: int) -> dict[str, Any]:
+    """The detector-threshold trade-off on TUD-Campus (public detections) and the ID switches of the
+    default config on the embedded val sequences, by cause and occlusion level."""
+    from labkit.data.synth import default_root
+    from labkit.track.analysis import analyse_switches, camera_shifts, threshold_tradeoff
+    from labkit.track.sources import simulated_detections
+
+    out: dict[str, Any] = {}
+    if TUD.is_dir():
+        seq = open_sequence(TUD / "dctracking" / "data" / "TUD-Campus")
+        dets, _ = normalise_scores(public_detections(seq.det_file, seq.length), "max")
+        gt = read_mot(TUD / "py-motmetrics" / "motmetrics" / "data" / "TUD-Campus" / "gt.txt", "gt", layout="mot15")
+        out["threshold_tradeoff_tud_campus"] = threshold_tradeoff(gt, dets, seq.length, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
+                                                                  preprocess="mot15")
+    switches = {}
+    for info in sorted((default_root() / "sequences" / "val").glob("*/seqinfo.ini")):
+        seq = open_sequence(info.parent)
+        gt = read_mot(seq.gt_file, "gt")
+        dets = simulated_detections(gt, seq.length, seq.width, seq.height, preset="typical", seed=seed)
+        run = track_frames(dets, seq.length, record=False)
+        shifts = camera_shifts(seq.read_frame, seq.length, "ecc")
+        result = analyse_switches(gt, run.tracks, seq.length, camera_shift=shifts)
+        switches[seq.name] = {k: result[k] for k in ("total", "by_cause", "by_occlusion_level")}
+    if switches:
+        out["id_switches_embedded_val"] = switches
+    return out
+
+
 def _reid_weights() -> Path | None:
     """The course ReID built from ``configs/track_reid.yaml`` on the default dataset, if it is built."""
     from labkit.artifacts import finished_model
@@ -310,6 +338,7 @@ def main() -> None:
         payload["tud_campus"] = payload["tud_stadtmitte_simulated"] = skipped
     payload["embedded_val"] = embedded_val("typical", args.seed) or {"skipped": "embedded dataset not generated (make data)"}
     payload["reid"] = reid_section()
+    payload["analysis"] = analysis(args.seed)
     payload["manifest"] = run_manifest(seed=args.seed, config={"repeats": args.repeats, "out": str(out)})
     write_json(out, payload)
     for section in ("tud_campus", "tud_stadtmitte_simulated"):

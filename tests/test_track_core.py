@@ -23,7 +23,7 @@ def test_box_state_round_trip():
 
 
 def test_kalman_predict_update_matches_a_hand_computed_step():
-    # z = [cx, cy, a, h] = [10, 20, 0.5, 100]; sp = 0.05, sv = 0.00625, sm = 0.05 (the defaults)
+    # z = [cx, cy, a, h] = [10, 20, 0.5, 100]; sp = 0.05, sv = 0.00625, sm = 0.05 (DeepSORT's weights)
     kf = BoxKalman(0.05, 0.00625, 0.05)
     mean, cov = kf.initiate(np.array([[10.0, 20.0, 0.5, 100.0]]))
     # initial std of cx: 2 * 0.05 * 100 = 10 -> var 100; of vcx: 10 * 0.00625 * 100 = 6.25 -> var 39.0625
@@ -239,3 +239,24 @@ def test_warp_states_moves_centres_and_scales_heights():
     new_mean, new_cov = warp_states(mean, np.eye(8)[None], affine)
     np.testing.assert_allclose(new_mean[0], [25.0, 39.0, 0.5, 80.0, 2.0, 0.0, 0.0, 0.0])
     assert new_cov[0, 0, 0] == pytest.approx(4.0) and new_cov[0, 2, 2] == pytest.approx(1.0)
+
+
+def test_log_records_gated_out_and_over_threshold_candidates():
+    track = np.array([[100.0, 100.0, 20.0, 40.0]])
+    # frame 2: detection 0 overlaps the prediction with IoU 1/3 (x shifted by 10: 10*40 / (2*800 - 400));
+    # detection 1 sits exactly on it
+    frames = {1: track, 2: np.array([[110.0, 100.0, 20.0, 40.0], [100.0, 100.0, 20.0, 40.0]])}
+    gated = _run(frames, 2, min_hits=1, gate_min_iou=0.5)[1].log["tracks"][0]
+    assert gated["detection"] == 1 and gated["gated_out"] == [0] and gated["iou"] == 1.0
+    over = _run(frames, 2, min_hits=1, max_cost=0.5)[1].log["tracks"][0]
+    assert over["gated_out"] == [] and over["over_threshold"] == [0]  # cost 1 - 1/3 > 0.5
+
+
+@pytest.mark.parametrize("confirmed_first, winner", [(True, 1), (False, 2)])
+def test_confirmed_tracks_choose_before_tentative_ones(confirmed_first: bool, winner: int):
+    # track 1 is confirmed on frame 3; a duplicate box on frame 3 starts tentative track 2 exactly
+    # where the only detection of frame 4 is. IoU(track 1, det) = 16*40 / (2*800 - 16*40) = 0.5.
+    frames = {1: _box(100.0), 2: _box(100.0), 3: np.vstack([_box(100.0), _box(104.0)]), 4: _box(104.0)}
+    result = _run(frames, 4, min_hits=3, confirmed_first=confirmed_first)[3]
+    matched = [t["track_id"] for t in result.log["tracks"] if t["detection"] == 0]
+    assert matched == [winner]

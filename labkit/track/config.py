@@ -68,6 +68,8 @@ class TrackConfig(YamlConfig):
         iou_weight, centre_weight, appearance_weight: weights of the IoU distance ``1 - IoU``, the
             normalised centre distance and the appearance cosine distance.
         max_cost: acceptance threshold of the first pass (a pair costing more stays unmatched).
+        score_fusion: first-pass cost ``1 - (1 - cost) * score`` (ByteTrack's ``fuse_score``).
+        confirmed_first: in the first pass, confirmed and lost tracks are matched before tentative ones.
         low_score_pass: run the second pass (unmatched tracked tracks vs low-score detections).
         low_score_max_cost: acceptance threshold of the second pass (IoU distance only).
         class_aware: only pairs of the same class may match.
@@ -95,17 +97,19 @@ class TrackConfig(YamlConfig):
 
     process_noise_position: float = 0.05
     process_noise_velocity: float = 0.00625
-    measurement_noise: float = 0.05
+    measurement_noise: float = 0.1
     camera_motion: str = "none"
     high_score: float = 0.2
     low_score: float = 0.05
-    new_track_score: float = 0.2
+    new_track_score: float = 0.3
     gate_probability: float = 0.0
     gate_min_iou: float = 0.0
     iou_weight: float = 1.0
     centre_weight: float = 0.0
     appearance_weight: float = 0.0
     max_cost: float = 0.8
+    score_fusion: bool = False
+    confirmed_first: bool = True
     low_score_pass: bool = True
     low_score_max_cost: float = 0.5
     class_aware: bool = False
@@ -137,7 +141,7 @@ class TrackConfig(YamlConfig):
         _choice("appearance", self.appearance, APPEARANCE)
         _choice("gallery", self.gallery, GALLERY)
         _choice("output_box", self.output_box, OUTPUT_BOX)
-        for name in ("low_score_pass", "class_aware", "output_tentative_history"):
+        for name in ("low_score_pass", "class_aware", "output_tentative_history", "score_fusion", "confirmed_first"):
             _flag(name, getattr(self, name))
         _integer("min_hits", self.min_hits, 1)
         _integer("max_misses", self.max_misses, 0)

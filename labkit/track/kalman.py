@@ -66,7 +66,7 @@ class BoxKalman:
 
     process_noise_position: float = 0.05
     process_noise_velocity: float = 0.00625
-    measurement_noise: float = 0.05
+    measurement_noise: float = 0.1
 
     def initiate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New tracks from measurements ``z (N, 4)``: zero velocity, wide velocity uncertainty."""

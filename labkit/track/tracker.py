@@ -9,10 +9,13 @@ Box", ECCV 2022):
    (:mod:`labkit.track.camera`);
 2. split the detections by score: *high* (``>= high_score``), *low*
    (``[low_score, high_score)``), the rest is dropped;
-3. first pass: every live track (tentative, confirmed, lost) against the high detections, cost =
-   blend of IoU distance, centre distance and appearance distance, gated
-   (:mod:`labkit.track.gating`), solved by :func:`labkit.track.association.assign` with
-   ``max_cost``;
+3. first pass: the live tracks against the high detections, cost = blend of IoU distance, centre
+   distance and appearance distance (optionally fused with the detection score, ``score_fusion``),
+   gated (:mod:`labkit.track.gating`), solved by :func:`labkit.track.association.assign` with
+   ``max_cost``; with ``confirmed_first`` the confirmed and lost tracks are matched before the
+   tentative ones (DeepSORT's priority for established tracks; ByteTrack's separate matching of
+   unconfirmed tracks), so a track born from a duplicate cannot take an established track's
+   detection;
 4. second pass (``low_score_pass``): the confirmed tracks still unmatched against the low
    detections, IoU distance only, ``low_score_max_cost``;
 5. update the matched tracks (Kalman update, appearance gallery), age the unmatched ones, run the
@@ -219,15 +222,28 @@ class Tracker:
             allowed &= class_gate(t.class_id, detections.class_id)
         app = None if embeddings is None else self.gallery.distance(t.ids, embeddings)
         cost = self._cost(cost_iou, predicted, detections.xywh, app)
+        if c.score_fusion and cost.size:  # ByteTrack's fuse_score: similarity (1 - cost) times the score
+            cost = 1.0 - (1.0 - cost) * scores[None, :]
         match_det = np.full(len(t.ids), -1, dtype=np.int64)
         stage = [""] * len(t.ids)
-        first = assign(cost[:, high], c.max_cost, allowed[:, high])
-        match_det[first.matches[:, 0]] = high[first.matches[:, 1]]
-        for row in first.matches[:, 0]:
-            stage[row] = "high"
+        groups = [np.arange(len(t.ids))]
+        tentative = t.state == _TENTATIVE
+        if c.confirmed_first and tentative.any():  # confirmed and lost tracks first, tentative ones take the rest
+            groups = [np.nonzero(~tentative)[0], np.nonzero(tentative)[0]]
+        free = high
+        for rows in groups:
+            if not len(rows) or not len(free):
+                continue
+            pairs = (rows[:, None], free[None, :])
+            found = assign(cost[pairs], c.max_cost, allowed[pairs])
+            match_det[rows[found.matches[:, 0]]] = free[found.matches[:, 1]]
+            for row in rows[found.matches[:, 0]]:
+                stage[row] = "high"
+            free = free[found.unmatched_detections]
         if len(low):  # ByteTrack's second pass: unmatched confirmed tracks vs low-score detections, IoU only
             rows = np.nonzero((match_det < 0) & (t.state == _CONFIRMED))[0]
-            second = assign(cost_iou[np.ix_(rows, low)], c.low_score_max_cost, allowed[np.ix_(rows, low)])
+            pairs = (rows[:, None], low[None, :])
+            second = assign(cost_iou[pairs], c.low_score_max_cost, allowed[pairs])
             match_det[rows[second.matches[:, 0]]] = low[second.matches[:, 1]]
             for row in rows[second.matches[:, 0]]:
                 stage[row] = "low"
@@ -295,24 +311,32 @@ class Tracker:
                 self.gallery.update(tid, embeddings[i])
 
     def _track_log(self, row: int, old_state: int, a: dict[str, Any], predicted: np.ndarray) -> dict[str, Any]:
-        t = self.tracks
-        det, stage, iou, app = a["match_det"][row], a["stage"][row], a["iou"], a["appearance"]
-        cost, allowed = a["cost"], a["allowed"]
+        """One track's line of the association log: its match (IoU, cost, appearance distance), the
+        overlapping detections a gate removed (``gated_out``) or whose cost exceeded the pass's
+        threshold (``over_threshold``), and the decision."""
+        t, c = self.tracks, self.config
+        det, stage, iou, app = int(a["match_det"][row]), a["stage"][row], a["iou"], a["appearance"]
+        cost = a["cost"] if stage != "low" else 1.0 - iou  # the second pass uses the IoU distance only
         overlapping = np.nonzero(iou[row] > 0)[0] if iou.size else np.zeros(0, int)
+        allowed = a["allowed"][row]
         entry: dict[str, Any] = {
             "track_id": int(t.ids[row]), "state_before": TrackState(old_state).label,
             "state_after": TrackState(t.state[row]).label, "predicted_xywh": _round(predicted[row]),
-            "detection": int(det) if det >= 0 else None, "stage": stage or None,
-            "gated_out": [int(j) for j in overlapping if not allowed[row, j]],
+            "detection": det if det >= 0 else None, "stage": stage or None,
+            "gated_out": [int(j) for j in overlapping if not allowed[j]],
+            "over_threshold": [int(j) for j in overlapping if allowed[j] and j != det and a["cost"][row, j] > c.max_cost],
         }
         if det >= 0:
             entry.update(iou=round(float(iou[row, det]), 4), cost=round(float(cost[row, det]), 4),
                          appearance_distance=None if app is None else round(float(app[row, det]), 4))
-        decision = {(1, TrackState.LOST): "reactivated", (1, TrackState.TENTATIVE): "matched"}.get(
-            (int(det >= 0), TrackState(old_state)), "matched" if det >= 0 else "missed")
-        if det >= 0 and old_state == TrackState.TENTATIVE and t.state[row] == TrackState.CONFIRMED:
-            decision = "confirmed"
-        if t.state[row] == TrackState.DELETED:
-            decision = "deleted"
-        entry["decision"] = decision
+        if t.state[row] == _DELETED:
+            entry["decision"] = "deleted"
+        elif det < 0:
+            entry["decision"] = "missed"
+        elif old_state == TrackState.LOST:
+            entry["decision"] = "reactivated"
+        elif old_state == _TENTATIVE and t.state[row] == _CONFIRMED:
+            entry["decision"] = "confirmed"
+        else:
+            entry["decision"] = "matched"
         return entry
