@@ -25,6 +25,9 @@ COMMAND_MODULES = (
     "labkit.detect.cli",
     "labkit.segment.cli",
     "labkit.track.cli",
+    "labkit.pipeline.cli",
+    "labkit.serve.cli",
+    "labkit.robust.cli",
 )
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

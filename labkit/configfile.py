@@ -1,4 +1,5 @@
-"""Run configs read from YAML: one strict reader for every recipe in ``configs/``.
+"""Run configs read from YAML: one strict reader for every recipe in ``configs/``, and one place
+that finds those recipes (:func:`config_path`).
 
 A typo in a config key must be an error, not a silently ignored knob, and a broken file must be
 reported with its path. :class:`YamlConfig` gives a config dataclass ``from_mapping``, ``load``
@@ -9,6 +10,7 @@ simply their fields use :func:`read_yaml_mapping` and :func:`check_keys` directl
 from __future__ import annotations
 
 import dataclasses
+from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping, TypeVar
 
@@ -17,6 +19,35 @@ import yaml
 from labkit.errors import DataError
 
 C = TypeVar("C", bound="YamlConfig")
+
+
+def configs_dir() -> Path:
+    """The folder of the course configs: ``labkit/configs`` inside the package. In a checkout it is
+    a link to the top-level ``configs/`` (the files to edit, so an edit applies at once); a built
+    wheel ships the files themselves (``package-data``), so Colab, Binder and any wheel install find
+    the same recipes without the repository."""
+    return Path(str(resources.files("labkit").joinpath("configs")))
+
+
+def config_names() -> list[str]:
+    """The course config files that :func:`config_path` knows (sorted)."""
+    folder = configs_dir()
+    return sorted(p.name for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def config_path(name: str) -> Path:
+    """Path of the course config ``name`` (e.g. ``"detect_base.yaml"``), wherever labkit is
+    installed: the one lookup every notebook and default uses, never a path built from the checkout.
+
+    An unknown name, or one that is not a bare file name, is a :class:`DataError` listing the
+    known configs (none listed means this install lacks them).
+    """
+    if not name or Path(name).name != name or not name.endswith(".yaml"):
+        raise DataError(f"a course config is a bare file name ending in .yaml, got {name!r}")
+    path = configs_dir() / name
+    if not path.is_file():
+        raise DataError(f"no course config {name!r}; known: {config_names()}", source=str(configs_dir()))
+    return path
 
 
 def read_yaml_mapping(path: str | Path) -> Any:

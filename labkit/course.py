@@ -4,14 +4,15 @@ Colab / Binder badges that are generated from it (``scripts/sync_course.py`` wri
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
 import yaml
 
-from labkit.artifacts import REPO_ROOT
-
-CONFIG_FILE = REPO_ROOT / "course.yaml"
+#: ``course.yaml`` as the package sees it: in a checkout a link to the top-level file (the one to
+#: edit), in a wheel the shipped copy, so an install without the repository reads it too.
+CONFIG_FILE = Path(str(resources.files("labkit").joinpath("course.yaml")))
 SETUP_TAG = "course-setup"
 
 
@@ -48,16 +49,43 @@ def badges(notebook: str | None = None) -> str:
     return " ".join(parts)
 
 
-def setup_cell_source() -> str:
-    """The first cell of every notebook: on Colab it installs the course and generates the data;
-    elsewhere it only checks that labkit imports (Binder and local set-ups have done the rest)."""
+#: Written by ``python -m labkit.hosted`` once Colab's set-up succeeded; a new runtime starts without it.
+COLAB_MARKER = "/content/.labkit-ready"
+
+
+def install_spec() -> str:
+    """What the Colab setup cell installs: the light ``colab`` extra from the course repository."""
     repo, branch = course_config()["repository"], course_config()["branch"]
+    return f"labkit[colab] @ git+{repo}@{branch}"
+
+
+def setup_cell_source() -> str:
+    """The first cell of every notebook. On Colab, once per runtime (marker file): install
+    :func:`install_spec`, run ``python -m labkit.hosted`` (prebuilt models, dataset), and stop with
+    a request to restart the runtime only when pip changed torch. Everywhere (and on Colab
+    afterwards) it prints the environment line of :func:`labkit.hosted.environment_line`."""
     return (
-        "# Setup. On Colab: install the course and generate its data. Locally / on Binder: only a check.\n"
-        "import subprocess, sys\n"
-        "if \"google.colab\" in sys.modules:\n"
-        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"labkit[course] @ git+{repo}@{branch}\"], check=True)\n"
-        "    subprocess.run([sys.executable, \"-c\", \"from labkit.data.synth import ensure_dataset; ensure_dataset()\"], check=True)\n"
-        "import labkit\n"
-        "print(\"labkit\", labkit.__version__, \"on Python\", sys.version.split()[0])"
+        "# Course setup, generated from course.yaml by `make sync`. On Colab the first run in a runtime installs\n"
+        "# labkit[colab] from the course repository, pulls the prebuilt course models and prepares the dataset;\n"
+        "# later runs skip that. Locally and on Binder (set up already) it only prints the environment.\n"
+        "import os, subprocess, sys\n"
+        f"if \"google.colab\" in sys.modules and not os.path.exists(\"{COLAB_MARKER}\"):\n"
+        "    from importlib.metadata import PackageNotFoundError, version\n"
+        "\n"
+        "    def installed_torch():\n"
+        "        try:\n"
+        "            return version(\"torch\")\n"
+        "        except PackageNotFoundError:\n"
+        "            return None\n"
+        "\n"
+        "    torch_before = installed_torch()\n"
+        f"    print(\"installing {install_spec()} (once per runtime) ...\", flush=True)\n"
+        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"{install_spec()}\"], check=True)\n"
+        f"    subprocess.run([sys.executable, \"-m\", \"labkit.hosted\", \"--marker\", \"{COLAB_MARKER}\"], check=True)\n"
+        "    if installed_torch() != torch_before:\n"
+        "        raise SystemExit(f\"pip changed torch {torch_before} -> {installed_torch()}: \"\n"
+        "                         \"Runtime > Restart session, then run this cell again.\")\n"
+        "from labkit.hosted import environment_line\n"
+        "\n"
+        "print(environment_line())"
     )

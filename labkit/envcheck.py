@@ -1,7 +1,8 @@
 """``labkit env``: is this machine ready for the course?
 
-Each check returns a :class:`Check` (name, ok, detail, required). Versions of Python, torch,
-torchvision, CUDA/cuDNN and OpenCV; OpenCV's JPEG/PNG codecs and video back-ends (parsed from
+Each check returns a :class:`Check` (name, ok, detail, required). Versions of Python, torch and
+torchvision (failing when outside the range labkit's package metadata declares, :func:`supported_range`:
+hosted notebooks keep their preinstalled torch when it is inside it), CUDA/cuDNN and OpenCV; OpenCV's JPEG/PNG codecs and video back-ends (parsed from
 ``cv2.getBuildInformation()``) and the classes the course needs (:data:`OPENCV_FEATURES`); a real matrix product on the GPU compared with the CPU (or
 "CPU only"); JPEG and PNG encode/decode in memory; writing and reading back a short MJPG/AVI
 video; ffmpeg through imageio-ffmpeg. Exit code 0 when every required check passes, else 1.
@@ -10,6 +11,7 @@ video; ffmpeg through imageio-ffmpeg. Exit code 0 when every required check pass
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import platform
 import re
 import subprocess
@@ -20,12 +22,17 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from labkit.cli import add_json_flag, emit
 
 MIN_PYTHON = (3, 10)
 #: OpenCV classes the course uses that OpenCV 5 dropped (Chapter 2: HOG people detector, Haar cascades).
 OPENCV_FEATURES = ("HOGDescriptor", "CascadeClassifier")
+#: Packages whose installed version is checked against labkit's declared range.
+RANGED = ("torch", "torchvision")
 
 
 @dataclass
@@ -78,11 +85,46 @@ def _python() -> Check:
     return Check("python", ok, f"{platform.python_version()} (need >= {'.'.join(map(str, MIN_PYTHON))})")
 
 
+def supported_range(requirements: list[str] | None) -> dict[str, SpecifierSet]:
+    """``{package: version range}`` for :data:`RANGED` from a list of requirement strings
+    (``importlib.metadata.requires("labkit")``); requirements behind an extra are ignored."""
+    out: dict[str, SpecifierSet] = {}
+    for line in requirements or []:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.name in RANGED and req.marker is None:
+            out[req.name] = req.specifier
+    return out
+
+
+def in_range(version: str, spec: SpecifierSet) -> bool:
+    """Whether an installed version (local tags such as ``+cu121`` allowed) lies in ``spec``.
+    Pre-releases count by their number, so ``2.14.0rc1`` is inside ``>=2.2,<2.15`` and
+    ``2.15.0.dev0`` is not (PEP 440: ``<2.15`` excludes 2.15's pre-releases)."""
+    try:
+        return spec.contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return False
+
+
 def _torch() -> Check:
     import torch
     import torchvision
 
-    return Check("torch", True, f"torch {torch.__version__}, torchvision {torchvision.__version__}")
+    try:
+        ranges = supported_range(importlib.metadata.requires("labkit"))
+    except importlib.metadata.PackageNotFoundError:
+        ranges = {}
+    found = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    outside = [f"{name} {found[name]} is outside the supported {spec}" for name, spec in ranges.items()
+               if not in_range(found[name], spec)]
+    detail = f"torch {found['torch']}, torchvision {found['torchvision']}"
+    if not ranges:
+        return Check("torch", True, detail + " (supported range unknown: labkit is not installed as a package)")
+    supported = ", ".join(f"{name}{spec}" for name, spec in sorted(ranges.items()))
+    return Check("torch", not outside, "; ".join([detail, *outside]) + f" (supported: {supported})")
 
 
 def _cuda() -> Check:

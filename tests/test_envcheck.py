@@ -77,3 +77,34 @@ def test_opencv_without_hog_fails(monkeypatch):
     monkeypatch.delattr(cv2, "HOGDescriptor")
     check = envcheck._opencv()
     assert not check.ok and "MISSING HOGDescriptor" in check.detail
+
+
+REQUIRES = ["numpy>=1.26,<3", "torch>=2.2,<2.15", "torchvision>=0.17,<0.30",
+            'jupyterlab>=4; extra == "course"', 'torch==9.9; extra == "other"']
+
+
+def test_supported_range_reads_the_unconditional_torch_lines_only():
+    ranges = envcheck.supported_range(REQUIRES)
+    assert {name: str(spec) for name, spec in ranges.items()} == {"torch": "<2.15,>=2.2", "torchvision": "<0.30,>=0.17"}
+    assert envcheck.supported_range(None) == {} and envcheck.supported_range(["not a requirement !!"]) == {}
+
+
+@pytest.mark.parametrize("version, inside", [
+    ("2.2.0", True), ("2.1.2", False),                  # lower bound is inclusive
+    ("2.14.1", True), ("2.14.1+cu130", True),           # local build tags do not matter
+    ("2.14.0rc1", True), ("2.15.0", False), ("2.15.0.dev20260101", False),  # <2.15 excludes 2.15's pre-releases
+    ("garbage", False),
+])
+def test_torch_version_boundaries(version, inside):
+    assert envcheck.in_range(version, envcheck.supported_range(REQUIRES)["torch"]) is inside
+
+
+def test_torch_outside_the_declared_range_fails_the_check(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(envcheck.importlib.metadata, "requires", lambda name: ["torch>=99", "torchvision>=0"])
+    check = envcheck._torch()
+    assert not check.ok and check.required
+    assert f"torch {torch.__version__} is outside the supported >=99" in check.detail
+    monkeypatch.setattr(envcheck.importlib.metadata, "requires", lambda name: [f"torch=={torch.__version__}"])
+    assert envcheck._torch().ok

@@ -18,8 +18,8 @@ from typing import Any, Hashable, Iterable, Iterator, Mapping
 import cv2
 import numpy as np
 
-from labkit.artifacts import REPO_ROOT
 from labkit.cli import UsageError, add_json_flag, emit
+from labkit.configfile import config_path
 from labkit.data.annotations import Detections
 from labkit.data.coco import detections_to_results
 from labkit.detect._ultralytics import logs_to_stderr
@@ -180,13 +180,13 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("base", help="build (once) the cached base detector and print its val AP")
-    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "detect_base.yaml"), help="base model config")
+    p.add_argument("--config", default=str(config_path("detect_base.yaml")), help="base model config")
     p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
     add_json_flag(p)
     p.set_defaults(func=_base)
 
     p = sub.add_parser("frcnn", help="build (once) the cached Faster R-CNN comparison model and print its val AP")
-    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "detect_frcnn.yaml"), help="its config")
+    p.add_argument("--config", default=str(config_path("detect_frcnn.yaml")), help="its config")
     p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
     add_json_flag(p)
     p.set_defaults(func=_frcnn)

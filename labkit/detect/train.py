@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from tqdm.auto import tqdm
+
 from labkit.artifacts import artifacts_dir, fresh_dir, write_json
 from labkit.data.annotations import Dataset
 from labkit.data.coco import read_json
@@ -93,7 +95,9 @@ def fresh_run_dir(run_dir: Path) -> None:
 
 
 class _EpochLogger:
-    """Ultralytics callbacks writing labkit's per-epoch row (minutes, COCO AP) after each checkpoint."""
+    """Ultralytics callbacks writing labkit's per-epoch row (minutes, COCO AP) after each checkpoint,
+    and ticking one progress bar per epoch (tqdm: elapsed time and ETA; on stderr, so ``--json``
+    output stays clean) that shows even when Ultralytics' own log is off (``YOLO_VERBOSE=False``)."""
 
     def __init__(self, run_dir: Path, val: Dataset, config: DetectConfig, stop_after_epoch: int | None):
         self.run_dir, self.val, self.config, self.stop_after_epoch = run_dir, val, config, stop_after_epoch
@@ -102,12 +106,20 @@ class _EpochLogger:
         self.offset_s = 60.0 * float(minutes.dropna().iloc[-1]) if minutes is not None and minutes.notna().any() else 0.0
         self.session_start = time.time()
         self.eval_s = 0.0
+        self.bar: Any = None
 
     def callbacks(self) -> dict[str, Callable[[Any], None]]:
-        return {"on_train_start": self.on_train_start, "on_model_save": self.on_model_save}
+        return {"on_train_start": self.on_train_start, "on_model_save": self.on_model_save,
+                "on_train_end": self.on_train_end}
 
     def on_train_start(self, trainer: Any) -> None:
         self.session_start = time.time()
+        self.bar = tqdm(total=trainer.epochs, initial=trainer.start_epoch, desc=f"{self.config.name} training",
+                        unit="epoch")
+
+    def on_train_end(self, trainer: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
     def on_model_save(self, trainer: Any) -> None:
         epoch = trainer.epoch + 1
@@ -125,7 +137,11 @@ class _EpochLogger:
                **{f"coco/{k}": stats.get(k) for k in COCO_KEYS}}
         append_row(self.run_dir / LABKIT_LOG, row)
         write_learning_curves(self.run_dir)
+        if self.bar is not None:
+            self.bar.set_postfix({k: round(v, 3) for k, v in stats.items() if k in ("AP50", "AP") and v is not None})
+            self.bar.update(1)
         if self.stop_after_epoch is not None and epoch >= self.stop_after_epoch and not final:
+            self.on_train_end(trainer)
             raise TrainingInterrupted(f"stopped after epoch {epoch} of {trainer.epochs} (resume to continue)")
 
 

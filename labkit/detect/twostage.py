@@ -49,8 +49,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from labkit.artifacts import MODEL_METRICS, REPO_ROOT, artifacts_dir, finished_model, read_model_metrics, write_json
-from labkit.configfile import YamlConfig
+from labkit.artifacts import MODEL_METRICS, artifacts_dir, finished_model, read_model_metrics, write_json
+from labkit.configfile import YamlConfig, config_path
 from labkit.data.annotations import Dataset, Detections
 from labkit.data.boxes import Letterbox, clip_xyxy
 from labkit.data.images import load_image
@@ -68,7 +68,7 @@ from labkit.repro import seed_everything, write_manifest
 ARCHS = ("fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn")
 #: Anchor sizes per feature map in those builders (the box head expects this many per location).
 N_ANCHOR_SIZES = 5
-FRCNN_CONFIG = REPO_ROOT / "configs" / "detect_frcnn.yaml"
+FRCNN_CONFIG = config_path("detect_frcnn.yaml")
 LAST, BEST, LOG = "last.pt", "best.pt", "learning_curves.csv"
 
 

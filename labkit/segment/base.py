@@ -26,15 +26,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from labkit.artifacts import MODEL_METRICS, REPO_ROOT, artifacts_dir, finished_model, read_model_metrics, write_json
-from labkit.configfile import check_keys, read_yaml_mapping
+from labkit.artifacts import MODEL_METRICS, artifacts_dir, finished_model, read_model_metrics, write_json
+from labkit.configfile import check_keys, config_path, read_yaml_mapping
 from labkit.data.annotations import Dataset
 from labkit.data.coco import load_coco
 from labkit.errors import DataError
 from labkit.repro import config_hash
 from labkit.segment.semantic import SemanticConfig, load_checkpoint, resolve_device, train_semantic
 
-BASE_CONFIG = REPO_ROOT / "configs" / "segment_base.yaml"
+BASE_CONFIG = config_path("segment_base.yaml")
 WEIGHTS = "best.pt"
 #: Annotation files a model trained on the dataset depends on (masks are generated with them).
 TRAIN_SPLITS = ("train", "val")

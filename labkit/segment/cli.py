@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from labkit.artifacts import REPO_ROOT
 from labkit.cli import UsageError, add_json_flag, emit
+from labkit.configfile import config_path
 from labkit.errors import DataError
 
 
@@ -120,13 +120,13 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("base", help="build (once) the cached base U-Net and print its val IoU")
-    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "segment_base.yaml"), help="base model config")
+    p.add_argument("--config", default=str(config_path("segment_base.yaml")), help="base model config")
     p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
     add_json_flag(p)
     p.set_defaults(func=_base)
 
     p = sub.add_parser("instance", help="build (once) the cached YOLO-seg instance model and print its val mask AP")
-    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "segment_instance.yaml"), help="instance model config")
+    p.add_argument("--config", default=str(config_path("segment_instance.yaml")), help="instance model config")
     p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
     add_json_flag(p)
     p.set_defaults(func=_instance)

@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from labkit.artifacts import MODEL_METRICS, REPO_ROOT, artifacts_dir, finished_model, write_json
+from labkit.artifacts import MODEL_METRICS, artifacts_dir, finished_model, write_json
+from labkit.configfile import config_path
 from labkit.data.annotations import Dataset, Detections
 from labkit.data.boxes import Letterbox, clip_xyxy
 from labkit.data.masks import mask_to_rle
@@ -51,7 +52,7 @@ from labkit.repro import write_manifest
 from labkit.segment.base import cache_dir, dataset_fingerprint, load_split
 from labkit.weights import resolve_model
 
-INSTANCE_CONFIG = REPO_ROOT / "configs" / "segment_instance.yaml"
+INSTANCE_CONFIG = config_path("segment_instance.yaml")
 WEIGHTS = "weights.pt"
 #: Masks decoded at once (bounds the float memory to ``chunk x H x W``).
 _MASK_CHUNK = 32

@@ -29,6 +29,7 @@ All functions take and return stacked arrays: ``mean (N, 8)``, ``cov (N, 8, 8)``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -78,17 +79,24 @@ class BoxKalman:
         mean = np.concatenate([z, np.zeros_like(z)], axis=1)
         return mean, _diag(std ** 2)
 
-    def _process_var(self, mean: np.ndarray) -> np.ndarray:
+    @cached_property
+    def _process_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Q's standard deviations as ``h * scale + offset`` (the aspect ratio's are constants)."""
         sp, sv = self.process_noise_position, self.process_noise_velocity
-        std = mean[:, 3:4] * np.array([sp, sp, 0.0, sp, sv, sv, 0.0, sv])
-        std[:, 2], std[:, 6] = 1e-2, 1e-5
-        return std ** 2
+        return np.array([sp, sp, 0.0, sp, sv, sv, 0.0, sv]), np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
+
+    @cached_property
+    def _measurement_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        sm = self.measurement_noise
+        return np.array([sm, sm, 0.0, sm]), np.array([0, 0, 1e-1, 0])
+
+    def _process_var(self, mean: np.ndarray) -> np.ndarray:
+        scale, offset = self._process_weights
+        return (mean[:, 3:4] * scale + offset) ** 2
 
     def _measurement_var(self, mean: np.ndarray) -> np.ndarray:
-        sm = self.measurement_noise
-        std = mean[:, 3:4] * np.array([sm, sm, 0.0, sm])
-        std[:, 2] = 1e-1
-        return std ** 2
+        scale, offset = self._measurement_weights
+        return (mean[:, 3:4] * scale + offset) ** 2
 
     def process_cov(self, mean: np.ndarray) -> np.ndarray:
         """``Q (N, 8, 8)`` for the current estimates."""

@@ -1,0 +1,7 @@
+"""The capstone pipeline: stages connected by one versioned data contract.
+
+loader (:mod:`.loader`) -> detector and segmenter (:mod:`.models`, preprocessing contract in
+:mod:`.preprocess`) -> exporter (frame records, :mod:`.records`) -> renderer (:mod:`.render`);
+:mod:`.run` ties them into ``labkit run``, :mod:`.evaluate` scores a run and :mod:`.report`
+writes its report. The tracker stage joins when ``labkit.track`` lands (config ``tracker: null``).
+"""

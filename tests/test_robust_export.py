@@ -1,0 +1,119 @@
+"""ONNX export and ONNX Runtime parity on the tiny models: raw outputs, post-NMS boxes, AP and
+mIoU through the same pre- and post-processing, and files from the wrong model refused."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+
+from labkit.robust._moved import load_split  # noqa: E402
+from labkit.detect.predict import load_detector, predict  # noqa: E402
+from labkit.errors import DataError  # noqa: E402
+from labkit.robust.export import (export_detector, export_segmenter, max_abs_diff, onnx_detector,  # noqa: E402
+                                  onnx_segmenter)
+from labkit.robust.models import SuiteDetector, SuiteSegmenter  # noqa: E402
+from labkit.robust.suite import run_suite  # noqa: E402
+
+CATEGORIES = [{"id": i + 1, "name": n} for i, n in enumerate(["disc", "block", "cone", "rod", "star"])]
+RAW_TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from labkit.data.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("export") / "small"
+    generate_dataset(root, seed=0, size="small")
+    return root
+
+
+@pytest.fixture(scope="module")
+def unet(tmp_path_factory: pytest.TempPathFactory):
+    from labkit.segment.semantic import SemanticConfig, build_model
+
+    torch.manual_seed(0)
+    config = SemanticConfig(size=64, encoder_weights=None, device="cpu")
+    model = build_model(config, pretrained=False).eval()
+    path = export_segmenter(model, config, tmp_path_factory.mktemp("unet") / "unet.onnx")
+    return model, config, path
+
+
+@pytest.fixture(scope="module")
+def yolo(tmp_path_factory: pytest.TempPathFactory):
+    from labkit.detect._ultralytics import ul
+
+    torch.manual_seed(0)
+    model = ul("ultralytics.nn.tasks").DetectionModel("yolov8n.yaml", nc=5, verbose=False)
+    model.names = {i: c["name"] for i, c in enumerate(CATEGORIES)}
+    folder = tmp_path_factory.mktemp("yolo")
+    torch.save({"model": model, "train_args": {"imgsz": 96}}, folder / "weights.pt")
+    (folder / "categories.json").write_text(json.dumps(CATEGORIES))
+    path = export_detector(folder / "weights.pt", folder / "yolo.onnx")
+    return load_detector(folder / "weights.pt", device="cpu"), onnx_detector(path, CATEGORIES), path
+
+
+def test_unet_raw_logits_match(unet) -> None:
+    model, config, path = unet
+    ort = onnx_segmenter(path, config)
+    torch.manual_seed(1)
+    for shape in ((2, 3, 64, 64), (1, 3, 48, 80)):  # the batch and the size are dynamic
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            reference = model(x)
+        assert max_abs_diff(reference, ort(x)) <= RAW_TOLERANCE
+
+
+def test_unet_miou_matches_through_the_same_pipeline(unet, data_root: Path) -> None:
+    model, config, path = unet
+    val = load_split(data_root, "val")
+    scores = [run_suite(SuiteSegmenter(name, net, config), val, data_root, kinds=[], max_images=None)["rows"][0]
+              for name, net in (("torch", model), ("onnx", onnx_segmenter(path, config)))]
+    assert abs(scores[0]["mean_iou"] - scores[1]["mean_iou"]) <= 0.002
+    assert abs(scores[0]["mean_boundary_f"] - scores[1]["mean_boundary_f"]) <= 0.002
+
+
+def test_detector_raw_head_output_matches(yolo) -> None:
+    torch_det, onnx_det, _ = yolo
+    assert onnx_det.imgsz == torch_det.imgsz == 96 and onnx_det.class_ids.tolist() == [1, 2, 3, 4, 5]
+    torch.manual_seed(2)
+    x = torch.rand(3, 3, 96, 96)
+    with torch.no_grad():
+        reference = torch_det.model(x)
+    assert max_abs_diff(reference, onnx_det.model(x)) <= RAW_TOLERANCE
+
+
+def test_detector_boxes_and_ap_match(yolo, data_root: Path) -> None:
+    torch_det, onnx_det, _ = yolo
+    val = load_split(data_root, "val")
+    a = predict(torch_det, val, conf=0.001, batch=4, progress=False)
+    b = predict(onnx_det, val, conf=0.001, batch=4, progress=False)
+    for k in a:
+        assert len(a[k]) == len(b[k])
+        np.testing.assert_allclose(a[k].xyxy, b[k].xyxy, atol=1e-3)  # post-NMS boxes within 1e-3 px
+    ap = [run_suite(SuiteDetector(name, det), val, data_root, kinds=[], max_images=None)["rows"][0]["AP"]
+          for name, det in (("torch", torch_det), ("onnx", onnx_det))]
+    assert abs(ap[0] - ap[1]) <= 0.002
+
+
+def test_an_onnx_file_from_another_model_is_refused(unet, yolo, tmp_path: Path) -> None:
+    _, config, unet_path = unet
+    _, _, yolo_path = yolo
+    with pytest.raises(DataError, match=r"unet.onnx: not an Ultralytics detection export"):
+        onnx_detector(unet_path, CATEGORIES)
+    with pytest.raises(DataError, match=r"yolo.onnx: not a labkit segmentation export"):
+        onnx_segmenter(yolo_path, config)
+    with pytest.raises(DataError, match=r"unet.onnx: exported for 6 classes at 64 px"):
+        onnx_segmenter(unet_path, config.__class__(**{**asdict(config), "size": 96}))
+    with pytest.raises(DataError, match="4 categories for an export with 5 classes"):
+        onnx_detector(yolo_path, CATEGORIES[:4])
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a protobuf")
+    with pytest.raises(DataError, match=r"garbage.onnx: ONNX Runtime cannot load"):
+        onnx_detector(garbage)
