@@ -20,7 +20,7 @@ from labkit.grading.labspec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE = CourseDir(REPO / "autograder")
-SETTINGS = GradeSettings(timeout_per_cell=120.0)
+SETTINGS = GradeSettings(timeout_per_cell=120.0, jobs=2)  # the grader's own parallelism
 
 
 def load(lab: str) -> nbformat.NotebookNode:

@@ -37,7 +37,8 @@ WRONG = {
     "fraction_is_count": ({"summary_answer": [("float((confidence < LOW_CONFIDENCE).mean())",
                                                "float((confidence < LOW_CONFIDENCE).sum())")]},
                           {"summary", "export_summaries"}),
-    "four_connected": ({"summary_answer": [("connectivity=8", "connectivity=4")]}, {"summary", "export_summaries"}),
+    # the grader's random arrays have corner-only contacts; the exported val images it picks have none
+    "four_connected": ({"summary_answer": [("connectivity=8", "connectivity=4")]}, {"summary"}),
     "rgb_mask": ({"png_answer": [("Image.fromarray(labels.astype(np.uint8)).save(path)",
                                   "Image.fromarray(labels.astype(np.uint8)).convert('RGB').save(path)")]},
                  {"png", "export_masks"}),

@@ -41,7 +41,8 @@ from labkit.grading.sandbox import MISSING_BWRAP, level_works, resolve_level
 REPO = Path(__file__).resolve().parents[1]
 LAB = "ch09_probe"
 SECRET = "QUIZ-ANSWER-c-7f3a"  # appears only in the course's key and spec
-SETTINGS = GradeSettings(timeout_per_cell=6.0, interrupt_grace=2.0, memory_mb=1536, file_mb=64, startup_timeout=60.0)
+SETTINGS = GradeSettings(timeout_per_cell=6.0, interrupt_grace=2.0, memory_mb=1536, file_mb=64, startup_timeout=60.0,
+                         jobs=2)
 
 
 def require_bwrap() -> None:
@@ -202,6 +203,12 @@ def _hostile(root: Path, course: CourseDir) -> dict[str, dict[str, str]]:
         "huge_file": {"answer_b": "try:\n    with open('big.bin', 'wb') as f:\n"
                                   "        for _ in range(200):\n            f.write(b'0' * (1 << 20))\nexcept OSError:\n    pass\n"
                                   "def scale(values):\n    return values * 3"},
+        # more: links planted where the grader writes its calls and reads the answers, pointing at its files
+        "linker": {"answer_b": SCALE + "\nimport os, pathlib\nprobe = pathlib.Path.cwd().parent / 'probe'\n"
+                               f"target = {str(root / 'canary.txt')!r}\n"
+                               "for k in range(1000):\n    for name in (f'call-{k}.npz', f'call-{k}.out.npz'):\n"
+                               "        try:\n            os.symlink(target, probe / name)\n"
+                               "        except OSError:\n            pass\n"},
         # more: an endless loop inside the graded call
         "loop": {"answer_a": "def add_two(x):\n    while True:\n        pass"},
         # more: the kernel dies inside the graded call
@@ -223,6 +230,7 @@ def graded(tmp_path_factory):
     course.spec_file(LAB).write_text(SPEC)
     course.key_file(LAB).write_text(f"answers:\n  q1: c  # {SECRET}\n")
     (course.root / "gradebook.db").write_text(f"secret gradebook {SECRET}")
+    (root / "canary.txt").write_text("canary")
     released = released_view(course, LAB, source)
     students = {
         "alice": _with(released, **CORRECT),
@@ -281,7 +289,7 @@ def test_blank_copy_gets_nothing(graded):
 @pytest.mark.parametrize("student, attacked", [
     ("transformer", {"add", "scale", "q1"}), ("patched_numpy", {"scale", "q1"}), ("forged_probe", {"add", "scale", "q1"}),
     ("blocked_import", {"add"}), ("frame_peek", {"add"}), ("snoop", {"q1"}), ("vandal", {"q1"}), ("daemon", {"q1"}),
-    ("smuggler", {"add"}), ("fork_bomb", {"q1"}), ("huge_file", set()), ("killer", set()), ("loop", {"add"}), ("crash", {"add"}),
+    ("smuggler", {"add"}), ("fork_bomb", {"q1"}), ("huge_file", set()), ("linker", set()), ("killer", set()), ("loop", {"add"}), ("crash", {"add"}),
 ])
 def test_attacks_score_zero_on_the_attacked_items(graded, student, attacked):
     scores = _scores(graded, student)
@@ -298,6 +306,7 @@ def test_signals_to_the_parent_do_not_stop_grading(graded):
 def test_nothing_of_a_submission_survives_it(graded):
     root = graded["root"]
     assert _files(root) == graded["before"], "a submission wrote outside its throw-away copy"
+    assert (root / "canary.txt").read_text() == "canary", "the grader wrote through a planted link"
     assert not list(graded["runtime"].iterdir()), "a sandbox's temporary folder was left behind"
     leftovers = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -336,14 +345,30 @@ def test_isolation_is_recorded_in_every_row(graded):
 
 
 def test_parallel_grading_gives_the_same_results(graded, tmp_path):
+    """The batch above was graded with --jobs 2; these submissions again with --jobs 1."""
     subs = tmp_path / "subs"
     for name in ("alice", "blank", "smuggler", "crash"):
         shutil.copytree(graded["root"] / "subs" / name, subs / name)
-    settings = GradeSettings(**{**SETTINGS.__dict__, "jobs": 2})
+    settings = GradeSettings(**{**SETTINGS.__dict__, "jobs": 1})
     again = grade_lab(graded["course"], LAB, subs, tmp_path / "out", settings, progress=False)
     for student in again.students:
         assert {i.item: (i.score, i.status, i.message) for i in student.items} == \
                {k: (i.score, i.status, i.message) for k, i in graded["results"][student.student].items()}
+
+
+def test_isolation_none_must_be_asked_for_and_is_recorded(graded, tmp_path):
+    """The weaker level still blocks the lab's forbidden modules (by an import hook) and says so in every row."""
+    subs = tmp_path / "subs"
+    for name in ("alice", "blocked_import"):
+        shutil.copytree(graded["root"] / "subs" / name, subs / name)
+    settings = GradeSettings(**{**SETTINGS.__dict__, "isolation": "none"})
+    report = grade_lab(graded["course"], LAB, subs, tmp_path / "out", settings, progress=False)
+    scores = {s.student: {i.item: i.score for i in s.items} for s in report.students}
+    assert scores["alice"] == FULL and scores["blocked_import"]["add"] == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
+    assert {r["isolation"] for r in rows} == {"none"}
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["isolation"] == "none" and "UNSAFE" in summary["isolation_description"]
 
 
 def test_missing_bubblewrap_is_refused_unless_none_is_asked_for(monkeypatch):
@@ -419,3 +444,37 @@ def test_quiz_lab_through_the_command_line(tmp_path, capsys):
     assert (out / "feedback" / "student" / "ch01_quiz.html").is_file()
     assert _cli(["grade", str(tmp_path / "nowhere"), "--lab", "ch01_quiz"]) == 2
     assert _cli(["grade", str(tmp_path / "subs"), "--lab", "ch99_nothing"]) == 2
+
+
+def test_blocked_package_cannot_be_loaded_any_way(tmp_path):
+    """ch02's rule: no torchvision in the student's process -- not by alias, not via torch.ops, not by file."""
+    require_bwrap()
+    import subprocess
+    import sys
+
+    from labkit.grading.sandbox import Sandbox, module_location
+
+    location = module_location("torchvision")
+    code = f"""
+import glob, importlib.util, torch
+attempts = {{
+    "import": lambda: __import__("torchvision"),
+    "alias": lambda: exec("from torchvision.ops import box_iou as _x"),
+    "torch.ops": lambda: torch.ops.torchvision.nms,
+    "load_library": lambda: torch.ops.load_library(glob.glob({str(location)!r} + "/_C*.so")[0]),
+    "by_file": lambda: importlib.util.spec_from_file_location("tv", {str(location / "ops" / "boxes.py")!r}).loader.exec_module(
+        importlib.util.module_from_spec(importlib.util.spec_from_file_location("tv", {str(location / "ops" / "boxes.py")!r}))),
+}}
+for name, attempt in attempts.items():
+    try:
+        attempt()
+        print("LOADED", name)
+    except Exception as exc:
+        print("refused", name, type(exc).__name__)
+"""
+    command = Sandbox("bwrap", memory_mb=4096, blocked=("torchvision",)).wrap(
+        [sys.executable, "-c", code], runtime_dir=tmp_path, workdir=tmp_path)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("refused") == 5 and "LOADED" not in run.stdout, run.stdout

@@ -188,4 +188,5 @@ LAB = LabSpec(
            Item("split_deterministic", 1, check_split_deterministic)],
     blocked_modules=("labkit.data.validate",),
     skip_cells=("card_complete", "validator_visible", "split_visible"),
+    prepare=_data,
 )

@@ -242,4 +242,5 @@ LAB = LabSpec(
     blocked_modules=("torchvision",),
     skip_cells=("iou_visible", "threshold_visible", "nms_visible", "softnms_visible", "postprocess_visible",
                 "evaluate_run", "explore_run", *(f"q{k}_check" for k in range(1, 6))),
+    prepare=_val_and_raw,
 )

@@ -242,4 +242,5 @@ LAB = LabSpec(
            *quiz_items(Path(__file__).resolve().parents[1] / "keys" / "ch03_qa_export.yaml")],
     skip_cells=("png_visible", "overlay_visible", "summary_visible", "run_export", "look_overlays",
                 "export_masks", "export_overlays", "export_summaries", *(f"q{k}_check" for k in range(1, 6))),
+    prepare=_world,
 )

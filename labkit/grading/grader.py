@@ -160,6 +160,8 @@ class LabGrader:
     def __init__(self, course: CourseDir, lab_id: str, settings: GradeSettings = GradeSettings()):
         self.course, self.lab_id, self.settings = course, lab_id, settings
         self.spec = load_spec(course.spec_file(lab_id))
+        if self.spec.prepare is not None:
+            self.spec.prepare()
         readonly = [*settings.readonly_paths, *self.spec.readonly_paths]
         self.passed_env = {k: v for k in PASSED_ENV if (v := os.environ.get(k))}
         if "LABKIT_DATA" in self.passed_env:
@@ -229,11 +231,6 @@ class LabGrader:
 _WORKER: LabGrader | None = None
 
 
-def _init_worker(course: CourseDir, lab_id: str, settings: GradeSettings) -> None:
-    global _WORKER
-    _WORKER = LabGrader(course, lab_id, settings)
-
-
 def _grade_in_worker(student: str, student_lab: Path) -> StudentResult:
     return _WORKER.grade_student(student, student_lab)
 
@@ -248,9 +245,12 @@ def grade_lab(course: CourseDir, lab_id: str, submissions_dir: Path, out_dir: Pa
                       if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
     bar = tqdm(total=len(students), desc=f"grading {lab_id}", unit="submission", disable=not progress)
     if settings.jobs > 1 and len(students) > 1:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(settings.jobs, len(students)), mp_context=context, initializer=_init_worker,
-                                 initargs=(course, lab_id, settings)) as pool:
+        # forked workers inherit the grader set up above (no second nbgrader import or release view);
+        # the grader has started no kernel and no thread of its own yet
+        global _WORKER
+        _WORKER = grader
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(min(settings.jobs, len(students)), mp_context=context) as pool:
             futures = [pool.submit(_grade_in_worker, p.name, p / lab_id) for p in students]
             for future in futures:
                 report.students.append(future.result())

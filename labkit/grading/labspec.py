@@ -14,6 +14,7 @@ and never visible inside the sandbox. The spec module defines ``LAB = LabSpec(..
   module that raises ``ImportError`` -- enforced by the file system, not by string search.
 * ``skip_cells``: ``grade_id`` s of locked cells not run at grading (visible checks, slow
   explorations); they award nothing either way. Locked cells with ``grade: true`` are never run.
+* ``prepare``: an optional function run once before the first submission (reference data).
 
 Visible checks in the notebook give the student feedback while working and award no points.
 
@@ -54,9 +55,8 @@ exactly the items it breaks (``tests/test_ch02_lab.py`` is the model).
 item fails with "``iou_match`` raised ValueError: ..."; catch it to require an exception) and
 :class:`NoAnswer` when nothing came back (undefined name, time limit, crash, a value that cannot
 travel). ``probe.map`` makes many calls in one round trip; ``probe.value`` reads a variable;
-``probe.scratch_dir()`` gives a fresh folder the student's code may write into, and
-:func:`labkit.grading.probe.read_result`-style safe reads are the grader's job when it opens files
-from there.
+``probe.scratch_dir()`` gives a fresh folder the student's code may write into; open files from
+there only with :func:`labkit.grading.probe.read_plain_file` (no links followed, size-capped).
 """
 
 from __future__ import annotations
@@ -107,6 +107,9 @@ class LabSpec:
     skip_cells: tuple[str, ...] = ()
     #: What the sandbox must see read-only besides Python, labkit and $LABKIT_DATA (rarely needed).
     readonly_paths: tuple[Path, ...] = field(default_factory=tuple)
+    #: Called once when grading starts (before any worker forks): build cached reference data here,
+    #: so its cost is paid once per lab, not by the first submission.
+    prepare: Callable[[], object] | None = None
 
     @property
     def max_score(self) -> float:
@@ -125,7 +128,11 @@ class Probe:
 
     def _round_trip(self, request: dict) -> Any:
         call = self.scratch / f"call-{next(_CALLS)}.npz"
-        call.write_bytes(wire.dumps(request, self.scratch))
+        try:  # a result or a link the student's process planted in advance is removed, never followed
+            call.with_suffix(".out.npz").unlink(missing_ok=True)
+            wire.write_call(call, wire.dumps(request, self.scratch))
+        except OSError:
+            raise NoAnswer(f"{request['name']}: the notebook's kernel blocked the call files") from None
         code = f"__import__('labkit.grading.probe', fromlist=['answer_call']).answer_call({str(call)!r}, globals())"
         result = self._execute(code, self.timeout)
         if result.status == "timeout":

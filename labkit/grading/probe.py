@@ -135,9 +135,14 @@ def loads(data: bytes, scratch: Path | None = None) -> Any:
 def read_plain_file(path: Path, limit: int = MAX_RESULT_BYTES) -> bytes:
     """The bytes of a file the student's process wrote, without following a link it planted.
 
-    ``FileNotFoundError`` when there is none; :class:`ProbeDataError` for a link, a non-file or a
-    file over ``limit`` bytes.
+    ``FileNotFoundError`` when there is none; :class:`ProbeDataError` for a link (the file, or a
+    folder between it and the sandbox's ``lkg-*`` run folder), a non-file or a file over ``limit`` bytes.
     """
+    for folder in Path(path).parents:
+        if folder.name.startswith("lkg-"):
+            break
+        if folder.is_symlink():
+            raise ProbeDataError("a folder on the way is a link")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
@@ -154,6 +159,14 @@ def read_plain_file(path: Path, limit: int = MAX_RESULT_BYTES) -> bytes:
 def read_result(path: Path, scratch: Path | None = None) -> Any:
     """The value in a result file the student's process wrote (:func:`read_plain_file`, then :func:`loads`)."""
     return loads(read_plain_file(path), scratch)
+
+
+def write_call(path: Path, data: bytes) -> None:
+    """Grader side: create the call file afresh -- never through a link the student's process planted there."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def answer_call(call_path: str, namespace: dict) -> None:
