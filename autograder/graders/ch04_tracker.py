@@ -181,7 +181,6 @@ def check_lifecycle(probe) -> None:
                             f"max_misses={max_misses}) returned {got!r}")
 
 
-@lru_cache(maxsize=None)
 def _hidden_sequence(root: str, frames: int, seed: int) -> Path:
     """A sequence rendered by the course generator with a seed the student copy does not hold."""
     from labkit.data.synth.sequences import SequenceTask, render_sequence
@@ -239,13 +238,24 @@ def _score_tracks(gt: np.ndarray, got, length: int) -> dict:
     return evaluate_tracking(_frames(gt, True), _frames(pred, True), num_frames=length).summary()
 
 
-def check_hota(probe) -> None:
+@lru_cache(maxsize=1)
+def hidden_case() -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth and detections of the hidden sequence, built once per grading run (the LAB's
+    ``prepare``); the rendered frames are not needed afterwards and are removed."""
+    import shutil
     import tempfile
 
-    seq = _hidden_sequence(tempfile.mkdtemp(prefix="ch04-hidden-"), _HIDDEN_FRAMES, _SEED)
-    gt = _gt_rows(seq)
-    scores = _score_tracks(gt, probe.call("track_sequence", _detections(gt, _HIDDEN_FRAMES, _SEED + 3), _HIDDEN_FRAMES),
-                           _HIDDEN_FRAMES)
+    root = tempfile.mkdtemp(prefix="ch04-hidden-")
+    try:
+        gt = _gt_rows(_hidden_sequence(root, _HIDDEN_FRAMES, _SEED))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return gt, _detections(gt, _HIDDEN_FRAMES, _SEED + 3)
+
+
+def check_hota(probe) -> None:
+    gt, detections = hidden_case()
+    scores = _score_tracks(gt, probe.call("track_sequence", detections, _HIDDEN_FRAMES), _HIDDEN_FRAMES)
     assert scores["HOTA"] >= HOTA_TARGET, \
         f"HOTA {scores['HOTA']:.3f} on the hidden sequence is below the target {HOTA_TARGET} (AssA {scores['AssA']:.3f}, " \
         f"DetA {scores['DetA']:.3f}, {scores['IDSW']} ID switches)"
@@ -301,6 +311,7 @@ LAB = LabSpec(
            Item("video", 1, check_video, timeout=120.0),
            *quiz_items(Path(__file__).resolve().parents[1] / "keys" / "ch04_tracker.yaml")],
     blocked_modules=("labkit.track",),
+    prepare=hidden_case,
     skip_cells=("cost_visible", "assign_visible", "lifecycle_visible", "evaluate_run", "video_run",
                 *(f"q{k}_check" for k in range(1, 6))),
 )
