@@ -26,6 +26,31 @@ from labkit.errors import DataError
 _GOLDEN = 0.618033988749895
 
 
+def new_figure(width: float, height: float, *, dpi: int = 100) -> Figure:
+    """An empty figure (``width`` x ``height`` inches, constrained layout) on an Agg canvas, outside
+    pyplot's registry, so nothing has to be closed.
+
+    In a Jupyter kernel it also registers IPython's PNG formatter for figures
+    (``IPython.core.pylabtools.select_figure_formats``, what the inline backend registers, but only
+    once pyplot has drawn something), so a cell that returns the figure shows it as an image.
+    """
+    fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    _register_png_formatter()
+    return fig
+
+
+def _register_png_formatter() -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:  # IPython is optional outside notebooks
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        select_figure_formats(shell, {"png"}, bbox_inches="tight")
+
+
 def color_for(key: int) -> tuple[int, int, int]:
     """A bright RGB colour for an integer key (class or track id), the same on every call."""
     r, g, b = colorsys.hsv_to_rgb((int(key) * _GOLDEN) % 1.0, 0.75, 0.95)
@@ -104,8 +129,7 @@ def sample_grid(dataset: Dataset, n: int = 12, seed: int = 0, path: str | Path |
     picks = sorted(rng.choice(len(dataset.images), size=min(n, len(dataset.images)), replace=False))
     cols = max(1, min(cols, len(picks)))
     rows = -(-len(picks) // cols)
-    fig = Figure(figsize=(3.2 * cols, 2.7 * rows), dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(3.2 * cols, 2.7 * rows, dpi=dpi)
     names = dataset.category_names
     for k, idx in enumerate(picks):
         rec = dataset.images[idx]

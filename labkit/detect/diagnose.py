@@ -17,13 +17,13 @@ from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from labkit.data.annotations import Dataset
 from labkit.data.images import load_image
 from labkit.detect.report import EvalSettings
 from labkit.metrics.errors import ERROR_TYPES, ErrorCase, ErrorReport, error_gallery
+from labkit.viz import new_figure
 
 PRED_COLOUR = (230, 40, 40)
 GT_COLOUR = (40, 200, 60)
@@ -137,11 +137,11 @@ def crop_case(image: np.ndarray, case: ErrorCase, *, margin: float = 0.6, min_si
 def plot_error_gallery(dataset: Dataset, gallery: Mapping[str, Sequence[ErrorCase]], *,
                        class_names: Mapping[int, str] | None = None, out_side: int = 128) -> Figure:
     """One row per error type, one crop per example (see :func:`crop_case`), titled with the
-    predicted class and score (or the missed object's class) and the IoU it was judged by."""
+    predicted class and score (or the missed object's class) and the IoU it was judged by.
+    Built with :func:`labkit.viz.new_figure`, so a notebook cell that returns it shows it."""
     kinds = [k for k, cases in gallery.items() if cases]
     cols = max((len(gallery[k]) for k in kinds), default=1)
-    fig = Figure(figsize=(1.9 * cols, 2.1 * max(1, len(kinds))), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(1.9 * cols, 2.1 * max(1, len(kinds)))
     names = class_names or dataset.category_names
     records = dataset.by_id()
     for r, kind in enumerate(kinds):
@@ -161,4 +161,6 @@ def plot_error_gallery(dataset: Dataset, gallery: Mapping[str, Sequence[ErrorCas
                 ax.set_ylabel(ERROR_TYPES[kind], fontsize=8)
     if not kinds:
         fig.add_subplot().text(0.5, 0.5, "no errors to show", ha="center")
+    else:
+        fig.suptitle("red: prediction, green: ground truth", fontsize=8)
     return fig
