@@ -180,3 +180,26 @@ def pairs_figure(pairs: Sequence[DuplicatePair], n: int = 4, path: str | Path | 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path)
     return fig
+
+
+#: Largest video embedded inline (bytes); a notebook stores its outputs, so bigger files are linked.
+MAX_INLINE_VIDEO = 20_000_000
+
+
+def video_html(path: str | Path, width: int = 480) -> str:
+    """An HTML5 ``<video>`` element playing the MP4 at ``path`` inline (base64 data URI), for a
+    notebook's ``IPython.display.HTML``. A missing file, another format or a file above
+    :data:`MAX_INLINE_VIDEO` bytes is a :class:`DataError` naming the file."""
+    import base64
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("video not found", source=str(path))
+    if path.suffix.lower() != ".mp4":
+        raise DataError(f"only MP4 videos can be embedded, got suffix {path.suffix or '(none)'!r}", source=str(path))
+    size = path.stat().st_size
+    if size > MAX_INLINE_VIDEO:
+        raise DataError(f"{size} bytes is above the {MAX_INLINE_VIDEO}-byte limit for an inline video: link it instead",
+                        source=str(path))
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<video controls width="{int(width)}" src="data:video/mp4;base64,{data}"></video>'
