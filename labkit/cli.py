@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "labkit.grading.cli",
     "labkit.detect.cli",
     "labkit.segment.cli",
+    "labkit.models.cli",
 )
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

@@ -3,7 +3,7 @@ base detector, batched inference mapped back to original pixels, and a classical
 
 Modules: :mod:`~labkit.detect.config` (the run config), :mod:`~labkit.detect.train`,
 :mod:`~labkit.detect.base` (cached base model), :mod:`~labkit.detect.predict` (with
-:mod:`~labkit.detect.sources`: datasets, files, folders, videos), :mod:`~labkit.detect.evaluate`
+:mod:`~labkit.data.sources`: datasets, files, folders, videos), :mod:`~labkit.detect.evaluate`
 (labkit's COCO evaluation of a checkpoint), :mod:`~labkit.detect.curves` (learning-dynamics log
 and figure), :mod:`~labkit.detect.data` (the dataset a run trains on), :mod:`~labkit.detect.hog`,
 :mod:`~labkit.detect.simulate` (a seeded stand-in for raw detector output),

@@ -54,7 +54,7 @@ def fine_tune_config(base: DetectConfig, weights: str | Path, *, name: str, epoc
     """
     recipe = {"optimizer": "AdamW", "lr0": lr0, "lrf": lrf, "warmup_epochs": warmup_epochs, "warmup_bias_lr": 0.0,
               "close_mosaic": 0, "nbs": batch, **augmentation_overrides(augment)}
-    return base.replace(name=name, model=str(weights), epochs=epochs, time_minutes=None, batch=batch, seed=seed,
+    return base.replace(name=name, model=str(weights), epochs=epochs, batch=batch, seed=seed,
                         eval_every=eval_every, overrides={**recipe, **overrides})
 
 
