@@ -43,7 +43,7 @@ def release(built: models.Model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """``built`` shipped into a mirror folder, with its own manifest; an empty committed-checkpoint
     folder and an empty labkit cache, so that only a pull can provide the files."""
     manifest = tmp_path / "checkpoints.json"
-    entry = checkpoints.ship(built.weights, tmp_path / "mirror", manifest=manifest)
+    entry = checkpoints.ship(built.weights, tmp_path / "mirror", manifest=manifest, half="never")
     monkeypatch.setattr(checkpoints, "MANIFEST", manifest)
     monkeypatch.setattr(checkpoints, "PACKAGED", tmp_path / "packaged")
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
@@ -119,7 +119,8 @@ def test_pull_from_a_folder_mirror_then_load_uses_the_shipped_checkpoint(release
     assert folder == release["pulled"] and checkpoints.verify(folder, entry) == []
     # an empty cache root: nothing built there, so load returns the verified shipped copy without training
     model = models.load("segment-tiny", data_root=data_root, cache_root=tmp_path / "empty", follow_budget=False)
-    assert model.source == "shipped" and model.weights == folder / "weights.pt" and model.info == built.info
+    assert model.source == "shipped" and model.weights == folder / "weights.pt"
+    assert model.info == {**built.info, "built_weights_sha256": built.info["weights_sha256"]}
     assert not (tmp_path / "empty").exists()
     assert main(["models", "verify", "segment-tiny", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["shipped"] == str(folder)
@@ -227,6 +228,29 @@ def test_pull_over_http_rejects_a_corrupted_file(server: type[_Release], release
     with pytest.raises(DownloadError, match="checksum mismatch"):
         checkpoints.pull("segment-tiny", progress=False)
     assert not (release["pulled"] / "weights.pt").exists()
+
+
+def test_shipping_in_fp16_is_measured_and_kept_only_when_it_loses_nothing(built: models.Model, data_root: Path,
+                                                                          tmp_path: Path):
+    manifest = tmp_path / "checkpoints.json"
+    entry = checkpoints.ship(built.weights, tmp_path / "out", manifest=manifest, half="auto", tolerance=1e-3,
+                             data_root=data_root)
+    shipped = json.loads((tmp_path / "out" / "segment-tiny" / "metrics.json").read_text())
+    precision = shipped["precision"]
+    # every float32 weight stored in 2 bytes instead of 4: a bit over half the file (pickle overhead)
+    assert precision["fp16_bytes"] < 0.6 * precision["fp32_bytes"]
+    assert precision["max_abs_change"] == max(abs(precision["fp16_metrics"][k] - v)
+                                              for k, v in precision["fp32_metrics"].items())
+    kept_half = precision["max_abs_change"] <= 1e-3
+    assert entry["precision"] == ("fp16" if kept_half else "fp32") == precision["dtype"]
+    weights = tmp_path / "out" / "segment-tiny" / "weights.pt"
+    assert shipped["weights_sha256"] == sha256_file(weights) == entry["files"]["weights.pt"]["sha256"]
+    # the recorded metrics are those of the shipped file: evaluating it again gives them back
+    spec = models.get("segment-tiny")
+    again = spec.evaluate_fn()(weights, spec.load_config(), data_root, False).metrics
+    assert again == pytest.approx(shipped["metrics"], abs=1e-9)
+    with pytest.raises(DataError, match="metrics.json"):  # a build that never finished cannot be shipped
+        checkpoints.ship(tmp_path / "nothing" / "weights.pt", tmp_path / "out", manifest=manifest)
 
 
 # ----------------------------------------------------------------------------- reproducible budgets

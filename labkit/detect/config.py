@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
-
+from typing import Any
 
 from labkit.configfile import YamlConfig
 from labkit.device import amp_mode, check_device_name, resolve_device
@@ -90,7 +89,6 @@ class DetectConfig(YamlConfig):
             "project": str(run_dir.parent), "name": run_dir.name, "exist_ok": True, "save": True, "val": True,
         }
         return {**args, **self.overrides}
-
 
 
 def ultralytics_device(device: Any) -> str:

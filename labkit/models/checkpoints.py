@@ -146,11 +146,40 @@ def locate(name: str, *, key: str, allow_pull: bool = True, progress: bool = Tru
         return None
 
 
-def ship(weights: str | Path, dest: str | Path, *, manifest: str | Path | None = None, packaged: bool = False) -> dict:
+def _float32_state(path: Path) -> dict | None:
+    """The checkpoint's ``model`` state dict when it holds float32 tensors (U-Net, Faster R-CNN),
+    else ``None`` (Ultralytics already saves its weights in fp16)."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = state.get("model") if isinstance(state, dict) else None
+    if isinstance(model, dict) and any(getattr(v, "dtype", None) == torch.float32 for v in model.values()):
+        return state
+    return None
+
+
+def _write_half(state: dict, path: Path) -> None:
+    import torch
+
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    torch.save({**state, "model": half}, path)
+
+
+def ship(weights: str | Path, dest: str | Path, *, manifest: str | Path | None = None, packaged: bool = False,
+         half: str = "auto", tolerance: float = 1e-3, data_root: str | Path | None = None,
+         progress: bool = False) -> dict:
     """Copy a finished model (its ``weights`` file, the files ``metrics.json`` lists, and
     ``metrics.json``) into ``dest/<name>/`` and record it in the manifest (sizes, sha256, key,
-    headline metrics). ``packaged``: the folder is the committed one (:data:`PACKAGED`)."""
+    headline metrics). ``packaged``: ``dest`` is the committed folder (:data:`PACKAGED`).
+
+    ``half``: ``"auto"`` stores float32 weights in fp16 only when the spec's evaluation of the fp16
+    copy moves no headline metric by more than ``tolerance`` (both sets of scores and both sizes are
+    recorded under ``precision``); ``"always"`` / ``"never"`` skip the measurement. The shipped
+    ``metrics.json`` states the shipped file's sha256 and the metrics measured with it.
+    """
+    from labkit.models.dataset import dataset_root
     from labkit.models.flow import read_info
+    from labkit.models.registry import get
 
     src = Path(weights)
     info = read_info(src)
@@ -159,13 +188,37 @@ def ship(weights: str | Path, dest: str | Path, *, manifest: str | Path | None =
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    files = [info["weights"], *info.get("files", {}), MODEL_METRICS]
-    for file in files:
+    for file in [info["weights"], *info.get("files", {})]:
         shutil.copyfile(src.parent / file, folder / file)
+    target = folder / info["weights"]
+    shipped = dict(info, built_weights_sha256=info["weights_sha256"])
+    state = _float32_state(src) if half in ("auto", "always") else None
+    if state is not None:
+        _write_half(state, target)
+        precision = {"fp32_bytes": src.stat().st_size, "fp16_bytes": target.stat().st_size,
+                     "fp32_metrics": info["metrics"], "tolerance": tolerance}
+        if half == "auto":
+            spec = get(name)
+            cfg = spec.load_config(info["config"])
+            root = dataset_root(cfg.dataset_size, cfg.dataset_seed, data_root)
+            scores = spec.evaluate_fn()(target, cfg, root, progress).metrics
+            worst = max((abs(scores[k] - v) for k, v in info["metrics"].items()
+                         if v is not None and scores.get(k) is not None), default=0.0)
+            precision.update(fp16_metrics=scores, max_abs_change=worst)
+            if worst > tolerance:
+                shutil.copyfile(src, target)
+            else:
+                shipped["metrics"] = scores
+        precision["dtype"] = "fp16" if target.stat().st_size < src.stat().st_size else "fp32"
+        shipped["precision"] = precision
+    shipped["weights_sha256"] = sha256_file(target)
+    write_json(folder / MODEL_METRICS, shipped)
+    files = [info["weights"], *info.get("files", {}), MODEL_METRICS]
     entry = {"key": info["key"], "config_name": info["config_name"], "packaged": packaged,
              "files": {f: {"size": (folder / f).stat().st_size, "sha256": sha256_file(folder / f)} for f in files},
-             "metrics": info["metrics"], "epochs": info["epochs"], "steps": info["steps"],
-             "train_minutes": info["train_minutes"], "device": info["device"]}
+             "metrics": shipped["metrics"], "epochs": info["epochs"], "steps": info["steps"],
+             "train_minutes": info["train_minutes"], "device": info["device"],
+             "precision": shipped.get("precision", {}).get("dtype", "as built")}
     path = Path(manifest or MANIFEST)
     models = read_manifest(path)
     models[name] = entry

@@ -1,4 +1,4 @@
-"""``labkit models {list,build,load,pull,verify}``: the model registry from the command line.
+"""``labkit models {list,build,load,pull,verify,ship}``: the model registry from the command line.
 
 - ``list``: every registered model, its config, tiny variant and shipped checkpoint (if any);
 - ``build NAME ... | --all``: train here (an interrupted build resumes; ``--force`` starts over),
@@ -8,7 +8,10 @@
 - ``pull [NAME ...]``: fetch shipped checkpoints from the release location (``course.yaml``
   ``models_release``, or ``LABKIT_MODELS_MIRROR``), verified against ``checkpoints.json``;
 - ``verify [NAME ...]``: sizes and sha256 of the shipped checkpoints found here, and of the cached
-  builds' weights against their ``metrics.json``.
+  builds' weights against their ``metrics.json``;
+- ``ship NAME ... [--packaged | --to DIR]``: copy finished builds into a checkpoint folder (fp16
+  where the measured val metrics do not move) and record sizes, sha256 and metrics in
+  ``checkpoints.json``.
 
 Exit codes: 0 ok, 1 a failed build / download / verification, 2 bad usage (e.g. an unknown name).
 """
@@ -163,6 +166,26 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if any(r["problems"] for r in rows) else 0
 
 
+def _ship(args: argparse.Namespace) -> int:
+    from labkit.artifacts import artifacts_dir, finished_model
+    from labkit.models import cache_dir, get
+    from labkit.models.checkpoints import PACKAGED, ship
+
+    rows = []
+    for name in _names(args.name, []):
+        weights = cache_dir(name, data_root=args.data_root) / get(name).weights
+        if not finished_model(weights):
+            raise UsageError(f"{name} is not built here yet (labkit models build {name})")
+        dest = PACKAGED if args.packaged else Path(args.to or artifacts_dir() / "release")
+        entry = ship(weights, dest, packaged=args.packaged, half=args.half, data_root=args.data_root,
+                     progress=not args.json)
+        rows.append({"name": name, "folder": str(dest / name), **entry})
+    emit(args, rows, lambda rs: "\n".join(
+        f"{r['name']} -> {r['folder']} ({r['precision']}; "
+        f"{sum(f['size'] for f in r['files'].values()) / 1e6:.1f} MB): {_fmt_metrics(r['metrics'])}" for r in rs))
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add ``labkit models ...``."""
     parser = subparsers.add_parser("models", help="the model registry: list, build, load, pull, verify")
@@ -197,3 +220,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data-root", type=Path, default=None, help="dataset folder (default: the embedded dataset)")
     add_json_flag(p)
     p.set_defaults(func=_verify)
+
+    p = sub.add_parser("ship", help="copy finished builds into a checkpoint folder and record them in checkpoints.json")
+    p.add_argument("name", nargs="+", help="registered model names, built here")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--packaged", action="store_true", help="into labkit/models/checkpoints/ (committed with the course)")
+    where.add_argument("--to", default=None, help="folder to upload to the release location (default: artifacts/release)")
+    p.add_argument("--half", choices=("auto", "always", "never"), default="auto",
+                   help="fp16 weights: auto keeps them only when the val metrics do not move (measured)")
+    p.add_argument("--data-root", type=Path, default=None, help="dataset folder (default: the embedded dataset)")
+    add_json_flag(p)
+    p.set_defaults(func=_ship)
