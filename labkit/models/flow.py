@@ -10,7 +10,8 @@ build: :func:`labkit.artifacts.finished_model`), with the same keys for every mo
     model, config_name, key          registry name, the config's own name, the cache key
     weights, weights_sha256, files   weights file name and the sha256 of it and of each other file
     epochs, steps                    the optimisation budget spent (the same on any machine)
-    train_minutes, build_minutes     wall-clock minutes here (training; training + evaluation)
+    train_minutes, build_minutes     wall-clock minutes here (optimisation; the whole build with its
+                                     evaluations), summed over the sessions of a resumed build
     device                           where it was trained ("cpu", "cuda")
     metrics                          headline val scores (AP50 / AP50_95, val_miou, mask_AP50 ...)
     details                          spec-specific extras (per-class IoU, COCO summary, curves ...)
@@ -123,15 +124,16 @@ def build(name: str, *, config: Any = None, data_root: str | Path | None = None,
             return Model(spec.name, weights, read_info(weights), "cache")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
     trained = spec.train_fn()(cfg, root, out, progress)
+    start = time.perf_counter()
     scores = spec.evaluate_fn()(weights, cfg, root, progress)
+    evaluate_minutes = (time.perf_counter() - start) / 60.0
     info = {
         "model": spec.name, "config_name": getattr(cfg, "name", spec.name), "key": key,
         "weights": spec.weights, "weights_sha256": sha256_file(weights),
         "files": {f: sha256_file(out / f) for f in spec.files},
         "epochs": trained.epochs, "steps": trained.steps, "train_minutes": trained.train_minutes,
-        "build_minutes": (time.perf_counter() - start) / 60.0, "device": trained.device,
+        "build_minutes": (trained.wall_minutes or trained.train_minutes) + evaluate_minutes, "device": trained.device,
         "metrics": scores.metrics, "details": {**trained.details, **scores.details},
         "config": cfg.to_dict(), "dataset": fingerprint(root), "versions": package_versions(),
     }

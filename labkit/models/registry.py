@@ -40,8 +40,10 @@ class Trained:
     """What a spec's train function reports: the budget actually spent and where.
 
     ``epochs`` and ``steps`` are the optimisation budget (the same on any machine);
-    ``train_minutes`` is the wall-clock time it took here (it depends on the machine, the
-    weights do not); ``details`` holds spec-specific extras (best epoch, learning curve ...).
+    ``train_minutes`` is the wall-clock time the optimisation took here (it depends on the
+    machine, the weights do not), over every session of a resumed build; ``wall_minutes`` adds the
+    evaluations during training where the spec measures them (default: ``train_minutes``);
+    ``details`` holds spec-specific extras (best epoch, learning curve ...).
     """
 
     epochs: int
@@ -49,6 +51,7 @@ class Trained:
     train_minutes: float
     device: str
     details: dict[str, Any] = field(default_factory=dict)
+    wall_minutes: float | None = None
 
 
 @dataclass(frozen=True)

@@ -261,6 +261,6 @@ def train_cached(config: FrcnnConfig, data_root: Path, out: Path, progress: bool
     from labkit.detect.base import ap_vs_minutes
 
     return Trained(epochs=result["epochs"], steps=result["steps"], train_minutes=result["train_minutes"],
-                   device=result["device"],
+                   device=result["device"], wall_minutes=result["wall_minutes"],
                    details={"best_epoch": result["best_epoch"], "parameters": result["parameters"],
                             "ap_vs_minutes": ap_vs_minutes(pd.read_csv(run / LOG))})
