@@ -152,6 +152,29 @@ def test_tiny_yolo_seg_and_unet_compare_end_to_end(tmp_path: Path, network_attem
     assert list(errors.columns) == ["predict nothing"] + list(table.index) and (errors >= 0).all().all()
 
 
+def test_an_interrupted_yolo_seg_build_resumes_through_the_registry(tmp_path: Path, network_attempts: list):
+    """Interrupted after epoch 1 of 2 (as a killed ``make models-rebuild`` leaves it), the registry's
+    build continues from ``last.pt`` with its optimizer state instead of starting again."""
+    import pandas as pd
+
+    from labkit.detect.config import DetectConfig
+    from labkit.detect.train import resumable
+    from labkit.models import build, cache_dir
+    from labkit.data.synth import ensure_dataset
+
+    root = Path(ensure_dataset(size="small", seed=0))
+    cfg = DetectConfig.load(REPO / "configs" / "segment_instance_tiny.yaml").replace(epochs=2)
+    run = cache_dir("segment-instance-tiny", config=cfg, data_root=root, cache_root=tmp_path) / "run"
+    last = train_instance(cfg, data_root=root, run_dir=run, stop_after_epoch=1)
+    assert last == run / "weights" / "last.pt" and resumable(run)
+    manifest = (run / "manifest.json").read_text()
+    model = build("segment-instance-tiny", config=cfg, data_root=root, cache_root=tmp_path, progress=False)
+    log = pd.read_csv(run / "results.csv").rename(columns=str.strip)
+    assert log["epoch"].tolist() == [1, 2] and model.info["epochs"] == 2 and model.info["steps"] == 10
+    assert (run / "manifest.json").read_text() == manifest  # the run was continued, not started over
+    assert not resumable(run) and not network_attempts
+
+
 def test_models_command_builds_yolo_seg_once_then_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     capsys: pytest.CaptureFixture,
                                                                     network_attempts: list):

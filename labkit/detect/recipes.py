@@ -1,7 +1,7 @@
 """The course's short fine-tuning recipe: start from the cached base detector, change few knobs.
 
 Every Chapter 2 experiment that trains fine-tunes the base detector
-(:func:`labkit.detect.base.build_base_detector`) for a few epochs on a subset. The knobs that
+(registry model ``detect-base``, :func:`labkit.models.load`) for a few epochs on a subset. The knobs that
 matter are explicit fields of :func:`fine_tune_config`; three Ultralytics defaults are replaced
 on purpose:
 

@@ -46,7 +46,7 @@ from labkit.data.masks import mask_to_rle
 from labkit.detect._ultralytics import local_fonts, ul
 from labkit.detect.config import DetectConfig
 from labkit.detect.predict import CATEGORY_FILE, PAD_VALUE, find_categories
-from labkit.detect.train import MANIFEST, resumable
+from labkit.detect.train import MANIFEST, TrainingInterrupted, resumable
 from labkit.device import resolve_device
 from labkit.errors import DataError
 from labkit.models.dataset import dataset_root, fingerprint, load_split
@@ -77,9 +77,11 @@ def export_instance_data(data_root: str | Path, out_dir: str | Path) -> tuple[Pa
 
 
 def train_instance(config: DetectConfig | Mapping[str, Any] | str | Path, *, data_root: str | Path | None = None,
-                   run_dir: str | Path | None = None) -> Path:
+                   run_dir: str | Path | None = None, stop_after_epoch: int | None = None) -> Path:
     """Train YOLO-seg from a config (``configs/segment_instance*.yaml``) for its ``epochs``, or
-    resume the unfinished run in ``run_dir`` from ``weights/last.pt``; returns ``weights/best.pt``.
+    resume the unfinished run in ``run_dir`` from ``weights/last.pt`` (what an interrupted
+    ``make models-rebuild`` leaves); returns ``weights/best.pt`` (``weights/last.pt`` when
+    ``stop_after_epoch`` interrupted it on purpose, after that epoch's checkpoint).
 
     ``run_dir`` (default ``<artifacts>/runs/segment/<name>``) receives ``manifest.json``,
     ``categories.json``, the ``yolo/`` export and Ultralytics' run (``weights/``, ``results.csv``).
@@ -99,11 +101,20 @@ def train_instance(config: DetectConfig | Mapping[str, Any] | str | Path, *, dat
         write_manifest(run / MANIFEST, seed=cfg.seed, config=cfg.to_dict(),
                        extra={"data_root": str(root), "dataset": fingerprint(root), "ultralytics_args": args})
     model = ul().YOLO(str(last) if resume else resolve_model(cfg.model))
-    with local_fonts():
-        if resume:
-            model.train(resume=True)
-        else:
-            model.train(**args)
+
+    def stop(trainer: Any) -> None:
+        if stop_after_epoch is not None and stop_after_epoch <= trainer.epoch + 1 < trainer.epochs:
+            raise TrainingInterrupted(f"stopped after epoch {trainer.epoch + 1} of {trainer.epochs}")
+
+    model.add_callback("on_model_save", stop)
+    try:
+        with local_fonts():
+            if resume:
+                model.train(resume=True)
+            else:
+                model.train(**args)
+    except TrainingInterrupted:
+        return last
     best = run / "weights" / "best.pt"
     return best if best.is_file() else last
 
