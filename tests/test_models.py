@@ -79,6 +79,23 @@ def test_cli_list_and_usage_errors(capsys: pytest.CaptureFixture):
     assert main(["models", "build"]) == 2  # no name and no --all
 
 
+def test_cli_load_follows_the_budget_and_verify_catches_tampered_weights(data_root: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture):
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path))
+    monkeypatch.setenv("LABKIT_BUDGET", "ci")
+    capsys.readouterr()
+    assert main(["models", "load", "segment-base", "--data-root", str(data_root), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["name"] == "segment-tiny" and row["source"] == "built"  # the tiny variant under the ci budget
+    assert Path(row["weights"]).is_relative_to(tmp_path / "models")
+    assert main(["models", "verify", "segment-tiny", "--data-root", str(data_root)]) == 0
+    weights = Path(row["weights"])
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    assert main(["models", "verify", "segment-tiny", "--data-root", str(data_root)]) == 1
+    assert "sha256 differs from its metrics.json" in capsys.readouterr().out
+
+
 def test_metrics_json_has_one_layout(built: models.Model):
     info = built.info
     for key in ("model", "config_name", "key", "weights", "weights_sha256", "files", "epochs", "steps",
