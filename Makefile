@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256
 PIP    := $(BIN)/python -m pip
 SEED   ?= 0
 
-.PHONY: course test lab install data models release grade bench sync system-deps clean
+.PHONY: course test lab install data models models-rebuild release grade bench sync system-deps clean
 
 course: install data models ## venv + data + base models + every chapter notebook executed + artifacts/course_summary.json
 	$(BIN)/python scripts/run_course.py
@@ -38,11 +38,11 @@ $(STAMP): pyproject.toml constraints.txt
 data: install ## generate the embedded dataset (reused when already there)
 	$(BIN)/python -c "from labkit.data.synth import ensure_dataset; print(ensure_dataset(seed=$(SEED)))"
 
-models: install data ## the course's own base models (built once, cached by dataset + config hash)
-	$(BIN)/labkit detect base --config configs/detect_base.yaml
-	$(BIN)/labkit detect frcnn --config configs/detect_frcnn.yaml
-	$(BIN)/labkit segment base --config configs/segment_base.yaml
-	$(BIN)/labkit segment instance --config configs/segment_instance.yaml
+models: install data ## the base models the chapters need: verified shipped checkpoints, else built once (labkit models load)
+	$(BIN)/labkit models load
+
+models-rebuild: install data ## train every base model here from scratch (not part of `make course`); resumes after an interruption
+	$(BIN)/labkit models build --all
 
 release: install ## regenerate the learner copies: lessons (answers stubbed) and graded labs (nbgrader)
 	$(BIN)/python scripts/release.py

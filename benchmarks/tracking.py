@@ -247,16 +247,14 @@ def analysis(seed: int) -> dict[str, Any]:
 
 
 def _reid_weights() -> Path | None:
-    """The course ReID built from ``configs/track_reid.yaml`` on the default dataset, if it is built."""
+    """The course ReID (registry ``track-reid``) on the default dataset, if it is built here."""
     from labkit.artifacts import finished_model
     from labkit.data.synth import default_root
-    from labkit.track.reid import WEIGHTS, ReidConfig, reid_cache_dir
+    from labkit.models import cache_dir
 
-    config = ReidConfig.load(project_root() / "configs" / "track_reid.yaml")
-    root = default_root(config.dataset_seed, config.dataset_size)
-    if not (root / "manifest.json").is_file():
+    if not (default_root() / "manifest.json").is_file():
         return None
-    weights = reid_cache_dir(config, root) / WEIGHTS
+    weights = cache_dir("track-reid", data_root=default_root()) / "weights.pt"
     return weights if finished_model(weights) else None
 
 
@@ -305,7 +303,7 @@ def reid_section() -> dict[str, Any]:
 
     weights = _reid_weights()
     if weights is None:
-        return {"skipped": "the course ReID is not built (labkit.track.reid.build_reid('configs/track_reid.yaml'))"}
+        return {"skipped": "the course ReID is not built (labkit models build track-reid)"}
     embedder = load_reid(weights)
     val = sequence_crops(default_root(), "val", embedder.config)
     timings = {}
@@ -317,7 +315,8 @@ def reid_section() -> dict[str, Any]:
             best = min(best, time.perf_counter() - start)
         timings[name] = 1000 * best / len(val.labels)
     metrics = reid_metrics(weights)
-    return {"weights": str(weights), "retrieval": metrics["scores"], "training": metrics["training"],
+    return {"weights": str(weights), "retrieval": metrics["details"]["retrieval"],
+            "training": {k: metrics[k] for k in ("epochs", "steps", "train_minutes")},
             "val_crops": int(len(val.labels)), "ms_per_crop": timings["reid"],
             "histogram_ms_per_crop": timings["histogram"]}
 

@@ -81,10 +81,17 @@ def finished_model(weights: str | Path) -> bool:
 
 
 def read_model_metrics(weights: str | Path) -> dict[str, Any]:
-    """The ``metrics.json`` written last beside a cached model's weights (its build is finished)."""
+    """The ``metrics.json`` written last beside a cached model's weights (its build is finished);
+    a missing or unreadable file is a :class:`~labkit.errors.DataError` naming it."""
     from labkit.errors import DataError
 
     path = Path(weights).parent / MODEL_METRICS
     if not path.is_file():
         raise DataError("no metrics.json beside the weights: not a finished cached model", source=str(weights))
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"not a readable metrics.json ({type(exc).__name__}: {exc})", source=str(path)) from exc
+    if not isinstance(values, dict):
+        raise DataError("metrics.json must hold a JSON object", source=str(path))
+    return values

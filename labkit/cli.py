@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "labkit.pipeline.cli",
     "labkit.serve.cli",
     "labkit.robust.cli",
+    "labkit.models.cli",
 )
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

@@ -18,12 +18,14 @@ SETUP_TAG = "course-setup"
 
 @lru_cache(maxsize=None)
 def course_config(path: Path = CONFIG_FILE) -> dict[str, str]:
-    """``repository`` (https URL of the GitHub repository) and ``branch``."""
+    """``repository`` (https URL of the GitHub repository), ``branch`` and ``models_release`` (base
+    URL of the shipped model checkpoints; default: the repository's ``models-v1`` release)."""
     config = yaml.safe_load(path.read_text())
     repo = str(config["repository"]).rstrip("/")
     if not repo.startswith("https://github.com/") or repo.count("/") != 4:
         raise ValueError(f"{path}: 'repository' must look like https://github.com/OWNER/NAME, got {repo!r}")
-    return {"repository": repo, "branch": str(config.get("branch", "main"))}
+    release = str(config.get("models_release", f"{repo}/releases/download/models-v1")).rstrip("/")
+    return {"repository": repo, "branch": str(config.get("branch", "main")), "models_release": release}
 
 
 def _slug() -> str:

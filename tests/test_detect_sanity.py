@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from labkit.data.annotations import Dataset, Detections, ImageRecord
-from labkit.detect.data import fingerprint, load_split
+from labkit.models.dataset import fingerprint, load_split
 from labkit.detect.grid import (AUGMENT_DEFAULTS, REFERENCE, augmentation_overrides, grid_conclusion, knob_effects,
                                 one_factor_grid, plot_grid)
 from labkit.detect.config import DetectConfig
@@ -90,7 +90,7 @@ def test_make_subset_is_seeded_and_trainable_layout(data_root: Path, tmp_path: P
     assert ma["image_ids"] == mb["image_ids"] and len(ma["image_ids"]["train"]) == 6
     sub = load_split(a, "train")
     assert len(sub) == 6 and all(sub.image_path(r).is_file() for r in sub.images)
-    assert set(fingerprint(a)) == {"manifest.json", "annotations/instances_train.json", "annotations/instances_val.json"}
+    assert set(fingerprint(a)["sha256"]) == {"annotations/instances_train.json", "annotations/instances_val.json"}
     broken = inject_label_bug(sub, "shuffled_classes")
     c = make_subset(data_root, a, {"train": 6, "val": 3}, seed=1, replace={"train": broken})  # replaces a subset
     assert json.loads((c / "manifest.json").read_text())["replaced"] == ["train"]
@@ -168,9 +168,9 @@ def test_knob_effects_and_conclusion_come_from_the_table(tmp_path: Path) -> None
 def test_fine_tune_config_makes_every_batch_an_optimizer_step(tmp_path: Path) -> None:
     from labkit.detect.recipes import fine_tune_config
 
-    base = DetectConfig(name="base", imgsz=128, time_minutes=5.0)
+    base = DetectConfig(name="base", imgsz=128, epochs=8)
     cfg = fine_tune_config(base, tmp_path / "w.pt", name="ft", epochs=3, batch=4, lr0=2e-3, augment=0.0, mosaic=0.3)
-    assert cfg.model == str(tmp_path / "w.pt") and cfg.time_minutes is None and cfg.imgsz == 128
+    assert cfg.model == str(tmp_path / "w.pt") and cfg.epochs == 3 and cfg.imgsz == 128
     assert cfg.overrides["optimizer"] == "AdamW" and cfg.overrides["nbs"] == 4 and cfg.overrides["lr0"] == 2e-3
     assert cfg.overrides["warmup_bias_lr"] == 0.0 and cfg.overrides["hsv_s"] == 0.0 and cfg.overrides["mosaic"] == 0.3
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -13,13 +12,13 @@ import pytest
 import yaml
 
 from labkit.detect import cli as detect_cli
-from labkit.detect.base import base_metrics, build_base_detector, cache_dir
-from labkit.detect.config import load_config
-from labkit.detect.data import load_split
+from labkit.detect.config import DetectConfig
 from labkit.detect.predict import predict
 from labkit.detect.train import resumable, train
 from labkit.metrics.detection import evaluate_coco
 from labkit.errors import DataError
+from labkit.models import build, cache_dir
+from labkit.models.dataset import load_split
 from labkit.repro import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +37,7 @@ def data_root() -> Path:
 
 def test_interrupted_run_resumes_with_nothing_lost(data_root: Path, tmp_path: Path, network_attempts: list,
                                                    capsys: pytest.CaptureFixture) -> None:
-    cfg = load_config(TINY).replace(epochs=3)
+    cfg = DetectConfig.load(TINY).replace(epochs=3)
     config_file = tmp_path / "detect.yaml"
     config_file.write_text(yaml.safe_dump(cfg.to_dict()))
     run = tmp_path / "run"
@@ -75,7 +74,8 @@ def test_interrupted_run_resumes_with_nothing_lost(data_root: Path, tmp_path: Pa
     assert [s["resume"] for s in manifest["sessions"]] == [False, True]
     assert manifest["config"] == cfg.to_dict()
     assert manifest["ultralytics_args"]["plots"] is False and manifest["ultralytics_resolved_args"]["imgsz"] == 128
-    assert set(manifest["dataset_sha256"]) >= {"manifest.json", "annotations/instances_train.json"}
+    assert set(manifest["dataset_sha256"]["sha256"]) == {"annotations/instances_train.json",
+                                                          "annotations/instances_val.json"}
 
     # The reported COCO numbers are labkit's evaluation of boxes in original pixels.
     val = load_split(data_root, "val")
@@ -90,23 +90,24 @@ def test_interrupted_run_resumes_with_nothing_lost(data_root: Path, tmp_path: Pa
     assert network_attempts == []
 
 
-def test_base_detector_is_built_once_then_served_from_cache(data_root: Path, tmp_path: Path,
-                                                            network_attempts: list) -> None:
-    cfg = load_config(TINY).replace(name="tiny-base", epochs=1)
-    weights = build_base_detector(cfg, data_root, cache_root=tmp_path)
-    folder = weights.parent
-    assert folder.parent == tmp_path and folder.name.startswith("tiny-base-") and weights.is_file()
-    metrics = base_metrics(weights)
-    assert 0.0 <= metrics["AP50"] <= 1.0 and 0.0 <= metrics["AP50_95"] <= metrics["AP50"]
-    assert metrics["epochs"] == 1 and metrics["train_minutes"] > 0
+def test_registry_builds_the_detector_once_then_serves_it_from_cache(data_root: Path, tmp_path: Path,
+                                                                      network_attempts: list) -> None:
+    cfg = DetectConfig.load(TINY).replace(name="tiny-base", epochs=1)
+    model = build("detect-tiny", config=cfg, data_root=data_root, cache_root=tmp_path, progress=False)
+    folder = model.folder
+    assert model.source == "built" and folder.parent == tmp_path and folder.name.startswith("detect-tiny-")
+    info = model.info
+    assert 0.0 <= info["metrics"]["AP50"] <= 1.0 and 0.0 <= info["metrics"]["AP50_95"] <= info["metrics"]["AP50"]
+    assert info["epochs"] == 1 and info["train_minutes"] > 0 and info["device"] == "cpu"
+    # 40 small train images in batches of 8: 5 optimisation steps in the one epoch
+    assert len(load_split(data_root, "train")) == 40 and info["steps"] == 5
+    assert info["weights_sha256"] == sha256_file(model.weights) and (folder / "categories.json").is_file()
     curve = json.loads((folder / "ap_vs_minutes.json").read_text())
-    assert [p["epoch"] for p in curve] == [1] and curve[0]["AP50"] == metrics["AP50"]
+    assert [p["epoch"] for p in curve] == [1] and curve[0]["AP50"] == pytest.approx(info["metrics"]["AP50"], abs=1e-9)
 
     files = {p: (p.stat().st_mtime_ns, sha256_file(p)) for p in folder.rglob("*") if p.is_file()}
-    start = time.perf_counter()
-    again = build_base_detector(cfg, data_root, cache_root=tmp_path)
-    elapsed = time.perf_counter() - start
-    assert again == weights and elapsed < 1.0, f"cache hit took {elapsed:.2f} s"
+    again = build("detect-tiny", config=cfg, data_root=data_root, cache_root=tmp_path)
+    assert again.source == "cache" and again.weights == model.weights and again.info == info
     assert {p: (p.stat().st_mtime_ns, sha256_file(p)) for p in folder.rglob("*") if p.is_file()} == files
-    assert cache_dir(cfg.replace(seed=1), data_root, tmp_path) != folder
+    assert cache_dir("detect-tiny", config=cfg.replace(seed=1), data_root=data_root, cache_root=tmp_path) != folder
     assert network_attempts == []

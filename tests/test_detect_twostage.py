@@ -3,10 +3,8 @@ through the cache, boxes back in original pixels, and scores equal to labkit's C
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -17,16 +15,15 @@ import torch
 
 from labkit.data.boxes import Letterbox
 from labkit.data.images import load_image
-from labkit.detect import cli as detect_cli
-from labkit.detect.base import cache_dir
-from labkit.detect.data import load_split
+from labkit.cli import main
 from labkit.detect.evaluate import coco_summary
-from labkit.detect.twostage import (FrcnnDetector, FrcnnTrainSet, build_frcnn_detector, build_model, count_parameters,
-                                    evaluate_frcnn, frcnn_metrics, label_categories, learning_rate, load_frcnn,
-                                    load_frcnn_config, ms_per_image, predict_frcnn, resumable_frcnn, size_counts,
-                                    train_frcnn)
+from labkit.detect.twostage import (FrcnnConfig, FrcnnDetector, FrcnnTrainSet, build_model, count_parameters,
+                                    evaluate_frcnn, label_categories, learning_rate, load_frcnn, ms_per_image,
+                                    predict_frcnn, resumable_frcnn, size_counts, train_frcnn)
 from labkit.errors import DataError
 from labkit.metrics.detection import evaluate_coco
+from labkit import models
+from labkit.models.dataset import load_split
 from labkit.weights import PretrainedUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,16 +52,16 @@ def data_root() -> Path:
 @pytest.fixture(scope="module")
 def build(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A tiny build interrupted after epoch 1 (as a killed session would leave it), then finished by
-    build_frcnn_detector, all with the network refused."""
+    the registry's build (``detect-frcnn-tiny``), all with the network refused."""
     attempts: list = []
 
     def refuse(*args: object, **kwargs: object) -> None:
         attempts.append(args)
         raise OSError("network access is disabled in this test")
 
-    cfg = load_frcnn_config(TINY)
+    cfg = FrcnnConfig.load(TINY)
     cache_root = tmp_path_factory.mktemp("artifacts") / "models"
-    run = cache_dir(cfg, data_root, cache_root) / "run"
+    run = models.cache_dir("detect-frcnn-tiny", data_root=data_root, cache_root=cache_root) / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(socket, "getaddrinfo", refuse)
         mp.setattr(socket.socket, "connect", refuse)
@@ -72,16 +69,16 @@ def build(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         rows_after_first = pd.read_csv(run / "learning_curves.csv")
         with pytest.raises(DataError, match="config differs"):
             train_frcnn(cfg.replace(lr=0.02), data_root=data_root, run_dir=run, resume=True, progress=False)
-        weights = build_frcnn_detector(cfg, data_root, cache_root=cache_root, progress=False)
+        weights = models.build("detect-frcnn-tiny", data_root=data_root, cache_root=cache_root, progress=False).weights
     yield {"cfg": cfg, "first": first, "rows_after_first": rows_after_first, "run": run, "weights": weights,
            "cache_root": cache_root, "attempts": attempts, "val": load_split(data_root, "val")}
 
 
 def test_bad_configs_are_clear_errors(tmp_path: Path) -> None:
-    good = load_frcnn_config(TINY)
+    good = FrcnnConfig.load(TINY)
     assert good.imgsz == 128 and good.arch == "fasterrcnn_mobilenet_v3_large_320_fpn"
     with pytest.raises(DataError, match=r"unknown config keys \['epoch'\]"):
-        load_frcnn_config({**good.to_dict(), "epoch": 3})
+        FrcnnConfig.load({**good.to_dict(), "epoch": 3})
     with pytest.raises(DataError, match="arch must be one of"):
         good.replace(arch="fasterrcnn_resnet50_fpn")
     with pytest.raises(DataError, match="multiple of 32"):
@@ -91,10 +88,10 @@ def test_bad_configs_are_clear_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nbatch: [8\n")
     with pytest.raises(DataError, match="not valid YAML") as info:
-        load_frcnn_config(bad)
+        FrcnnConfig.load(bad)
     assert str(bad) in str(info.value)
     with pytest.raises(DataError, match="cannot read config"):
-        load_frcnn_config(tmp_path / "missing.yaml")
+        FrcnnConfig.load(tmp_path / "missing.yaml")
 
 
 def test_pretrained_backbone_offline_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,7 +102,7 @@ def test_pretrained_backbone_offline_is_a_clear_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr("labkit.weights._candidates", lambda filename: [])  # no local copy anywhere
     with pytest.raises(PretrainedUnavailable, match="not available offline"):
-        build_model(load_frcnn_config(TINY).replace(pretrained_backbone=True), 5)
+        build_model(FrcnnConfig.load(TINY).replace(pretrained_backbone=True), 5)
 
 
 def test_interrupted_build_resumes_and_is_then_cached(build: dict, data_root: Path) -> None:
@@ -122,14 +119,16 @@ def test_interrupted_build_resumes_and_is_then_cached(build: dict, data_root: Pa
     assert manifest["config"] == build["cfg"].to_dict() and manifest["result"]["epochs"] == 2
 
     weights = build["weights"]
-    metrics = frcnn_metrics(weights)
-    assert weights.parent.name.startswith("tiny-frcnn-mnv3-") and metrics["epochs"] == 2
-    assert 0.0 <= metrics["AP50_95"] <= metrics["AP50"] <= 1.0 and metrics["build_minutes"] >= metrics["train_minutes"]
-    assert metrics["parameters"] == count_parameters(load_frcnn(weights, device="cpu").model)
+    info = json.loads((weights.parent / "metrics.json").read_text())
+    assert weights.parent.name.startswith("detect-frcnn-tiny-") and info["epochs"] == 2
+    # 40 small train images in batches of 8: 5 steps per epoch, 10 in the two epochs
+    assert info["steps"] == 10 and manifest["result"]["steps"] == 10
+    assert 0.0 <= info["metrics"]["AP50_95"] <= info["metrics"]["AP50"] <= 1.0
+    assert info["build_minutes"] >= info["train_minutes"]
+    assert info["details"]["parameters"] == count_parameters(load_frcnn(weights, device="cpu").model)
     stamp = (weights.stat().st_mtime_ns, (weights.parent / "metrics.json").stat().st_mtime_ns)
-    start = time.perf_counter()
-    assert build_frcnn_detector(build["cfg"], data_root, cache_root=build["cache_root"]) == weights
-    assert time.perf_counter() - start < 2.0
+    again = models.build("detect-frcnn-tiny", data_root=data_root, cache_root=build["cache_root"])
+    assert again.source == "cache" and again.weights == weights
     assert (weights.stat().st_mtime_ns, (weights.parent / "metrics.json").stat().st_mtime_ns) == stamp
     with pytest.raises(DataError, match="nothing to resume"):
         train_frcnn(build["cfg"], data_root=data_root, run_dir=run, resume=True)
@@ -192,35 +191,26 @@ def test_evaluation_is_labkit_coco_on_the_same_predictions(build: dict) -> None:
     for key in ("AP", "AP50", "AP75", "APs", "APm", "AR100"):
         assert scores[key] == pytest.approx(report.stats[key], abs=1e-12), key
     assert scores["images"] == len(val) and scores["detections"] == sum(len(d) for d in preds.values())
-    assert frcnn_metrics(build["weights"])["coco"] == scores  # what the build reported, reproduced
+    info = json.loads((build["weights"].parent / "metrics.json").read_text())
+    assert info["details"]["coco"] == scores  # what the build reported, reproduced
 
 
 def test_cli_serves_the_cached_model(build: dict, data_root: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setenv("LABKIT_ARTIFACTS", str(build["cache_root"].parent))  # default cache: <artifacts>/models
-    parser = argparse.ArgumentParser()
-    detect_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["detect", "frcnn", "--config", str(TINY), "--data-root", str(data_root),
-                              "--json"])
     capsys.readouterr()
-    assert args.func(args) == 0
+    assert main(["models", "build", "detect-frcnn-tiny", "--data-root", str(data_root), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert Path(payload["weights"]).resolve() == build["weights"].resolve() and payload["epochs"] == 2
-
-
-def test_time_budget_ends_training_within_an_epoch(data_root: Path, tmp_path: Path) -> None:
-    cfg = load_frcnn_config(TINY).replace(epochs=5, time_minutes=0.001)
-    result = train_frcnn(cfg, data_root=data_root, run_dir=tmp_path / "run", progress=False)
-    log = pd.read_csv(tmp_path / "run" / "learning_curves.csv")
-    assert result.epochs == 1 and result.metrics["stopped_by_time"] and log["steps"].tolist() == [1]
-    assert log["coco/AP50"].notna().all() and result.weights.name == "best.pt"
+    assert Path(payload[0]["weights"]).resolve() == build["weights"].resolve()
+    assert payload[0]["epochs"] == 2 and payload[0]["source"] == "cache"
 
 
 def test_schedule_timing_and_size_helpers(build: dict) -> None:
-    cfg = build["cfg"].replace(warmup_iters=10, time_minutes=1.0)
-    assert learning_rate(cfg, 0, 100, 0.0) == pytest.approx(cfg.lr / 10)
-    assert learning_rate(cfg, 50, 100, 0.0) > learning_rate(cfg, 50, 100, 45.0)  # time budget drives the decay
-    assert learning_rate(cfg, 99, 100, 60.0) == pytest.approx(0.05 * cfg.lr)
+    cfg = build["cfg"].replace(warmup_iters=10)
+    assert learning_rate(cfg, 0, 100) == pytest.approx(cfg.lr / 10)  # warm-up: step 1 of 10
+    # cosine from lr to 5% of lr over the planned steps: half way, 0.05 + 0.95 * 0.5 * (1 + cos(pi / 2)) = 0.525
+    assert learning_rate(cfg, 50, 100) == pytest.approx(0.525 * cfg.lr)
+    assert learning_rate(cfg, 100, 100) == pytest.approx(0.05 * cfg.lr)
     calls: list[int] = []
     images = [np.zeros((8, 8, 3), np.uint8)] * 5
     assert ms_per_image(lambda batch: calls.append(len(batch)), images, batch=2) >= 0.0

@@ -109,7 +109,7 @@ from pathlib import Path
 import labkit
 from labkit.configfile import config_path
 from labkit.detect.twostage import FRCNN_CONFIG
-from labkit.segment.base import BASE_CONFIG, load_base_config
+from labkit.segment.base import BaseConfig
 from labkit.detect.config import load_config
 from labkit.course import CONFIG_FILE, course_config
 missing = []
@@ -122,8 +122,8 @@ for line in md.requires("labkit"):
         except md.PackageNotFoundError:
             missing.append(f"{req} (absent)")
 print(json.dumps({"labkit": labkit.__file__, "config": str(config_path("detect_base.yaml")),
-                  "frcnn": str(FRCNN_CONFIG), "segment": str(BASE_CONFIG), "loads": load_config(config_path("detect_tiny.yaml")).name,
-                  "segment_loads": type(load_base_config()).__name__, "unmet": missing,
+                  "frcnn": str(FRCNN_CONFIG), "segment": str(config_path("segment_base.yaml")), "loads": load_config(config_path("detect_tiny.yaml")).name,
+                  "segment_loads": type(BaseConfig.load(config_path("segment_base.yaml"))).__name__, "unmet": missing,
                   "course_yaml": str(CONFIG_FILE), "repository": course_config()["repository"]}))
 """
 

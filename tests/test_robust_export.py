@@ -13,7 +13,7 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from labkit.robust._moved import load_split  # noqa: E402
+from labkit.models.dataset import load_split  # noqa: E402
 from labkit.detect.predict import load_detector, predict  # noqa: E402
 from labkit.errors import DataError  # noqa: E402
 from labkit.robust.export import (export_detector, export_segmenter, max_abs_diff, onnx_detector,  # noqa: E402

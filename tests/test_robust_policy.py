@@ -110,7 +110,7 @@ class _TwoScoreDetector:
 
 def test_calibration_under_corruption_wires_fit_and_ece(tmp_path) -> None:
     from labkit.data.synth import generate_dataset
-    from labkit.robust._moved import load_split
+    from labkit.models.dataset import load_split
     from labkit.robust.policy import calibration_under_corruption
 
     generate_dataset(tmp_path / "d", seed=0, size="small")
@@ -150,7 +150,7 @@ def _outside_tukey_fences(dataset) -> int:
 
 def test_abstention_under_corruption_flags_dark_frames(tmp_path) -> None:
     from labkit.data.synth import generate_dataset
-    from labkit.robust._moved import load_split
+    from labkit.models.dataset import load_split
     from labkit.robust.policy import abstention_under_corruption
 
     generate_dataset(tmp_path / "d", seed=0, size="small")

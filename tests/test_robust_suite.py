@@ -15,7 +15,7 @@ from labkit.cli import main
 from labkit.configfile import config_path
 from labkit.data.annotations import Detections
 from labkit.data.images import load_label_mask
-from labkit.robust._moved import load_split
+from labkit.models.dataset import load_split
 from labkit.errors import DataError
 from labkit.metrics.boundary import BoundaryScores
 from labkit.robust.models import SuiteDetector, SuiteSegmenter

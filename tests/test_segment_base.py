@@ -1,21 +1,21 @@
-"""The cached base U-Net: built once (tiny config on the small embedded dataset), then returned at
-once with its files untouched; the cache key follows config and dataset; fine-tuning starts from it."""
+"""The base U-Net through the model registry: built once (segment-tiny on the small embedded dataset),
+then returned at once with its files untouched; the cache key follows config and dataset; fine-tuning
+starts from it."""
 
 from __future__ import annotations
 
 import json
 import math
 import shutil
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from labkit.errors import DataError
+from labkit.models import Model, build, cache_dir, config_path
 from labkit.repro import sha256_file
-from labkit.segment.base import (BASE_CONFIG, base_metrics, build_base_segmenter, cache_dir, fine_tune,
-                                 load_base_config, load_split)
+from labkit.segment.base import BaseConfig, fine_tune, load_split
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "segment_tiny.yaml"
@@ -31,55 +31,61 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_base_segmenter(TINY, data_root, cache_root=tmp_path_factory.mktemp("models"), progress=False)
+def model(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Model:
+    return build("segment-tiny", data_root=data_root, cache_root=tmp_path_factory.mktemp("models"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def built(model: Model) -> Path:
+    return model.weights
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.iterdir()}
+    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in folder.rglob("*") if p.is_file()}
 
 
-def test_first_call_trains_and_writes_the_val_scores(built: Path):
-    assert built.name == "best.pt" and built.parent.name.startswith("segment-")
-    m = base_metrics(built)
-    assert 0 <= m["val_miou"] <= 1 and math.isfinite(m["train_minutes"]) and m["epochs"] == 1
-    assert {"rod", "star", "background"} <= set(m["iou"]) and "rod" in m["boundary_f"]
-    assert m["val_images"] == 10  # the whole val split, not max_val_images
+def test_first_call_trains_and_writes_the_val_scores(model: Model):
+    built, m = model.weights, model.info
+    assert built.name == "weights.pt" and built.parent.name.startswith("segment-tiny-") and model.source == "built"
+    assert 0 <= m["metrics"]["val_miou"] <= 1 and math.isfinite(m["train_minutes"]) and m["epochs"] == 1
+    # 8 training images (max_train_images) in batches of 4: 2 optimisation steps in the one epoch
+    assert m["steps"] == 2 and m["device"] == "cpu" and m["weights_sha256"] == sha256_file(built)
+    assert {"rod", "star", "background"} <= set(m["details"]["iou"]) and "rod" in m["details"]["boundary_f"]
+    assert m["details"]["val_images"] == 10  # the whole val split, not max_val_images
     assert set(m["dataset"]["sha256"]) == {"annotations/instances_train.json", "annotations/instances_val.json"}
-    assert not (built.parent / "last.pt").exists()  # optimizer state dropped once finished
-    assert {"manifest.json", "log.csv", "summary.json", "curves.png"} <= set(_snapshot(built.parent))
+    assert not (built.parent / "run" / "last.pt").exists()  # optimizer state dropped once finished
+    assert {"run/manifest.json", "run/log.csv", "run/summary.json", "run/curves.png"} <= set(_snapshot(built.parent))
 
 
 def test_second_call_returns_at_once_and_touches_nothing(built: Path, data_root: Path):
     before = _snapshot(built.parent)
-    start = time.perf_counter()
-    again = build_base_segmenter(TINY, data_root, cache_root=built.parent.parent, progress=False)
-    assert time.perf_counter() - start < 1.0
-    assert again == built and _snapshot(built.parent) == before
+    again = build("segment-tiny", data_root=data_root, cache_root=built.parent.parent, progress=False)
+    assert again.source == "cache" and again.weights == built and _snapshot(built.parent) == before
 
 
 def test_cache_key_follows_config_and_dataset(data_root: Path, tmp_path: Path):
-    config = load_base_config(TINY)
-    key = cache_dir(config, data_root, tmp_path)
-    assert cache_dir(replace(config, model=replace(config.model, lr=0.001)), data_root, tmp_path) != key
+    config = BaseConfig.load(config_path("segment_tiny.yaml"))
+    key = cache_dir("segment-tiny", data_root=data_root, cache_root=tmp_path)
+    other_lr = replace(config, model=replace(config.model, lr=0.001))
+    assert cache_dir("segment-tiny", config=other_lr, data_root=data_root, cache_root=tmp_path) != key
     other = tmp_path / "data"
-    other.mkdir()
+    shutil.copytree(data_root / "annotations", other / "annotations")
     manifest = json.loads((data_root / "manifest.json").read_text())
-    manifest["sha256"]["annotations/instances_train.json"] = "0" * 64
+    manifest["wall_seconds"] = 1e9  # a regenerated dataset differs only in its timings: same key
     (other / "manifest.json").write_text(json.dumps(manifest))
-    assert cache_dir(config, other, tmp_path) != key
-    manifest["sha256"]["annotations/sequences_train.json"] = "1" * 64  # not used by the model: same key
-    manifest["sha256"]["annotations/instances_train.json"] = json.loads(
-        (data_root / "manifest.json").read_text())["sha256"]["annotations/instances_train.json"]
-    (other / "manifest.json").write_text(json.dumps(manifest))
-    assert cache_dir(config, other, tmp_path) == key
-    shutil.rmtree(other)
-    with pytest.raises(DataError, match="manifest"):
-        cache_dir(config, other, tmp_path)
+    assert cache_dir("segment-tiny", data_root=other, cache_root=tmp_path) == key
+    train = json.loads((other / "annotations" / "instances_train.json").read_text())
+    train["annotations"] = train["annotations"][:-1]  # one object fewer: another dataset
+    (other / "annotations" / "instances_train.json").write_text(json.dumps(train))
+    assert cache_dir("segment-tiny", data_root=other, cache_root=tmp_path) != key
+    (other / "annotations" / "instances_val.json").unlink()
+    with pytest.raises(DataError, match="instances_val.json"):
+        cache_dir("segment-tiny", data_root=other, cache_root=tmp_path)
 
 
 def test_fine_tune_starts_from_the_base_weights(built: Path, data_root: Path, tmp_path: Path):
-    config = load_base_config(TINY).model
+    config = BaseConfig.load(TINY).model
     tuned = replace(config, loss="dice", max_train_images=4)
     summary = fine_tune(built, tuned, load_split(data_root, "train"), load_split(data_root, "val"), data_root,
                         tmp_path / "ft", progress=False)
@@ -92,10 +98,10 @@ def test_fine_tune_starts_from_the_base_weights(built: Path, data_root: Path, tm
 
 
 def test_configs_load_and_typos_are_errors(tmp_path: Path):
-    base = load_base_config(BASE_CONFIG)
+    base = BaseConfig.load(config_path("segment_base.yaml"))
     assert base.model.arch == "Unet" and base.model.encoder == "resnet18" and base.model.size == 160
     assert base.model.encoder_weights is None and base.dataset_size == "default"
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nepochz: 3\n")
     with pytest.raises(DataError, match=r"bad.yaml.*unknown config keys \['epochz'\]"):
-        load_base_config(bad)
+        BaseConfig.load(bad)

@@ -13,7 +13,8 @@ from PIL import Image
 
 from labkit.data.annotations import Dataset, Detections, ImageRecord
 from labkit.errors import DataError
-from labkit.segment.base import build_base_segmenter, load_split
+from labkit.models import build
+from labkit.segment.base import load_split
 from labkit.segment.instance import (Comparison, InstanceSegmenter, compare_semantic_instance, instances_to_label_map,
                                      label_map_to_instances, score_semantic_instances, train_instance)
 from test_segment_predict import GREEN, GREY, RED, ColourModel, _config
@@ -139,8 +140,7 @@ def test_tiny_yolo_seg_and_unet_compare_end_to_end(tmp_path: Path, network_attem
     assert weights.is_file() and (tmp_path / "run" / "categories.json").is_file()
     labels = (tmp_path / "run" / "yolo" / "labels" / "train").glob("*.txt")
     assert all(len(line.split()) >= 7 for f in labels for line in f.read_text().splitlines())  # polygons, not boxes
-    unet = build_base_segmenter(REPO / "configs" / "segment_tiny.yaml", root, cache_root=tmp_path / "models",
-                                progress=False)
+    unet = build("segment-tiny", data_root=root, cache_root=tmp_path / "models", progress=False).weights
     comparison = compare_semantic_instance(unet, weights, load_split(root, "val"), root, device="cpu")
     table = comparison.table
     assert list(table.index) == ["semantic U-Net + components", "instance YOLO-seg"]
@@ -152,23 +152,48 @@ def test_tiny_yolo_seg_and_unet_compare_end_to_end(tmp_path: Path, network_attem
     assert list(errors.columns) == ["predict nothing"] + list(table.index) and (errors >= 0).all().all()
 
 
-def test_instance_command_builds_once_then_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture, network_attempts: list):
+def test_an_interrupted_yolo_seg_build_resumes_through_the_registry(tmp_path: Path, network_attempts: list):
+    """Interrupted after epoch 1 of 2 (as a killed ``make models-rebuild`` leaves it), the registry's
+    build continues from ``last.pt`` with its optimizer state instead of starting again."""
+    import pandas as pd
+
+    from labkit.detect.config import DetectConfig
+    from labkit.detect.train import resumable
+    from labkit.models import build, cache_dir
+    from labkit.data.synth import ensure_dataset
+
+    root = Path(ensure_dataset(size="small", seed=0))
+    cfg = DetectConfig.load(REPO / "configs" / "segment_instance_tiny.yaml").replace(epochs=2)
+    run = cache_dir("segment-instance-tiny", config=cfg, data_root=root, cache_root=tmp_path) / "run"
+    last = train_instance(cfg, data_root=root, run_dir=run, stop_after_epoch=1)
+    assert last == run / "weights" / "last.pt" and resumable(run)
+    manifest = (run / "manifest.json").read_text()
+    model = build("segment-instance-tiny", config=cfg, data_root=root, cache_root=tmp_path, progress=False)
+    log = pd.read_csv(run / "results.csv").rename(columns=str.strip)
+    assert log["epoch"].tolist() == [1, 2] and model.info["epochs"] == 2 and model.info["steps"] == 10
+    assert (run / "manifest.json").read_text() == manifest  # the run was continued, not started over
+    assert not resumable(run) and not network_attempts
+
+
+def test_models_command_builds_yolo_seg_once_then_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture,
+                                                                    network_attempts: list):
     import json
 
     from labkit.cli import main
 
     monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path))
-    config = str(REPO / "configs" / "segment_instance_tiny.yaml")
-    assert main(["segment", "instance", "--config", config, "--json"]) == 0
-    first = json.loads(capsys.readouterr().out)
+    assert main(["models", "build", "segment-instance-tiny", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)[0]
     assert Path(first["weights"]).is_file() and Path(first["weights"]).is_relative_to(tmp_path)
-    assert first["mask_AP50"] is None or 0.0 <= first["mask_AP50"] <= 1.0
-    assert first["epochs"] >= 1 and first["train_minutes"] > 0
+    assert first["metrics"]["mask_AP50"] is None or 0.0 <= first["metrics"]["mask_AP50"] <= 1.0
+    # 40 small train images in batches of 8, one epoch: 5 steps
+    assert first["epochs"] == 1 and first["steps"] == 5 and first["train_minutes"] > 0 and first["source"] == "built"
     stamp = Path(first["weights"]).stat().st_mtime_ns
-    assert main(["segment", "instance", "--config", config]) == 0
-    assert "mask AP" in capsys.readouterr().out and Path(first["weights"]).stat().st_mtime_ns == stamp
-    assert main(["segment", "instance", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert main(["models", "build", "segment-instance-tiny"]) == 0
+    assert "mask_AP50" in capsys.readouterr().out and Path(first["weights"]).stat().st_mtime_ns == stamp
+    assert main(["models", "build", "segment-instanse"]) == 2
+    assert "known models" in capsys.readouterr().err
     assert not network_attempts
 
 

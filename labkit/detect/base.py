@@ -1,45 +1,39 @@
-"""The cached base detector: trained once per (config, dataset), then reused by every notebook.
+"""The YOLO detectors of the model registry (``detect-base``, ``detect-yolo11n``, ``detect-tiny``).
 
-``build_base_detector`` trains on the train split within the config's budget (``epochs`` and/or
-``time_minutes``; on a CUDA GPU with bf16 mixed precision, else on CPU), evaluating on the val
-split every ``eval_every`` epochs with labkit's COCO evaluation. Results are cached under
-``<artifacts>/models/<name>-<hash>/`` where ``hash = config_hash(config + dataset sha256s)``::
+:func:`train_cached` is the registry's train step: it trains on the train split for the config's
+``epochs`` (on a CUDA GPU with bf16 mixed precision, else on CPU), evaluating on the val split
+every ``eval_every`` epochs with labkit's COCO evaluation, and resumes an interrupted build from
+``run/weights/last.pt``. The model folder (see :mod:`labkit.models.flow`) then holds::
 
     weights.pt          the best checkpoint; categories.json beside it (read by predict)
-    metrics.json        AP50 / AP50-95 on val (labkit COCO and Ultralytics), minutes, epochs; written last
     ap_vs_minutes.json  [{epoch, minutes, AP50, AP50_95}] every evaluated epoch
     run/                the training run (manifest, logs, learning_curves.csv/png, checkpoints)
+    metrics.json        written last by the registry (labkit.models.flow)
 
-``metrics.json`` marks a finished build: a later call returns at once. A build that was
-interrupted resumes from ``run/weights/last.pt``.
+:func:`evaluate_cached` is the registry's evaluate step: COCO AP50 and AP50-95 on the val split.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
 
 import pandas as pd
 
-from labkit.artifacts import MODEL_METRICS, artifacts_dir, finished_model, read_model_metrics, write_json
-from labkit.detect.config import DetectConfig, as_config, resolve_device
+from labkit.artifacts import write_json
+from labkit.detect.config import DetectConfig
 from labkit.detect.curves import learning_curves
-from labkit.detect.data import dataset_root, fingerprint
+from labkit.detect.evaluate import evaluate_detector
 from labkit.detect.predict import CATEGORY_FILE
-from labkit.detect.train import MANIFEST, RESULT, resumable, train
-from labkit.repro import config_hash
+from labkit.detect.train import RESULT, resumable, train
+from labkit.device import resolve_device
+from labkit.models.dataset import load_split
+from labkit.models.registry import Scores, Trained
 
 WEIGHTS = "weights.pt"
 CURVE = "ap_vs_minutes.json"
-
-
-def cache_dir(config: DetectConfig, data_root: str | Path, cache_root: str | Path | None = None) -> Path:
-    """``<cache_root or artifacts/models>/<name>-<config_hash(config + dataset sha256s)>``."""
-    key = config_hash({"config": config.to_dict(), "dataset_sha256": fingerprint(data_root)})
-    root = Path(cache_root) if cache_root is not None else artifacts_dir() / "models"
-    return root / f"{config.name}-{key}"
 
 
 def ap_vs_minutes(curves: pd.DataFrame) -> list[dict[str, float]]:
@@ -49,44 +43,30 @@ def ap_vs_minutes(curves: pd.DataFrame) -> list[dict[str, float]]:
              "AP50_95": float(r["coco/AP"])} for _, r in rows.iterrows()]
 
 
-def _finalise(out: Path, run: Path, config: DetectConfig) -> None:
-    result = json.loads((run / RESULT).read_text(encoding="utf-8"))
-    manifest = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
-    shutil.copyfile(run / result["weights"], out / WEIGHTS)
-    shutil.copyfile(run / CATEGORY_FILE, out / CATEGORY_FILE)
-    write_json(out / CURVE, ap_vs_minutes(learning_curves(run)))
-    ul = result["ultralytics"]
-    metrics = {
-        "name": config.name, "hash": out.name.rsplit("-", 1)[-1], "device": resolve_device(config.device),
-        "AP50": result["coco"]["AP50"], "AP50_95": result["coco"]["AP"], "coco": result["coco"],
-        "ultralytics_mAP50": ul.get("metrics/mAP50(B)"), "ultralytics_mAP50_95": ul.get("metrics/mAP50-95(B)"),
-        "train_minutes": result["train_minutes"], "epochs": result["epochs"], "best_epoch": result["best_epoch"],
-        "config": config.to_dict(), "dataset_sha256": manifest["dataset_sha256"],
-    }
-    write_json(out / MODEL_METRICS, metrics)
+def steps_done(epochs: int, train_images: int, batch: int) -> int:
+    """Optimisation steps of ``epochs`` over ``train_images`` in batches of ``batch`` (the last one partial)."""
+    return epochs * math.ceil(train_images / batch)
 
 
-def build_base_detector(config: DetectConfig | Mapping[str, Any] | str | Path, data_root: str | Path | None = None,
-                        *, cache_root: str | Path | None = None) -> Path:
-    """Train the base detector once (or resume an interrupted build) and return its ``weights.pt``.
-
-    Args:
-        config: a :class:`DetectConfig`, mapping or YAML path (e.g. ``configs/detect_base.yaml``).
-        data_root: dataset folder (default: the embedded dataset the config names).
-        cache_root: parent of the cache folders (default ``<artifacts>/models``).
-    """
-    cfg = as_config(config)
-    root = dataset_root(cfg, data_root)
-    out = cache_dir(cfg, root, cache_root)
-    if finished_model(out / WEIGHTS):
-        return out / WEIGHTS
+def train_cached(config: DetectConfig, data_root: Path, out: Path, progress: bool = True) -> Trained:
+    """Train (or resume) the detector in ``out/run`` and put ``weights.pt``, ``categories.json``
+    and ``ap_vs_minutes.json`` in ``out``."""
     run = out / "run"
     if not (run / RESULT).is_file():
-        train(cfg, data_root=root, run_dir=run, resume=resumable(run))
-    _finalise(out, run, cfg)
-    return out / WEIGHTS
+        train(config, data_root=data_root, run_dir=run, resume=resumable(run))
+    result = json.loads((run / RESULT).read_text(encoding="utf-8"))
+    shutil.copyfile(run / result["weights"], out / WEIGHTS)
+    shutil.copyfile(run / CATEGORY_FILE, out / CATEGORY_FILE)
+    curve = ap_vs_minutes(learning_curves(run))
+    write_json(out / CURVE, curve)
+    return Trained(epochs=result["epochs"], steps=steps_done(result["epochs"], len(load_split(data_root, "train")),
+                                                            config.batch),
+                   train_minutes=result["train_minutes"], device=str(resolve_device(config.device)),
+                   details={"best_epoch": result["best_epoch"], "ultralytics": result["ultralytics"]})
 
 
-def base_metrics(weights: str | Path) -> dict[str, Any]:
-    """The ``metrics.json`` of a cached base detector (given its ``weights.pt``)."""
-    return read_model_metrics(weights)
+def evaluate_cached(weights: Path, config: DetectConfig, data_root: Path, progress: bool = True) -> Scores:
+    """COCO AP50 and AP50-95 of ``weights`` on the val split (labkit's COCO evaluation)."""
+    coco = evaluate_detector(weights, load_split(data_root, "val"), conf=config.eval_conf, iou=config.eval_iou,
+                             device=config.device, batch=max(config.batch, 8), progress=progress)
+    return Scores(metrics={"AP50": coco.get("AP50"), "AP50_95": coco.get("AP")}, details={"coco": coco})

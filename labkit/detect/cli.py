@@ -1,4 +1,5 @@
-"""``labkit detect {predict,train,base,frcnn,hog}``: the detection engine from the command line.
+"""``labkit detect {predict,train,hog}``: the detection engine from the command line (the cached
+base models are built and loaded with ``labkit models``).
 
 ``predict`` writes into ``--out``: ``predictions.json`` (COCO results list, boxes in original
 pixels, every detection down to ``--conf``), ``images.json`` (the COCO ``images`` entries: id,
@@ -19,7 +20,6 @@ import cv2
 import numpy as np
 
 from labkit.cli import UsageError, add_json_flag, emit
-from labkit.configfile import config_path
 from labkit.data.annotations import Detections
 from labkit.data.coco import detections_to_results
 from labkit.detect._ultralytics import logs_to_stderr
@@ -127,30 +127,6 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _base(args: argparse.Namespace) -> int:
-    from labkit.detect.base import base_metrics, build_base_detector
-
-    with logs_to_stderr(args.json):
-        weights = build_base_detector(_existing(args.config, "config"), args.data_root)
-    metrics = base_metrics(weights)
-    payload = {"weights": str(weights), **{k: metrics[k] for k in ("AP50", "AP50_95", "train_minutes", "epochs")}}
-    emit(args, payload, lambda p: f"{p['weights']}: AP50 {p['AP50']:.3f}, AP50-95 {p['AP50_95']:.3f} "
-                                  f"after {p['epochs']} epochs / {p['train_minutes']:.1f} min")
-    return 0
-
-
-def _frcnn(args: argparse.Namespace) -> int:
-    from labkit.detect.twostage import build_frcnn_detector, frcnn_metrics
-
-    weights = build_frcnn_detector(_existing(args.config, "config"), args.data_root, progress=not args.json)
-    metrics = frcnn_metrics(weights)
-    payload = {"weights": str(weights),
-               **{k: metrics[k] for k in ("AP50", "AP50_95", "train_minutes", "build_minutes", "epochs")}}
-    emit(args, payload, lambda p: f"{p['weights']}: AP50 {p['AP50']:.3f}, AP50-95 {p['AP50_95']:.3f} "
-                                  f"after {p['epochs']} epochs / {p['train_minutes']:.1f} min")
-    return 0
-
-
 def _source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", required=True, nargs="+", help="image file(s), folder(s) or video(s)")
     p.add_argument("--out", required=True, help="output folder")
@@ -161,7 +137,7 @@ def _source_options(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``labkit detect ...``."""
-    parser = subparsers.add_parser("detect", help="object detection: predict, train, cached base models, HOG")
+    parser = subparsers.add_parser("detect", help="object detection: predict, train, HOG (cached models: labkit models)")
     sub = parser.add_subparsers(dest="detect_command", metavar="ACTION")
 
     p = sub.add_parser("predict", help="run a YOLO checkpoint; COCO results + overlays (boxes in original pixels)")
@@ -190,15 +166,3 @@ def register(subparsers: Any) -> None:
     p.add_argument("--stop-after-epoch", type=int, default=None, help="interrupt after this epoch")
     add_json_flag(p)
     p.set_defaults(func=_train)
-
-    p = sub.add_parser("base", help="build (once) the cached base detector and print its val AP")
-    p.add_argument("--config", default=str(config_path("detect_base.yaml")), help="base model config")
-    p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
-    add_json_flag(p)
-    p.set_defaults(func=_base)
-
-    p = sub.add_parser("frcnn", help="build (once) the cached Faster R-CNN comparison model and print its val AP")
-    p.add_argument("--config", default=str(config_path("detect_frcnn.yaml")), help="its config")
-    p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
-    add_json_flag(p)
-    p.set_defaults(func=_frcnn)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
-
+from typing import Any
 
 from labkit.configfile import YamlConfig
+from labkit.device import amp_mode, check_device_name, resolve_device
 from labkit.errors import DataError
 
 #: Ultralytics arguments labkit sets itself; ``overrides`` may not contain them.
@@ -21,30 +21,6 @@ MANAGED_ARGS = frozenset({
     "model", "data", "epochs", "time", "imgsz", "batch", "seed", "deterministic", "workers", "device", "amp",
     "plots", "project", "name", "exist_ok", "resume", "save", "val",
 })
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``; other values are checked."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise DataError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise DataError("device 'cuda' was asked for but torch sees no CUDA GPU")
-    return device
-
-
-def amp_mode(device: str) -> str | bool:
-    """Mixed precision for training: ``"bf16"`` on a CUDA GPU that supports it, else ``False``.
-
-    ``amp=True`` (fp16) would make Ultralytics run its AMP self-check, which downloads
-    ``yolo26n.pt``; bf16 autocast needs no check and no gradient scaler, and CPU training is fp32.
-    """
-    import torch
-
-    return "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else False
 
 
 @dataclass(frozen=True)
@@ -58,8 +34,8 @@ class DetectConfig(YamlConfig):
         dataset_size: embedded dataset size, ``"default"`` or ``"small"``.
         dataset_seed: seed of the embedded dataset generator.
         imgsz: square network input size (a multiple of 32).
-        epochs: number of epochs (upper bound when ``time_minutes`` is set).
-        time_minutes: training-time budget; Ultralytics then re-plans the epochs to fit it.
+        epochs: number of epochs: the whole training budget (never wall-clock minutes, so the
+            same config, seed and data give the same weights on a busy or a quiet machine).
         batch: images per training batch.
         seed: training seed (Ultralytics seeds Python, NumPy and torch from it).
         device: ``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``.
@@ -78,7 +54,6 @@ class DetectConfig(YamlConfig):
     dataset_seed: int = 0
     imgsz: int = 320
     epochs: int = 10
-    time_minutes: float | None = None
     batch: int = 16
     seed: int = 0
     device: str = "auto"
@@ -96,10 +71,8 @@ class DetectConfig(YamlConfig):
             problems.append(f"imgsz must be a positive multiple of 32, got {self.imgsz}")
         if self.epochs < 1 or self.batch < 1 or self.eval_every < 0:
             problems.append("epochs and batch must be >= 1 and eval_every >= 0")
-        if self.time_minutes is not None and self.time_minutes <= 0:
-            problems.append(f"time_minutes must be positive, got {self.time_minutes}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            problems.append(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if check_device_name(self.device):
+            problems.append(check_device_name(self.device))
         clash = sorted(MANAGED_ARGS & set(self.overrides))
         if clash:
             problems.append(f"overrides may not set {clash}: they are config fields or set by labkit")
@@ -112,19 +85,13 @@ class DetectConfig(YamlConfig):
         args = {
             "data": str(data_yaml), "epochs": self.epochs, "imgsz": self.imgsz, "batch": self.batch,
             "seed": self.seed, "deterministic": True, "workers": self.workers,
-            "device": "0" if device == "cuda" else "cpu", "amp": amp_mode(device), "plots": False,
+            "device": ultralytics_device(device), "amp": amp_mode(device), "plots": False,
             "project": str(run_dir.parent), "name": run_dir.name, "exist_ok": True, "save": True, "val": True,
         }
-        if self.time_minutes is not None:
-            args["time"] = self.time_minutes / 60.0
         return {**args, **self.overrides}
 
 
-def load_config(path: str | Path) -> DetectConfig:
-    """Read a detection config YAML (see ``configs/detect_*.yaml``)."""
-    return DetectConfig.load(Path(path))
-
-
-def as_config(config: DetectConfig | Mapping[str, Any] | str | Path) -> DetectConfig:
-    """Accept a config object, a mapping or a YAML path."""
-    return DetectConfig.load(config)
+def ultralytics_device(device: Any) -> str:
+    """Ultralytics' spelling of a device: ``"cpu"`` or the CUDA index (``"0"``)."""
+    dev = resolve_device(device)
+    return str(dev.index or 0) if dev.type == "cuda" else "cpu"

@@ -1,4 +1,4 @@
-"""The embedded dataset as a detector sees it: COCO splits, their YOLO export, their fingerprint."""
+"""The embedded dataset as a YOLO detector sees it: the train/val splits exported to the Ultralytics layout."""
 
 from __future__ import annotations
 
@@ -11,45 +11,11 @@ import yaml
 from labkit.data.annotations import Dataset
 from labkit.data.coco import load_coco, save_coco
 from labkit.data.yolo import CATEGORY_ID_KEY, export_yolo
-from labkit.detect.config import DetectConfig
 from labkit.detect.predict import CATEGORY_FILE
-from labkit.errors import DataError
-from labkit.repro import sha256_file
+from labkit.models.dataset import TRAIN_SPLITS, load_split
 
-#: Splits a detector trains and validates on.
-TRAIN_SPLITS = ("train", "val")
 #: Folder of a run holding its YOLO export (``data.yaml``, ``images/``, ``labels/``).
 EXPORT_DIR = "yolo"
-
-
-def dataset_root(config: DetectConfig, data_root: str | Path | None = None) -> Path:
-    """``data_root`` if given, else the embedded dataset of the config's size and seed (generated
-    on first use by :func:`labkit.data.synth.ensure_dataset`)."""
-    if data_root is not None:
-        root = Path(data_root)
-        if not (root / "annotations").is_dir():
-            raise DataError("not a dataset folder (no annotations/ inside)", source=str(root))
-        return root
-    from labkit.data.synth import ensure_dataset
-
-    return Path(ensure_dataset(seed=config.dataset_seed, size=config.dataset_size))
-
-
-def load_split(data_root: str | Path, split: str) -> Dataset:
-    """The still-image COCO split ``annotations/instances_<split>.json`` (images under ``images/``)."""
-    root = Path(data_root)
-    return load_coco(root / "annotations" / f"instances_{split}.json", image_root=root / "images")
-
-
-def fingerprint(data_root: str | Path, splits: tuple[str, ...] = TRAIN_SPLITS) -> dict[str, str]:
-    """sha256 of the dataset manifest and of each split's annotation file: what a cached model
-    trained on the dataset depends on."""
-    root = Path(data_root)
-    files = [root / "manifest.json"] + [root / "annotations" / f"instances_{s}.json" for s in splits]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise DataError(f"dataset files missing: {missing}", source=str(root))
-    return {f.relative_to(root).as_posix(): sha256_file(f) for f in files}
 
 
 def export_for_training(data_root: str | Path, run_dir: str | Path) -> tuple[Path, list[dict[str, Any]]]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from labkit.data.annotations import Detections
 from labkit.detect.predict import frames
-from labkit.detect.sources import Source, to_rgb
+from labkit.data.sources import Source, to_rgb
 
 PERSON = 1
 
@@ -69,7 +69,7 @@ def detect_people(image: np.ndarray, *, max_side: int | None = 640, win_stride: 
 
 def hog_predict(sources: Source, *, max_frames: int | None = None, progress: bool = True,
                 **options: float | int | None) -> dict[Hashable, Detections]:
-    """:func:`detect_people` over images / folders / videos (see :mod:`labkit.detect.sources`)."""
+    """:func:`detect_people` over images / folders / videos (see :mod:`labkit.data.sources`)."""
     hog = people_detector()
     return {key: detect_people(img, hog=hog, **options)
             for key, img in frames(sources, max_frames, desc="HOG", progress=progress)}

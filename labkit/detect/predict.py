@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 from labkit.data.annotations import Detections
 from labkit.data.boxes import Letterbox, clip_xyxy
 from labkit.detect._ultralytics import ul
-from labkit.detect.config import resolve_device
-from labkit.detect.sources import Source, count_frames, iter_frames, to_rgb
+from labkit.data.sources import Source, count_frames, iter_frames, to_rgb
+from labkit.device import resolve_device
 from labkit.errors import DataError
 
 #: Sidecar naming the dataset category of each network class index (list of COCO categories).
@@ -127,7 +127,7 @@ def load_detector(weights: str | Path, *, device: str = "auto", imgsz: int | Non
     weights = Path(weights)
     if not weights.is_file():
         raise DataError("no such checkpoint file", source=str(weights))
-    dev = torch.device("cuda:0" if resolve_device(device) == "cuda" else "cpu")
+    dev = resolve_device(device)
     try:
         model, _ = ul("ultralytics.nn.tasks").load_checkpoint(weights, device=dev)
     except (OSError, EOFError, RuntimeError, TypeError, ValueError, KeyError, AttributeError,
@@ -162,7 +162,7 @@ def _batches(items: Iterable[tuple[Hashable, np.ndarray]], size: int) -> Iterato
 
 def frames(sources: Source, max_frames: int | None = None, *, desc: str = "frames",
            progress: bool = True) -> Iterator[tuple[Hashable, np.ndarray]]:
-    """``(key, RGB image)`` of ``sources`` (see :func:`labkit.detect.sources.iter_frames`), at most
+    """``(key, RGB image)`` of ``sources`` (see :func:`labkit.data.sources.iter_frames`), at most
     ``max_frames`` of them, with a tqdm bar."""
     total = count_frames(sources)
     total = total if max_frames is None else min(total, max_frames)

@@ -1,7 +1,7 @@
 """The course's short fine-tuning recipe: start from the cached base detector, change few knobs.
 
 Every Chapter 2 experiment that trains fine-tunes the base detector
-(:func:`labkit.detect.base.build_base_detector`) for a few epochs on a subset. The knobs that
+(registry model ``detect-base``, :func:`labkit.models.load`) for a few epochs on a subset. The knobs that
 matter are explicit fields of :func:`fine_tune_config`; three Ultralytics defaults are replaced
 on purpose:
 
@@ -54,7 +54,7 @@ def fine_tune_config(base: DetectConfig, weights: str | Path, *, name: str, epoc
     """
     recipe = {"optimizer": "AdamW", "lr0": lr0, "lrf": lrf, "warmup_epochs": warmup_epochs, "warmup_bias_lr": 0.0,
               "close_mosaic": 0, "nbs": batch, **augmentation_overrides(augment)}
-    return base.replace(name=name, model=str(weights), epochs=epochs, time_minutes=None, batch=batch, seed=seed,
+    return base.replace(name=name, model=str(weights), epochs=epochs, batch=batch, seed=seed,
                         eval_every=eval_every, overrides={**recipe, **overrides})
 
 

@@ -31,11 +31,13 @@ from labkit.artifacts import artifacts_dir, fresh_dir, write_json
 from labkit.data.annotations import Dataset
 from labkit.data.coco import read_json
 from labkit.detect._ultralytics import local_fonts, ul
-from labkit.detect.config import DetectConfig, as_config, resolve_device
+from labkit.detect.config import DetectConfig
 from labkit.detect.curves import LABKIT_LOG, append_row, learning_curves, write_learning_curves
-from labkit.detect.data import EXPORT_DIR, dataset_root, export_for_training, exported_split, fingerprint
+from labkit.detect.data import EXPORT_DIR, export_for_training, exported_split
 from labkit.detect.evaluate import COCO_KEYS, evaluate_detector
+from labkit.device import resolve_device
 from labkit.errors import DataError, LabkitError
+from labkit.models.dataset import dataset_root, fingerprint
 from labkit.repro import write_manifest
 from labkit.weights import resolve_model
 
@@ -188,7 +190,7 @@ def train(config: DetectConfig | Mapping[str, Any] | str | Path, *, data_root: s
         stop_after_epoch: interrupt after this epoch's checkpoint and logs are written (to
             split training over sessions, or to test resuming).
     """
-    cfg = as_config(config)
+    cfg = DetectConfig.load(config)
     run = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     last = run / "weights" / "last.pt"
     if resume:
@@ -196,7 +198,7 @@ def train(config: DetectConfig | Mapping[str, Any] | str | Path, *, data_root: s
             raise DataError("nothing to resume: no unfinished run with a resumable weights/last.pt", source=str(run))
         history = _history(run, cfg)
     else:
-        root = dataset_root(cfg, data_root)
+        root = dataset_root(cfg.dataset_size, cfg.dataset_seed, data_root)
         history = {"data_root": str(root), "dataset_sha256": fingerprint(root), "sessions": []}
         fresh_run_dir(run)
         export_for_training(root, run)

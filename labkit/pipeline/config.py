@@ -68,7 +68,7 @@ def _section(cls: type, values: Any, key: str, source: str, role: str | None = N
         if "name" not in values:
             raise DataError(f"'{key}' needs a model 'name'", source=source)
         name = values["name"]
-        known = sorted(n for n, (r, _) in REGISTRY.items() if r == role)
+        known = sorted(n for n, r in REGISTRY.items() if r == role)
         if name not in known:
             raise DataError(f"{key}: unknown model {name!r}; known {role}s: {known}", source=source)
     try:

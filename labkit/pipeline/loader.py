@@ -29,7 +29,7 @@ import numpy as np
 
 from labkit.data.images import load_image
 from labkit.data.mot import read_seqinfo
-from labkit.detect.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from labkit.data.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from labkit.errors import DataError, LabkitError
 from labkit.pipeline.preprocess import Geometry, InputSpec
 

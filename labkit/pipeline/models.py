@@ -1,9 +1,8 @@
 """The model stages: a detector and an optional semantic segmenter, looked up by registry name.
 
-:func:`resolve_checkpoint` is the one place where a registry name becomes a checkpoint file
-(until ``labkit.models`` lands, the names are the course's base-model recipes in ``configs/``,
-built and cached on first use by :func:`labkit.detect.base.build_base_detector` and
-:func:`labkit.segment.base.build_base_segmenter`). A config may name an explicit ``weights``
+:func:`resolve_checkpoint` is the one place where a registry name becomes a checkpoint file,
+through :func:`labkit.models.load` (the cached build, else the verified shipped checkpoint, else
+a build). A config may name an explicit ``weights``
 file instead (a fine-tuned checkpoint, or a test's tiny network); the registry name still
 says what kind of model it is.
 
@@ -21,7 +20,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from labkit.artifacts import REPO_ROOT
 from labkit.data.annotations import Detections
 from labkit.data.boxes import clip_xyxy
 from labkit.data.masks import box_to_mask, mask_to_rle
@@ -30,12 +28,12 @@ from labkit.pipeline.loader import Frame
 from labkit.pipeline.preprocess import InputSpec
 from labkit.repro import sha256_file
 
-#: Registry name -> (role, recipe in ``configs/``). The one table :func:`resolve_checkpoint` reads.
-REGISTRY: dict[str, tuple[str, str]] = {
-    "detect-tiny": ("detector", "detect_tiny.yaml"),
-    "detect-base": ("detector", "detect_base.yaml"),
-    "segment-tiny": ("segmenter", "segment_tiny.yaml"),
-    "segment-base": ("segmenter", "segment_base.yaml"),
+#: The registry models (:mod:`labkit.models`) a pipeline stage may name, and their role.
+REGISTRY: dict[str, str] = {
+    "detect-tiny": "detector",
+    "detect-base": "detector",
+    "segment-tiny": "segmenter",
+    "segment-base": "segmenter",
 }
 #: Letterbox padding each model family was trained with (Ultralytics grey; the U-Net pads 0).
 YOLO_PAD, UNET_PAD = 114, 0
@@ -43,10 +41,10 @@ YOLO_PAD, UNET_PAD = 114, 0
 
 def resolve_checkpoint(name: str, role: str, weights: str | Path | None = None) -> Path:
     """The checkpoint of registry model ``name`` for ``role`` (``detector`` / ``segmenter``):
-    ``weights`` when given, else the cached build of the model's recipe (built when missing)."""
+    ``weights`` when given, else :func:`labkit.models.load` of exactly ``name`` (not its CI variant)."""
     if name not in REGISTRY:
-        raise DataError(f"unknown model {name!r}; known {role}s: {sorted(n for n, (r, _) in REGISTRY.items() if r == role)}")
-    kind, recipe = REGISTRY[name]
+        raise DataError(f"unknown model {name!r}; known {role}s: {sorted(n for n, r in REGISTRY.items() if r == role)}")
+    kind = REGISTRY[name]
     if kind != role:
         raise DataError(f"model {name!r} is a {kind}, not a {role}")
     if weights is not None:
@@ -54,13 +52,9 @@ def resolve_checkpoint(name: str, role: str, weights: str | Path | None = None) 
         if not path.is_file():
             raise DataError("no such checkpoint file", source=str(path))
         return path
-    if role == "detector":
-        from labkit.detect.base import build_base_detector
+    from labkit.models import load
 
-        return build_base_detector(REPO_ROOT / "configs" / recipe)
-    from labkit.segment.base import build_base_segmenter
-
-    return build_base_segmenter(REPO_ROOT / "configs" / recipe, progress=False)
+    return load(name, progress=False, follow_budget=False).weights
 
 
 def _stack(frames: Sequence[Frame], spec: InputSpec, device: torch.device) -> tuple[torch.Tensor, list]:
@@ -128,7 +122,8 @@ class SegmenterStage:
 
     @classmethod
     def load(cls, name: str, *, weights: str | Path | None = None, device: str = "cpu") -> "SegmenterStage":
-        from labkit.segment.semantic import load_checkpoint, resolve_device
+        from labkit.device import resolve_device
+        from labkit.segment.semantic import load_checkpoint
 
         path = resolve_checkpoint(name, "segmenter", weights)
         try:

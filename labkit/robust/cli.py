@@ -36,7 +36,7 @@ def _severity(value: Any) -> int:
 def _read_input(path: Path) -> tuple[list[tuple[str, np.ndarray]], bool]:
     """``(name, RGB frame)`` pairs of an image, a folder of images or a video, and whether they
     form a sequence (folder or video)."""
-    from labkit.robust._moved import VIDEO_SUFFIXES, iter_frames
+    from labkit.data.sources import VIDEO_SUFFIXES, iter_frames
 
     if not path.exists():
         raise UsageError(f"input not found: {path}")
@@ -82,7 +82,7 @@ def _corrupt(args: argparse.Namespace) -> int:
 
 
 def _load_split(data_root: Path, split: str) -> Any:
-    from labkit.robust._moved import load_split
+    from labkit.models.dataset import load_split
 
     path = data_root / "annotations" / f"instances_{split}.json"
     if not path.is_file():

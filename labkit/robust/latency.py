@@ -115,7 +115,7 @@ def measure_latency(model: Any, source: Any, *, max_frames: int = 100, warmup: i
     ``SuiteSegmenter``) over the first ``warmup + max_frames`` frames of ``source`` (anything
     :func:`labkit.data.sources.iter_frames` reads); ``{stage: [ms per frame]}`` with
     ``end_to_end`` their sum. Fewer frames than ``warmup + 1`` is a :class:`DataError`."""
-    from labkit.robust._moved import iter_frames
+    from labkit.data.sources import iter_frames
 
     if max_frames < 1 or warmup < 0:
         raise DataError(f"need max_frames >= 1 and warmup >= 0, got {max_frames} and {warmup}")
@@ -221,7 +221,7 @@ def throughput_curve(model: Any, source: Any, batches: Iterable[int] = (1, 2, 4,
     each batch size, on the first ``frames`` frames of ``source``; the best of ``repeats`` runs
     (the least disturbed by other work on the machine). Rows ``batch``, ``images``, ``seconds``,
     ``images_per_s``."""
-    from labkit.robust._moved import iter_frames
+    from labkit.data.sources import iter_frames
 
     images = dict(enumerate(frame for _, frame in islice(iter_frames(source), frames)))
     if not images:

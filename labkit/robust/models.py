@@ -2,8 +2,7 @@
 
 :func:`resolve_model` turns a name into a :class:`SuiteDetector` or :class:`SuiteSegmenter`; it
 (with :func:`_build_known`) is the only code that knows where models come from: the model
-registry ``labkit.models`` when it is installed, else the base-model builders, or a checkpoint
-path.
+registry ``labkit.models``, or a checkpoint path.
 
 Both wrappers score in-memory images (``{image_id: RGB uint8}``, e.g. corrupted copies of a split)
 against the split's labels:
@@ -23,7 +22,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from labkit.configfile import config_path
 from labkit.data.annotations import Dataset, Detections
 from labkit.errors import DataError, LabkitError
 
@@ -161,42 +159,21 @@ def _from_checkpoint(path: Path, name: str) -> SuiteModel:
     return SuiteDetector(name, load_detector(path, device="cpu"))
 
 
-def _registry() -> Any:
-    """``labkit.models`` (the model registry) when it is installed, else None."""
-    try:
-        import labkit.models as registry
-    except ImportError:  # before the registry branch is merged
-        return None
-    return registry
-
-
 def _build_known(name: str) -> tuple[Path, Path]:
-    """Weights and dataset folder of a known model name: through the registry when present, else
-    through the base-model builders (``labkit.detect.base``, ``labkit.segment.base``)."""
-    registry = _registry()
-    if registry is not None:
-        from labkit.models.dataset import dataset_root
+    """Weights and dataset folder of a known model name, through the model registry
+    (:func:`labkit.models.load`: the shipped checkpoint, or built once and cached)."""
+    from labkit.models import load
+    from labkit.models.dataset import dataset_root
 
-        found = registry.load(name, progress=False)
-        config = found.config
-        return found.weights, dataset_root(config.dataset_size, config.dataset_seed)
-    config_file = config_path(KNOWN_MODELS[name])
-    if name.startswith("detect"):
-        from labkit.detect.base import build_base_detector
-        from labkit.detect.config import as_config
-        from labkit.detect.data import dataset_root as detect_root
-
-        return build_base_detector(config_file), detect_root(as_config(config_file))
-    from labkit.segment.base import build_base_segmenter, dataset_root as segment_root, load_base_config
-
-    return build_base_segmenter(config_file, progress=False), segment_root(load_base_config(config_file))
+    found = load(name, progress=False)
+    config = found.config
+    return found.weights, dataset_root(config.dataset_size, config.dataset_seed)
 
 
 def resolve_model(name: str) -> tuple[SuiteModel, Path | None]:
     """The model called ``name`` and the dataset folder it was built on (``None`` when unknown).
 
-    ``name`` is one of :data:`KNOWN_MODELS` (loaded through the model registry ``labkit.models``
-    when it is installed, else built on first use by the base-model builders, and cached) or the
+    ``name`` is one of :data:`KNOWN_MODELS` (loaded through the model registry ``labkit.models``) or the
     path of a checkpoint: a U-Net ``best.pt`` (it stores its config), an Ultralytics detection
     ``.pt``, or an ONNX export of either (:mod:`labkit.robust.export`; run in ONNX Runtime).
     Anything else raises :class:`UnknownModel` listing the known names.

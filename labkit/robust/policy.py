@@ -191,7 +191,7 @@ def calibration_under_corruption(model: Any, dataset: Any, conditions: Iterable[
     (:meth:`ScoreCalibration.to_dict`), ``ece`` (rows of :func:`ece_table`) and ``outcomes``
     (set name -> the :func:`detection_outcomes` table, for reliability diagrams and policies).
     """
-    from labkit.robust._moved import iter_frames
+    from labkit.data.sources import iter_frames
     from labkit.robust.suite import choose_images, corrupt_split
 
     chosen = choose_images(dataset, max_images, seed)
@@ -215,7 +215,7 @@ def abstention_under_corruption(model: Any, dataset: Any, conditions: Iterable[t
     abstain (:func:`abstention_effect` at ``t_act`` on the scores, calibrated when
     ``calibration`` is given). One row per set: ``set``, the effect's counts and ``frames_flagged``.
     """
-    from labkit.robust._moved import iter_frames
+    from labkit.data.sources import iter_frames
     from labkit.robust.monitor import QualityGate, input_features
     from labkit.robust.suite import choose_images, corrupt_split
 

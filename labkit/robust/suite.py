@@ -157,7 +157,7 @@ def run_suite(model: SuiteModel, dataset: Dataset, data_root: str | Path, *, kin
         raise DataError("the suite needs at least one severity (or no kinds: the clean pass alone)")
     data_root = Path(data_root)
     chosen = choose_images(dataset, model.default_images if max_images == AUTO else max_images, seed)
-    from labkit.robust._moved import iter_frames
+    from labkit.data.sources import iter_frames
 
     clean = dict(iter_frames(chosen))
     buckets = image_slices(chosen) if with_slices else {}

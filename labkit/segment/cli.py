@@ -1,4 +1,5 @@
-"""``labkit segment {predict,base}``: semantic segmentation from the command line.
+"""``labkit segment predict``: semantic segmentation from the command line (the cached base
+models are built and loaded with ``labkit models``).
 
 ``predict`` writes into ``--out`` (see :func:`labkit.segment.predict.write_predictions`):
 ``masks/<name>.png`` (class ids in the ORIGINAL image size), ``overlays/<name>.jpg``, optionally
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from labkit.cli import UsageError, add_json_flag, emit
-from labkit.configfile import config_path
 from labkit.errors import DataError
 
 
@@ -64,43 +64,9 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score(value: float | None) -> str:
-    """A score for a message: three decimals, or ``undefined`` for None (NaN: nothing to score)."""
-    return "undefined" if value is None else f"{value:.3f}"
-
-
-def _base(args: argparse.Namespace) -> int:
-    from labkit.segment.base import base_metrics, build_base_segmenter
-
-    weights = build_base_segmenter(_existing(args.config, "config"), args.data_root, progress=not args.json)
-    m = base_metrics(weights)
-    payload = {"weights": str(weights), **{k: m[k] for k in ("val_miou", "iou", "val_mean_boundary_f", "epochs",
-                                                               "train_minutes", "device")}}
-    emit(args, payload, lambda p: f"{p['weights']}: val mIoU {p['val_miou']:.3f} (rod {_score(p['iou'].get('rod'))}, "
-                                  f"star {_score(p['iou'].get('star'))}), boundary F {p['val_mean_boundary_f']:.3f}, "
-                                  f"{p['epochs']} epochs / {p['train_minutes']:.1f} min on {p['device']}")
-    return 0
-
-
-def _instance(args: argparse.Namespace) -> int:
-    from labkit.artifacts import read_model_metrics
-    from labkit.detect._ultralytics import logs_to_stderr
-    from labkit.segment.instance import build_instance_model
-
-    with logs_to_stderr(args.json):
-        weights = build_instance_model(_existing(args.config, "config"), args.data_root)
-    m = read_model_metrics(weights)
-    payload = {"weights": str(weights), "device": m["device"], "epochs": m["epochs"], "train_minutes": m["train_minutes"],
-               **{k: m["val"].get(k) for k in ("mask_AP", "mask_AP50")}}
-    emit(args, payload, lambda p: f"{p['weights']}: val mask AP {_score(p['mask_AP'])}, "
-                                  f"mask AP50 {_score(p['mask_AP50'])}; {p['epochs']} epochs / "
-                                  f"{p['train_minutes']:.1f} min on {p['device']}")
-    return 0
-
-
 def register(subparsers: Any) -> None:
     """Add ``labkit segment ...``."""
-    parser = subparsers.add_parser("segment", help="semantic segmentation: predict/export, cached base U-Net")
+    parser = subparsers.add_parser("segment", help="semantic segmentation: predict/export (cached models: labkit models)")
     sub = parser.add_subparsers(dest="segment_command", metavar="ACTION")
 
     p = sub.add_parser("predict", help="label maps in original pixels + overlays + JSON summary")
@@ -118,15 +84,3 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data-root", default=None, help="dataset folder whose manifest is recorded (default: found)")
     add_json_flag(p)
     p.set_defaults(func=_predict)
-
-    p = sub.add_parser("base", help="build (once) the cached base U-Net and print its val IoU")
-    p.add_argument("--config", default=str(config_path("segment_base.yaml")), help="base model config")
-    p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
-    add_json_flag(p)
-    p.set_defaults(func=_base)
-
-    p = sub.add_parser("instance", help="build (once) the cached YOLO-seg instance model and print its val mask AP")
-    p.add_argument("--config", default=str(config_path("segment_instance.yaml")), help="instance model config")
-    p.add_argument("--data-root", default=None, help="dataset folder (default: the embedded dataset)")
-    add_json_flag(p)
-    p.set_defaults(func=_instance)

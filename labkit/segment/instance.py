@@ -39,20 +39,21 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from labkit.artifacts import MODEL_METRICS, artifacts_dir, finished_model, write_json
-from labkit.configfile import config_path
+from labkit.artifacts import artifacts_dir, fresh_dir
 from labkit.data.annotations import Dataset, Detections
 from labkit.data.boxes import Letterbox, clip_xyxy
 from labkit.data.masks import mask_to_rle
 from labkit.detect._ultralytics import local_fonts, ul
-from labkit.detect.config import DetectConfig, as_config, resolve_device
+from labkit.detect.config import DetectConfig
 from labkit.detect.predict import CATEGORY_FILE, PAD_VALUE, find_categories
+from labkit.detect.train import MANIFEST, TrainingInterrupted, resumable
+from labkit.device import resolve_device
 from labkit.errors import DataError
+from labkit.models.dataset import dataset_root, fingerprint, load_split
+from labkit.models.registry import Scores, Trained
 from labkit.repro import write_manifest
-from labkit.segment.base import cache_dir, dataset_fingerprint, load_split
 from labkit.weights import resolve_model
 
-INSTANCE_CONFIG = config_path("segment_instance.yaml")
 WEIGHTS = "weights.pt"
 #: Masks decoded at once (bounds the float memory to ``chunk x H x W``).
 _MASK_CHUNK = 32
@@ -75,37 +76,47 @@ def export_instance_data(data_root: str | Path, out_dir: str | Path) -> tuple[Pa
     return data_yaml, categories
 
 
-def _data_root(config: DetectConfig, data_root: str | Path | None) -> Path:
-    from labkit.detect.data import dataset_root
-
-    return dataset_root(config, data_root)
-
-
-def train_instance(config: DetectConfig | Mapping[str, Any] | str | Path = INSTANCE_CONFIG, *,
-                   data_root: str | Path | None = None, run_dir: str | Path | None = None) -> Path:
-    """Train YOLO-seg from a config (``configs/segment_instance*.yaml``); returns ``weights/best.pt``.
+def train_instance(config: DetectConfig | Mapping[str, Any] | str | Path, *, data_root: str | Path | None = None,
+                   run_dir: str | Path | None = None, stop_after_epoch: int | None = None) -> Path:
+    """Train YOLO-seg from a config (``configs/segment_instance*.yaml``) for its ``epochs``, or
+    resume the unfinished run in ``run_dir`` from ``weights/last.pt`` (what an interrupted
+    ``make models-rebuild`` leaves); returns ``weights/best.pt`` (``weights/last.pt`` when
+    ``stop_after_epoch`` interrupted it on purpose, after that epoch's checkpoint).
 
     ``run_dir`` (default ``<artifacts>/runs/segment/<name>``) receives ``manifest.json``,
     ``categories.json``, the ``yolo/`` export and Ultralytics' run (``weights/``, ``results.csv``).
     """
-    cfg = as_config(config)
+    cfg = DetectConfig.load(config)
     if "-seg" not in Path(cfg.model).stem:
         raise DataError(f"model {cfg.model!r} is not a segmentation model (expected e.g. yolov8n-seg.yaml)",
                         record=cfg.name)
-    root = _data_root(cfg, data_root)
     run = Path(run_dir) if run_dir is not None else artifacts_dir() / "runs" / "segment" / cfg.name
-    if run.exists():
-        shutil.rmtree(run)
-    run.mkdir(parents=True)
-    data_yaml, _ = export_instance_data(root, run)
-    args = cfg.ultralytics_args(data_yaml=data_yaml, run_dir=run)
-    write_manifest(run / "manifest.json", seed=cfg.seed, config=cfg.to_dict(),
-                   extra={"data_root": str(root), "dataset": dataset_fingerprint(root), "ultralytics_args": args})
-    model = ul().YOLO(resolve_model(cfg.model))
-    with local_fonts():
-        model.train(**args)
+    last = run / "weights" / "last.pt"
+    resume = resumable(run)
+    if not resume:
+        root = dataset_root(cfg.dataset_size, cfg.dataset_seed, data_root)
+        fresh_dir(run, marker=MANIFEST, what="labkit run")
+        data_yaml, _ = export_instance_data(root, run)
+        args = cfg.ultralytics_args(data_yaml=data_yaml, run_dir=run)
+        write_manifest(run / MANIFEST, seed=cfg.seed, config=cfg.to_dict(),
+                       extra={"data_root": str(root), "dataset": fingerprint(root), "ultralytics_args": args})
+    model = ul().YOLO(str(last) if resume else resolve_model(cfg.model))
+
+    def stop(trainer: Any) -> None:
+        if stop_after_epoch is not None and stop_after_epoch <= trainer.epoch + 1 < trainer.epochs:
+            raise TrainingInterrupted(f"stopped after epoch {trainer.epoch + 1} of {trainer.epochs}")
+
+    model.add_callback("on_model_save", stop)
+    try:
+        with local_fonts():
+            if resume:
+                model.train(resume=True)
+            else:
+                model.train(**args)
+    except TrainingInterrupted:
+        return last
     best = run / "weights" / "best.pt"
-    return best if best.is_file() else run / "weights" / "last.pt"
+    return best if best.is_file() else last
 
 
 # ----------------------------------------------------------------------------- inference
@@ -130,7 +141,7 @@ class InstanceSegmenter:
                  max_det: int = 100) -> list[Detections]:
         """Instances in a batch of RGB uint8 images (any sizes): boxes and RLE masks in each
         image's ORIGINAL pixels, with scores."""
-        from labkit.detect.sources import to_rgb
+        from labkit.data.sources import to_rgb
 
         if not images:
             return []
@@ -173,7 +184,7 @@ def load_instance_model(weights: str | Path, *, device: str = "auto", imgsz: int
     weights = Path(weights)
     if not weights.is_file():
         raise DataError("no such checkpoint file", source=str(weights))
-    dev = torch.device("cuda:0" if resolve_device(device) == "cuda" else "cpu")
+    dev = resolve_device(device)
     model, _ = ul("ultralytics.nn.tasks").load_checkpoint(weights, device=dev, fuse=True)
     if getattr(model, "task", None) != "segment":
         raise DataError(f"not a segmentation model (task {getattr(model, 'task', None)!r})", source=str(weights))
@@ -379,28 +390,26 @@ def compare_semantic_instance(semantic_ckpt: str | Path, instance_weights: str |
     return Comparison(table, scored)
 
 
-# ----------------------------------------------------------------------------- cached model
-def build_instance_model(config: DetectConfig | Mapping[str, Any] | str | Path = INSTANCE_CONFIG,
-                         data_root: str | Path | None = None, *, cache_root: str | Path | None = None) -> Path:
-    """Train YOLO-seg once per (config, dataset) and return the cached ``weights.pt``.
+# ----------------------------------------------------------------------------- the registry's steps
+def train_cached(config: DetectConfig, data_root: Path, out: Path, progress: bool = True) -> Trained:
+    """The registry's train step (``segment-instance``): train (or resume) in ``out/run`` and put
+    ``weights.pt`` and ``categories.json`` in ``out``."""
+    from labkit.detect.base import steps_done
 
-    Cached under ``<artifacts>/models/segment-instance-<hash>/`` (see
-    :func:`labkit.segment.base.cache_dir`) with ``categories.json``, ``run/`` and ``metrics.json``
-    (val mask AP, boundary F, ms/image; written last: a later call returns at once).
-    """
-    cfg = as_config(config)
-    root = _data_root(cfg, data_root)
-    out = cache_dir(cfg.to_dict(), root, cache_root, prefix="segment-instance")
-    if finished_model(out / WEIGHTS):
-        return out / WEIGHTS
-    best = train_instance(cfg, data_root=root, run_dir=out / "run")
+    best = train_instance(config, data_root=data_root, run_dir=out / "run")
     shutil.copyfile(best, out / WEIGHTS)
     shutil.copyfile(out / "run" / CATEGORY_FILE, out / CATEGORY_FILE)
-    scores = score_instances(out / WEIGHTS, load_split(root, "val"), root, conf=cfg.eval_conf, iou=cfg.eval_iou,
-                             device=cfg.device).row
-    write_json(out / MODEL_METRICS, {"name": cfg.name, "val": scores, **run_time(out / "run"), "config": cfg.to_dict(),
-                               "dataset": dataset_fingerprint(root), "device": resolve_device(cfg.device)})
-    return out / WEIGHTS
+    timing = run_time(out / "run")
+    return Trained(epochs=timing["epochs"], steps=steps_done(timing["epochs"], len(load_split(data_root, "train")),
+                                                            config.batch),
+                   train_minutes=timing["train_minutes"], device=str(resolve_device(config.device)))
+
+
+def evaluate_cached(weights: Path, config: DetectConfig, data_root: Path, progress: bool = True) -> Scores:
+    """The registry's evaluate step: val mask AP / AP50, boundary F, Boundary IoU and mIoU."""
+    row = score_instances(weights, load_split(data_root, "val"), data_root, conf=config.eval_conf, iou=config.eval_iou,
+                          device=config.device).row
+    return Scores(metrics={"mask_AP50": row.get("mask_AP50"), "mask_AP": row.get("mask_AP")}, details={"val": row})
 
 
 def run_time(run_dir: str | Path) -> dict[str, float | int]:

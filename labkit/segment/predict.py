@@ -37,10 +37,11 @@ import torch
 import torch.nn.functional as F
 
 from labkit.data.boxes import Letterbox
+from labkit.device import resolve_device
 from labkit.errors import DataError
 from labkit.repro import sha256_file
 from labkit.segment.data import Preprocessing
-from labkit.segment.semantic import SemanticConfig, resolve_device
+from labkit.segment.semantic import SemanticConfig
 from labkit.segment.tiling import predict_tiled
 
 Resize = Literal["bilinear", "nearest"]
@@ -49,7 +50,7 @@ PAD_VALUE = 0
 
 
 def _rgb(image: np.ndarray, index: int) -> np.ndarray:
-    from labkit.detect.sources import to_rgb
+    from labkit.data.sources import to_rgb
 
     return to_rgb(image, record=f"image {index}")
 
@@ -380,7 +381,7 @@ def export_predictions(model: torch.nn.Module, config: SemanticConfig, sources: 
     """Predict on ``sources`` and :func:`write_predictions` into ``out_dir``; returns the summary.
 
     ``sources``: a :class:`~labkit.data.annotations.Dataset`, image file(s) or folder(s), or a
-    mapping ``name -> RGB array`` (see :func:`labkit.detect.sources.iter_frames`).
+    mapping ``name -> RGB array`` (see :func:`labkit.data.sources.iter_frames`).
     ``checkpoint`` (the weights file) gives the checkpoint id; ``data_root`` the dataset version
     (default: found from the sources' location, when they lie in a generated dataset).
     """

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from labkit.configfile import YamlConfig
+from labkit.device import check_device_name, resolve_device
 from labkit.errors import DataError
 from labkit.repro import config_hash, seed_everything, sha256_file, write_manifest
 from labkit.segment.data import Preprocessing, SemanticDataset
@@ -74,6 +75,8 @@ class SemanticConfig(YamlConfig):
                                                  or self.encoder not in IMAGENET_ENCODERS):
             raise DataError(f"encoder_weights {self.encoder_weights!r} for encoder {self.encoder!r}: use null (train "
                             f"from scratch) or 'imagenet' with one of {IMAGENET_ENCODERS}")
+        if check_device_name(self.device):
+            raise DataError(check_device_name(self.device))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SemanticConfig":
@@ -83,13 +86,6 @@ class SemanticConfig(YamlConfig):
     @property
     def preprocessing(self) -> Preprocessing:
         return Preprocessing(size=self.size, ignore_index=self.ignore_index)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_model(config: SemanticConfig, *, pretrained: bool = True) -> torch.nn.Module:
@@ -244,7 +240,7 @@ def train_semantic(config: SemanticConfig, train_set, val_set, data_root: Path, 
             best = row["val_miou"]
             torch.save({k: state[k] for k in ("model", "config", "preprocessing", "epoch")}, out_dir / "best.pt")
         _write_log(rows, out_dir)
-    summary = {"best_val_miou": best, "epochs": config.epochs, "last": rows[-1] if rows else None,
+    summary = {"best_val_miou": best, "epochs": config.epochs, "steps": steps, "last": rows[-1] if rows else None,
                "train_images": len(train_ds), "val_images": len(val_ds), "device": str(device)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -21,8 +21,8 @@ module                        what it holds
                               :func:`assign` (``linear_sum_assignment`` + acceptance threshold)
 :mod:`~.lifecycle`            :class:`TrackState` and the tentative/confirmed/lost/deleted rules
 :mod:`~.appearance`           crops, :class:`HistogramEmbedder`, per-track :class:`Gallery` (EMA/last-k)
-:mod:`~.reid`                 the course ReID network: :func:`build_reid` (cached, ``metrics.json``),
-                              :func:`load_reid`, rank-1 / mAP retrieval scores
+:mod:`~.reid`                 the course ReID network (registry ``track-reid``, :mod:`labkit.models`):
+                              :func:`build_reid`, :func:`load_reid`, rank-1 / mAP retrieval scores
 :mod:`~.tracker`              :class:`Tracker` and :class:`FrameResult` (output, backfill, states, log)
 :mod:`~.run`                  :func:`track_frames` over a sequence -> :class:`TrackRun`; :func:`write_log`
 :mod:`~.sequence`             MOTChallenge sequence folders and strict reading of det/gt files

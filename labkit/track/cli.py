@@ -28,16 +28,10 @@ from labkit.track.sources import (SCORE_NORMS, SIMULATE_PRESETS, detector_detect
 
 
 def _base_weights() -> Path:
-    from labkit.artifacts import finished_model, project_root
-    from labkit.detect.base import WEIGHTS, cache_dir
-    from labkit.detect.config import DetectConfig
-    from labkit.data.synth import default_root
+    """The course's base detector (registry ``detect-base``): cached build or shipped checkpoint."""
+    from labkit.models import load
 
-    config = DetectConfig.load(project_root() / "configs" / "detect_base.yaml")
-    weights = cache_dir(config, default_root(config.dataset_seed, config.dataset_size)) / WEIGHTS
-    if not finished_model(weights):
-        raise UsageError(f"the base detector is not built yet ({weights}); run `make models` first")
-    return weights
+    return load("detect-base", progress=False, follow_budget=False).weights
 
 
 def _detections(args: argparse.Namespace, seq: Sequence) -> tuple[dict, dict[str, Any]]:

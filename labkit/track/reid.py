@@ -20,10 +20,13 @@ has the query's identity) and mAP (mean over queries of the average precision of
 gallery: the mean of the precision at the rank of each correct match). The colour-histogram
 embedder of :mod:`labkit.track.appearance` is scored the same way beside it.
 
-Cache (:func:`build_reid`): ``<cache_root>/<name>-<hash>/weights.pt`` and ``metrics.json`` written
-last (:func:`labkit.artifacts.finished_model`), ``hash`` over the config and the dataset's
-sequence annotations: a second call returns at once. :func:`load_reid` returns an embedder for
-:class:`labkit.track.tracker.Tracker`.
+Cache: the ReID is the model registry's ``track-reid`` (``track-reid-tiny`` for tests and
+``LABKIT_BUDGET=ci``): :func:`train_cached` and :func:`evaluate_cached` are its train / evaluate
+steps, so :func:`labkit.models.load` / ``labkit models build track-reid`` build it once into
+``<artifacts>/models/track-reid-<key>/`` (``weights.pt``, then ``metrics.json`` in the registry's
+layout: ``metrics`` rank1 / mAP / histogram_rank1 / histogram_mAP / ms_per_crop, ``details``).
+:func:`build_reid` builds a given config through the registry; :func:`load_reid` returns an
+embedder for :class:`labkit.track.tracker.Tracker`.
 """
 
 from __future__ import annotations
@@ -35,11 +38,10 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from labkit.artifacts import MODEL_METRICS, artifacts_dir, finished_model, read_model_metrics, write_json
+from labkit.artifacts import read_model_metrics
 from labkit.configfile import YamlConfig
 from labkit.data.mot import read_mot
 from labkit.errors import DataError
-from labkit.repro import config_hash, sha256_file
 
 WEIGHTS = "weights.pt"
 
@@ -261,46 +263,39 @@ def evaluate_reid(embedder: ReidEmbedder, config: ReidConfig, data_root: str | P
             "ms_per_crop": ms_per_crop, "val_identities": int(len(np.unique(val.labels)))}
 
 
-# ----------------------------------------------------------------------------------------- cache
-def _fingerprint(data_root: Path) -> dict[str, str]:
-    files = [data_root / "manifest.json"] + sorted((data_root / "sequences").glob("*/*/gt/gt.txt"))
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing or len(files) == 1:
-        raise DataError(f"dataset files missing: {missing or 'sequences/*/*/gt/gt.txt'}", source=str(data_root))
-    return {f.relative_to(data_root).as_posix(): sha256_file(f) for f in files}
+# ----------------------------------------------------------------------------------------- registry
+def train_cached(config: ReidConfig, data_root: Path, out: Path, progress: bool = False):
+    """The registry's train step: train on the train crops and save ``out/weights.pt`` (config +
+    state dict; a build this small is not resumed, an interrupted one starts again)."""
+    import torch
+
+    from labkit.models.registry import Trained
+
+    net, details = train_reid(config, sequence_crops(data_root, "train", config), progress=progress)
+    torch.save({"config": config.to_dict(), "state_dict": net.state_dict()}, Path(out) / WEIGHTS)
+    return Trained(epochs=details["epochs"], steps=details["steps"], train_minutes=details["train_minutes"],
+                   device="cpu", details={k: details[k] for k in ("loss_per_epoch", "train_crops", "train_identities")})
 
 
-def reid_cache_dir(config: ReidConfig, data_root: str | Path, cache_root: str | Path | None = None) -> Path:
-    """``<cache_root or artifacts/models>/<name>-<config_hash(config + dataset sha256s)>``."""
-    key = config_hash({"config": config.to_dict(), "dataset_sha256": _fingerprint(Path(data_root))})
-    return (Path(cache_root) if cache_root is not None else artifacts_dir() / "models") / f"{config.name}-{key}"
+def evaluate_cached(weights: Path, config: ReidConfig, data_root: Path, progress: bool = False):
+    """The registry's evaluate step: ReID and colour-histogram retrieval on the val crops
+    (:func:`evaluate_reid`); the full retrieval tables go to ``details["retrieval"]``."""
+    from labkit.models.registry import Scores
+
+    scores = evaluate_reid(load_reid(weights), config, data_root)
+    return Scores(metrics={"rank1": scores["reid"]["rank1"], "mAP": scores["reid"]["mAP"],
+                           "histogram_rank1": scores["histogram"]["rank1"], "histogram_mAP": scores["histogram"]["mAP"],
+                           "ms_per_crop": scores["ms_per_crop"]},
+                  details={"retrieval": scores})
 
 
 def build_reid(config: ReidConfig | Mapping[str, Any] | str | Path, data_root: str | Path | None = None,
                cache_root: str | Path | None = None, *, progress: bool = False) -> Path:
-    """Train (unless cached) and evaluate the ReID; returns the weights path. ``metrics.json``
-    (scores, budget, timing) is written last beside ``weights.pt``."""
-    import torch
+    """Build (unless cached) the ReID of ``config`` through the registry (``track-reid`` with that
+    config, :func:`labkit.models.build`) and return its weights path."""
+    from labkit.models import build
 
-    from labkit.data.synth import ensure_dataset
-
-    config = ReidConfig.load(config)
-    root = Path(data_root) if data_root is not None else ensure_dataset(seed=config.dataset_seed, size=config.dataset_size)
-    out = reid_cache_dir(config, root, cache_root)
-    weights = out / WEIGHTS
-    if finished_model(weights):
-        return weights
-    out.mkdir(parents=True, exist_ok=True)
-    net, details = train_reid(config, sequence_crops(root, "train", config), progress=progress)
-    torch.save({"config": config.to_dict(), "state_dict": net.state_dict()}, weights)
-    scores = evaluate_reid(ReidEmbedder(net, config), config, root)
-    write_json(out / MODEL_METRICS, {"name": config.name, "hash": out.name.rsplit("-", 1)[-1], "device": "cpu",
-                                     "metrics": {"rank1": scores["reid"]["rank1"], "mAP": scores["reid"]["mAP"],
-                                                 "histogram_rank1": scores["histogram"]["rank1"],
-                                                 "histogram_mAP": scores["histogram"]["mAP"],
-                                                 "ms_per_crop": scores["ms_per_crop"]},
-                                     "scores": scores, "training": details, "config": config.to_dict()})
-    return weights
+    return build("track-reid", config=config, data_root=data_root, cache_root=cache_root, progress=progress).weights
 
 
 def load_reid(weights: str | Path) -> ReidEmbedder:
@@ -309,7 +304,7 @@ def load_reid(weights: str | Path) -> ReidEmbedder:
 
     weights = Path(weights)
     if not weights.is_file():
-        raise DataError("ReID weights not found (build them with labkit.track.reid.build_reid)", source=str(weights))
+        raise DataError("ReID weights not found (build them with `labkit models build track-reid`)", source=str(weights))
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         config = ReidConfig.from_mapping(state["config"], source=str(weights))
