@@ -12,10 +12,10 @@ import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
-from labkit.artifacts import REPO_ROOT
 from labkit.cli import UsageError, add_json_flag, emit
+from labkit.configfile import configs_dir
 
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "capstone.yaml"
+DEFAULT_CONFIG = configs_dir() / "capstone.yaml"
 
 
 def _render_run(s: Mapping[str, Any]) -> str:

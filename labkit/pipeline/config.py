@@ -80,12 +80,12 @@ def _section(cls: type, values: Any, key: str, source: str, role: str | None = N
 def _tracker(value: Any, source: str) -> dict[str, Any]:
     """The tracker's settings: a mapping of :class:`labkit.track.config.TrackConfig` fields, or
     the path of a track YAML (relative to the config's folder, else to ``configs/``)."""
-    from labkit.artifacts import REPO_ROOT
+    from labkit.configfile import configs_dir
     from labkit.track.config import TrackConfig
 
     if isinstance(value, str):
         candidates = [Path(value)] if Path(value).is_absolute() else [
-            Path(source).parent / value, REPO_ROOT / "configs" / value]
+            Path(source).parent / value, configs_dir() / value]
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             raise DataError(f"tracker: no such track config {value!r}", source=source)
