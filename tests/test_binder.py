@@ -194,7 +194,8 @@ def test_environment_line_warns_when_torch_is_outside_the_supported_range(monkey
 
 
 def test_has_command_reads_the_cli():
-    assert hosted.has_command("detect", "base") and hosted.has_command("segment", "base")
+    assert hosted.has_command("models", "pull") and hosted.has_command("detect", "train")
+    assert not hosted.has_command("detect", "base")  # removed with the model registry (labkit models build)
     assert not hosted.has_command("detect", "no-such-command") and not hosted.has_command("no-such-group", "pull")
 
 
