@@ -110,7 +110,8 @@ import labkit
 from labkit.configfile import config_path
 from labkit.detect.twostage import FRCNN_CONFIG
 from labkit.segment.base import BaseConfig
-from labkit.detect.config import load_config
+from labkit.detect.config import DetectConfig
+from labkit.models.checkpoints import MANIFEST, PACKAGED
 from labkit.course import CONFIG_FILE, course_config
 missing = []
 for line in md.requires("labkit"):
@@ -122,9 +123,10 @@ for line in md.requires("labkit"):
         except md.PackageNotFoundError:
             missing.append(f"{req} (absent)")
 print(json.dumps({"labkit": labkit.__file__, "config": str(config_path("detect_base.yaml")),
-                  "frcnn": str(FRCNN_CONFIG), "segment": str(config_path("segment_base.yaml")), "loads": load_config(config_path("detect_tiny.yaml")).name,
+                  "frcnn": str(FRCNN_CONFIG), "segment": str(config_path("segment_base.yaml")), "loads": DetectConfig.load(config_path("detect_tiny.yaml")).name,
                   "segment_loads": type(BaseConfig.load(config_path("segment_base.yaml"))).__name__, "unmet": missing,
-                  "course_yaml": str(CONFIG_FILE), "repository": course_config()["repository"]}))
+                  "course_yaml": str(CONFIG_FILE), "checkpoints": str(MANIFEST),
+                  "shipped": sorted(p.name for p in PACKAGED.iterdir() if (p / "weights.pt").is_file()), "repository": course_config()["repository"]}))
 """
 
 
@@ -140,6 +142,9 @@ def test_the_installed_wheel_finds_everything_inside_itself(wheel_venv: Path, tm
     for key in ("config", "frcnn", "segment"):
         assert found[key].startswith(site) and "/labkit/configs/" in found[key], found
     assert found["course_yaml"].startswith(site) and found["course_yaml"].endswith("/labkit/course.yaml")
+    assert found["checkpoints"].startswith(site) and found["checkpoints"].endswith("/labkit/models/checkpoints.json")
+    shipped = json.loads((REPO / "labkit" / "models" / "checkpoints.json").read_text())["models"]
+    assert found["shipped"] == sorted(n for n, e in shipped.items() if e.get("packaged")), found
     assert found["unmet"] == [], "the heavy-dependency interpreter does not satisfy the wheel's requirements"
     env = subprocess.run([str(wheel_venv.parent / "labkit"), "env", "--json"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300, env=_clean_env())
