@@ -1,8 +1,10 @@
 """The Chapter 3 graded lab (``autograder/source/ch03_qa_export``) grades what it claims to, through the grader.
 
+* The visible Part D checks (feedback only) name a shifted or flipped mask and an interpolated
+  mask or image, and pass the instructor's answers.
 * Two different correct solutions get every point; the blank student copy gets none.
 * Plausible wrong answers lose exactly the items they break: an overlay shifted by one pixel, a
-  mask written upside down, a "fraction" that is a count, 4-connected instance counts, a mask
+  mask written upside down or shifted, labels or an image scaled with bilinear interpolation, a "fraction" that is a count, 4-connected instance counts, a mask
   saved as RGB, and one wrong quiz answer.
 """
 
@@ -29,6 +31,12 @@ ALT = {
     "summary_answer": [("counts = np.bincount(labels.ravel(), minlength=len(CLASS_NAMES))",
                         "counts = np.array([int((labels == c).sum()) for c in range(len(CLASS_NAMES))])")],
 }
+BILINEAR_LABELS = """    labels, confidence = predict(record)
+    half = cv2.resize(labels, (record.width // 2, record.height // 2), interpolation=cv2.INTER_NEAREST)
+    labels = cv2.resize(half, (record.width, record.height), interpolation=cv2.INTER_LINEAR)
+"""
+BILINEAR_IMAGE = ("cv2.resize(cv2.resize(image, (record.width // 2, record.height // 2)), "
+                  "(record.width, record.height), interpolation=cv2.INTER_LINEAR)")
 WRONG = {
     "overlay_shifted": ({"overlay_answer": [("    return out\n", "    return np.roll(out, 1, axis=1)\n")]},
                         {"overlay", "export_overlays"}),
@@ -42,6 +50,13 @@ WRONG = {
     "rgb_mask": ({"png_answer": [("Image.fromarray(labels.astype(np.uint8)).save(path)",
                                   "Image.fromarray(labels.astype(np.uint8)).convert('RGB').save(path)")]},
                  {"png", "export_masks"}),
+    "mask_shifted": ({"export_answer": [("save_label_png(labels, out_dir", "save_label_png(np.roll(labels, 1, axis=1), out_dir")]},
+                     {"export_masks"}),
+    # the model "ran at half resolution" and its labels were scaled back up bilinearly: every file is off
+    "mask_interpolated": ({"export_answer": [("    labels, confidence = predict(record)\n", BILINEAR_LABELS)]},
+                          {"export_masks", "export_overlays", "export_summaries"}),
+    "image_interpolated": ({"export_answer": [("make_overlay(image, labels)", f"make_overlay({BILINEAR_IMAGE}, labels)")]},
+                           {"export_overlays"}),
     "quiz_q2": ({"q2_answer": [('answer_q2 = "b"', 'answer_q2 = "c"')]}, {"q2"}),
 }
 
@@ -71,3 +86,39 @@ def test_grading_earns_exactly_what_each_variant_deserves(source, tmp_path, monk
     assert lost(scores["blank"], points) == set(points)
     for name, (_, expected) in WRONG.items():
         assert lost(scores[name], points) == expected, (name, scores[name])
+
+
+def run_visible_export(nb, tmp_path, monkeypatch) -> dict[str, Exception | None]:
+    """Run a variant's setup, answers and export on two images in this process, then each visible
+    Part D check; what each check raised (None: it passed)."""
+    monkeypatch.setenv("LABKIT_BUDGET", "ci")
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+    namespace: dict = {}
+    for cell_id in ("setup_data", "png_answer", "overlay_answer", "summary_answer", "export_answer"):
+        exec(cells[cell_id], namespace)
+    namespace["RECORDS"], namespace["EXPORT_DIR"] = namespace["RECORDS"][:2], tmp_path / "export"
+    exec("SUMMARIES = [export_image(r, EXPORT_DIR) for r in RECORDS]", namespace)
+    raised = {}
+    for cell_id in ("export_masks", "export_overlays", "export_summaries"):
+        try:
+            exec(cells[cell_id], namespace)
+        except AssertionError as exc:
+            raised[cell_id] = exc
+        else:
+            raised[cell_id] = None
+    return raised
+
+
+@pytest.mark.parametrize("variant, failing, phrase", [
+    ("instructor", set(), None),
+    ("mask_shifted", {"export_masks"}, "shifted by (dy, dx) = (0, 1)"),
+    ("mask_flipped", {"export_masks"}, "flipped upside down"),
+    ("mask_interpolated", {"export_masks", "export_overlays", "export_summaries"}, "nearest-neighbour"),
+    ("image_interpolated", {"export_overlays"}, "background pixels differ from the image"),
+])
+def test_visible_export_checks_name_the_bug(source, tmp_path, monkeypatch, variant, failing, phrase):
+    nb = source if variant == "instructor" else with_answers(source, WRONG[variant][0])
+    raised = run_visible_export(nb, tmp_path, monkeypatch)
+    assert {cell for cell, exc in raised.items() if exc is not None} == failing, raised
+    if phrase:
+        assert any(phrase in str(exc) for exc in raised.values() if exc is not None), raised
