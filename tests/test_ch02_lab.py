@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+import nbformat
 import pytest
 
-from lab_notebooks import check_metadata, grade_variants, item_points, load, lost, student_view, with_answers
+from lab_notebooks import REPO, check_metadata, grade_variants, item_points, load, lost, student_view, with_answers
 from test_grading import require_bwrap
 
 LAB = "ch02_nms"
@@ -74,6 +75,17 @@ def test_student_copy_reveals_nothing(source):
     for secret in ("BEGIN SOLUTION", "HIDDEN TESTS", "torch.exp(-overlap", "answer_q1 =", "import torchvision"):
         assert secret not in text, secret
     assert "raise NotImplementedError()" in text and "record_answer" in text
+
+
+def test_student_copy_points_only_to_what_it_contains():
+    """The released text never sends the learner to something only the instructor copy or the
+    grading spec holds (it once pointed to a reference "(below)" that was a hidden test)."""
+    from labkit.grading.coursedir import chapter_labs_dir
+
+    released = nbformat.read(chapter_labs_dir(LAB, REPO / "notebooks") / f"{LAB}.ipynb", as_version=4)
+    text = "\n".join(c.source for c in released.cells).lower()
+    for pointer in ("(below)", "reference below", "hidden test", "the reference implementation"):
+        assert pointer not in text, pointer
 
 
 def test_grading_earns_exactly_what_each_variant_deserves(source, tmp_path, monkeypatch):
