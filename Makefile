@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -c constraints.txt -e '.[course,test]'
+	$(PIP) install -q -c constraints.txt -e '.[course,test,serve,ui-test]'
 	# ultralytics pulls the GUI build of OpenCV; the course uses the headless 4.x build (HOG, Haar).
 	$(PIP) uninstall -y -q opencv-python || true
 	$(PIP) install -q -c constraints.txt --force-reinstall --no-deps 'opencv-python-headless<5'
@@ -61,8 +61,8 @@ bench: install ## benchmarks: figures go to artifacts/bench_*.json
 	$(BIN)/python benchmarks/metrics_tracking.py
 	$(BIN)/python benchmarks/grading.py
 
-system-deps: ## Debian packages: bubblewrap (grading sandbox) and opencv-doc (vtest.avi); needs root
-	apt-get update -qq && apt-get install -y -qq --no-install-recommends bubblewrap opencv-doc
+system-deps: ## Debian packages: bubblewrap (grading sandbox), opencv-doc (vtest.avi), chromium (demo browser test); needs root
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends bubblewrap opencv-doc chromium
 
 clean:
 	rm -rf artifacts data/generated

@@ -28,6 +28,7 @@ import nbformat
 
 from labkit.artifacts import REPO_ROOT
 from labkit.course import SETUP_TAG, badges, setup_cell_source
+from labkit.exercises import LESSON_SOURCES, release_lessons
 
 START, END = "<!-- badges:start -->", "<!-- badges:end -->"
 DURATION_START, DURATION_END = "<!-- expected-duration -->", "<!-- /expected-duration -->"
@@ -162,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                 path.write_text(new)
     for path in stale:
         print(f"{'out of date' if args.check else 'updated'}: {path.relative_to(REPO_ROOT)}")
+    if stale and not args.check:  # the learner copies follow their synced sources
+        release_lessons(LESSON_SOURCES, REPO_ROOT / "notebooks")
     return 1 if (args.check and stale) else 0
 
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from lab_notebooks import check_metadata, grade_variants, item_points, load, lost, student_view, with_answers
@@ -84,3 +85,17 @@ def test_grading_earns_exactly_what_each_variant_deserves(source, tmp_path, monk
     assert lost(scores["blank"], points) == set(points)
     for name, (_, expected) in WRONG.items():
         assert lost(scores[name], points) == expected, (name, scores[name])
+
+
+def test_visible_split_check_catches_scene_leakage(source):
+    """Part C's visible check (feedback only) on a hand-made pool: 6 scenes of 4 shots each."""
+    stills = [{"file_name": f"s{scene}_{shot}.jpg", "scene_id": scene} for scene in range(6) for shot in range(4)]
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in source.cells}
+    for answer, leaks in ((cells["split_answer"], False), (LEAKING_SPLIT, True)):
+        namespace = {"np": np, "STILLS": stills}
+        exec(answer, namespace)
+        if leaks:
+            with pytest.raises(AssertionError, match="scene leakage"):
+                exec(cells["split_visible"], namespace)
+        else:
+            exec(cells["split_visible"], namespace)

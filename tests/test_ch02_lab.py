@@ -1,19 +1,22 @@
 """The Chapter 2 graded lab (``autograder/source/ch02_nms``) grades what it claims to, through the grader.
 
 * Two different correct solutions (the instructor's, and one with another IoU formula, the
-  coordinate trick for class-wise NMS and top-k post-processing) get every point.
+  coordinate trick for class-wise NMS, top-k post-processing and a PIL-decoding inference loop) get
+  every point.
 * The blank student copy gets none.
 * Plausible wrong answers lose exactly the items they break: a box_iou that drops float64 to
   float32, NMS that suppresses at IoU >= threshold, a threshold with ``>``, linear Soft-NMS that
   ignores N_t, a postprocess that ignores its ``iou`` argument, an answer that calls the blocked
-  torchvision, and one wrong quiz answer.
+  torchvision, an inference loop with a timing loop left in (over the latency budget), one that
+  ignores its settings, one that skips NMS, and one wrong quiz answer.
 """
 
 from __future__ import annotations
 
+import nbformat
 import pytest
 
-from lab_notebooks import check_metadata, grade_variants, item_points, load, lost, student_view, with_answers
+from lab_notebooks import REPO, check_metadata, grade_variants, item_points, load, lost, student_view, with_answers
 from test_grading import require_bwrap
 
 LAB = "ch02_nms"
@@ -42,6 +45,16 @@ ALT = {
                             """    keep = batched_nms(boxes, scores, classes, iou)
     keep = keep[:min(max_det, len(keep))]""")],
 }
+ALT_INFERENCE = '''from PIL import Image
+
+
+def detect_images(records, conf=CONF, iou=IOU, max_det=MAX_DET):
+    """Decode with PIL instead of load_image; a comprehension instead of a loop."""
+    def decoded(record):
+        with Image.open(DATA / "images" / record.file_name) as im:
+            return np.asarray(im.convert("RGB"))
+    return [postprocess(*network(decoded(r), r), conf, iou, max_det) for r in records]
+'''
 WRONG = {
     "iou_float32": ({"iou_answer": [("    area1 = (boxes1", "    boxes1, boxes2 = boxes1.float(), boxes2.float()\n    area1 = (boxes1")]},
                     {"iou"}),
@@ -55,7 +68,20 @@ WRONG = {
                                           ("    kept = [torch.zeros(0, dtype=torch.int64)]",
                                            "    return torchvision.ops.batched_nms(boxes, scores, classes, iou_threshold)\n"
                                            "    kept = [torch.zeros(0, dtype=torch.int64)]")]},
-                          {"batched_nms", "postprocess", "postprocess_ap50"}),  # the import fails: batched_nms undefined
+                          # the import fails: batched_nms undefined, and everything built on it
+                          {"batched_nms", "postprocess", "postprocess_ap50", "inference_script", "inference_latency"}),
+    # a timing loop (timeit) left in the script: each image is post-processed 300 times
+    "inference_timing_left_in": ({"inference_answer": [(
+        "        results.append(postprocess(*network(image, record), conf=conf, iou=iou, max_det=max_det))",
+        "        import timeit\n"
+        "        print(timeit.timeit(lambda: postprocess(*network(image, record), conf=conf, iou=iou, max_det=max_det), number=300))\n"
+        "        results.append(postprocess(*network(image, record), conf=conf, iou=iou, max_det=max_det))")]},
+        {"inference_latency"}),
+    "inference_ignores_settings": ({"inference_answer": [("postprocess(*network(image, record), conf=conf, iou=iou, max_det=max_det)",
+                                                          "postprocess(*network(image, record))")]}, {"inference_script"}),
+    "inference_skips_nms": ({"inference_answer": [("postprocess(*network(image, record), conf=conf, iou=iou, max_det=max_det)",
+                                                   "no_nms(*network(image, record), conf=conf, max_det=max_det)")]},
+                            {"inference_script"}),
     "quiz_q3": ({"q3_answer": [('answer_q3 = "a"', 'answer_q3 = "b"')]}, {"q3"}),
 }
 
@@ -66,7 +92,7 @@ def source():
 
 
 def test_nbgrader_metadata_is_valid(source):
-    check_metadata(source, LAB, 17)
+    check_metadata(source, LAB, 19)
 
 
 def test_student_copy_reveals_nothing(source):
@@ -76,9 +102,20 @@ def test_student_copy_reveals_nothing(source):
     assert "raise NotImplementedError()" in text and "record_answer" in text
 
 
+def test_student_copy_points_only_to_what_it_contains():
+    """The released text never sends the learner to something only the instructor copy or the
+    grading spec holds (it once pointed to a reference "(below)" that was a hidden test)."""
+    from labkit.grading.coursedir import chapter_labs_dir
+
+    released = nbformat.read(chapter_labs_dir(LAB, REPO / "notebooks") / f"{LAB}.ipynb", as_version=4)
+    text = "\n".join(c.source for c in released.cells).lower()
+    for pointer in ("(below)", "reference below", "hidden test", "the reference implementation"):
+        assert pointer not in text, pointer
+
+
 def test_grading_earns_exactly_what_each_variant_deserves(source, tmp_path, monkeypatch):
     require_bwrap()
-    variants = {"instructor": source, "alternative": with_answers(source, ALT), "blank": student_view(source),
+    variants = {"instructor": source, "alternative": with_answers(source, {**ALT, "inference_answer": ALT_INFERENCE}), "blank": student_view(source),
                 **{name: with_answers(source, edits) for name, (edits, _) in WRONG.items()}}
     scores, points = grade_variants(LAB, variants, tmp_path, monkeypatch), item_points(LAB)
     assert not lost(scores["instructor"], points) and not lost(scores["alternative"], points), scores

@@ -112,3 +112,24 @@ def test_quality_gate_tukey_fences_hand_worked() -> None:
     assert gate.check(ok) == []
     assert gate.check({**ok, "brightness": 29.9, "blockiness": 70.1}) == ["brightness", "blockiness"]
     assert gate.check({**ok, "blur": None}) == []  # an undefined feature cannot fire
+
+
+# --- evidence before an alarm (labkit.robust.monitor.first_sustained) -------------------------------
+
+from labkit.robust.monitor import first_sustained  # noqa: E402
+
+
+@pytest.mark.parametrize("flags, frames, expected", [
+    ([False, True, True, False, True, True, True], 3, 6),   # the first run of 2 is too short
+    ([True, True, True], 3, 2),                              # exactly N at the end
+    ([True, False, True], 1, 0),                             # N = 1: the first flag
+    ([True, True], 3, None),                                 # never long enough
+    ([], 2, None),                                           # empty stream
+])
+def test_first_sustained(flags, frames, expected):
+    assert first_sustained(flags, frames) == expected
+
+
+def test_first_sustained_needs_a_positive_count():
+    with pytest.raises(ValueError, match="frames must be >= 1"):
+        first_sustained([True], 0)

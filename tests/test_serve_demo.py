@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import require_debian_package
 from pipeline_models import tiny_config
 
 from labkit.artifacts import artifacts_dir
@@ -48,8 +49,7 @@ def test_page_runs_the_example_frame_and_clip(config: Path, monkeypatch: pytest.
 
 def test_browser_shows_the_overlay(config: Path) -> None:
     playwright = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
+    require_debian_package("chromium", CHROMIUM.is_file(), f"the demo's browser test looks for {CHROMIUM}")
     from labkit.serve.process import ServerProcess
 
     shot = artifacts_dir() / "demo_ui.png"

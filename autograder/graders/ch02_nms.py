@@ -1,9 +1,14 @@
-"""Grading spec of the Chapter 2 lab (``source/ch02_nms``): IoU, NMS, Soft-NMS, the inference function, quiz.
+"""Grading spec of the Chapter 2 lab (``source/ch02_nms``): IoU, NMS, Soft-NMS, the inference function,
+the inference script's loop and its latency, quiz.
 
 Every check runs in the grader's process. Hidden cases come from ``_SEED`` (not in the student
 copy); references are torchvision's ``box_iou`` / ``nms`` / ``batched_nms`` and, for Soft-NMS, a
 plain-Python transcription of Bodla et al. (ICCV 2017), Algorithm 1. ``torchvision`` is blocked in
 the student's kernel (own-work rule of the lab), so an answer cannot call the reference.
+
+The latency item times, in the grader's process, the probe call that runs the student's loop
+(decode, stand-in network, post-processing) on every val image, and times the grader's own loop
+(same decode, the reference post-processing) on the same images as the peer, stated in the message.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from labkit.grading.labspec import Item, LabSpec, StudentRaised, quiz_items
 
 _SEED = 90517
 CONF, IOU, MAX_DET, AP50_TARGET = 0.05, 0.5, 100, 0.70
+LATENCY_BUDGET_MS = 100.0  # stated in the notebook (Part E)
+_NOTEBOOK_SEED = 0  # the notebook's SEED: its stand-in network returns noisy_detector(val, seed=0)
 
 
 def _boxes(n: int, case: int, size: float = 100.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -232,15 +239,69 @@ def check_ap50(probe) -> None:
     assert ap50 >= AP50_TARGET, f"AP50 {ap50:.3f} on the grader's detector output is below the target {AP50_TARGET}"
 
 
+@lru_cache(maxsize=1)
+def _network_outputs():
+    """The raw candidates the notebook's stand-in network returns, recomputed here (deterministic)."""
+    from labkit.detect.simulate import noisy_detector
+
+    val, _ = _val_and_raw()
+    return noisy_detector(val, seed=_NOTEBOOK_SEED)
+
+
+def _records() -> list:
+    return sorted(_val_and_raw()[0].images, key=lambda r: r.id)
+
+
+def _raw_tensors(record) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    det = _network_outputs()[record.id]
+    return (torch.as_tensor(det.xyxy, dtype=torch.float32), torch.as_tensor(det.score, dtype=torch.float32),
+            torch.as_tensor(det.class_id))
+
+
+def check_inference(probe) -> None:
+    records = _records()
+    # other conf and max_det than the defaults; IOU stays (the postprocess item already tests iou)
+    got = probe.call("detect_images", records, conf=0.3, iou=IOU, max_det=20)
+    assert isinstance(got, (list, tuple)) and len(got) == len(records), \
+        f"detect_images returns one (boxes, scores, classes) per record, in order ({len(records)} records)"
+    for record, result in zip(records, got):
+        assert isinstance(result, (tuple, list)) and len(result) == 3, "each result is (boxes, scores, classes)"
+        ref = _reference_postprocess(*_raw_tensors(record), 0.3, IOU, 20)
+        for name, x, y in zip(("boxes", "scores", "classes"), result, ref):
+            assert torch.equal(_tensor(x, "detect_images"), y), \
+                f"detect_images: {name} of {record.file_name} differ from post-processing the network's output " \
+                "at the given conf, iou and max_det"
+
+
+def check_latency(probe) -> None:
+    from labkit.data.images import load_image
+
+    val, _ = _val_and_raw()
+    records = _records()
+    probe.call("detect_images", records[:1])  # warm-up: first-call costs are not the loop's
+    start = time.perf_counter()
+    probe.call("detect_images", records)
+    per_image = 1000 * (time.perf_counter() - start) / len(records)
+    start = time.perf_counter()
+    for record in records:
+        load_image(val.root / record.file_name)
+        _reference_postprocess(*_raw_tensors(record), CONF, IOU, MAX_DET)
+    peer = 1000 * (time.perf_counter() - start) / len(records)
+    assert per_image <= LATENCY_BUDGET_MS, \
+        f"detect_images took {per_image:.0f} ms per image, over the budget of {LATENCY_BUDGET_MS:.0f} ms " \
+        f"(the grader's own loop: {peer:.1f} ms per image): is once-per-run work done per image?"
+
+
 LAB = LabSpec(
     items=[Item("iou", 2, check_iou), Item("iou_degenerate", 1, check_iou_degenerate),
            Item("score_filter", 1, check_score_filter), Item("nms", 2, check_nms),
            Item("batched_nms", 1, check_batched_nms), Item("soft_nms_linear", 1, check_soft_linear),
            Item("soft_nms_gaussian", 1, check_soft_gaussian), Item("postprocess", 1, check_postprocess),
            Item("postprocess_ap50", 2, check_ap50, timeout=120.0),
+           Item("inference_script", 1, check_inference, timeout=120.0), Item("inference_latency", 1, check_latency, timeout=120.0),
            *quiz_items(Path(__file__).resolve().parents[1] / "keys" / "ch02_nms.yaml")],
     blocked_modules=("torchvision",),
     skip_cells=("iou_visible", "threshold_visible", "nms_visible", "softnms_visible", "postprocess_visible",
-                "evaluate_run", "explore_run", *(f"q{k}_check" for k in range(1, 6))),
+                "evaluate_run", "explore_run", "inference_visible", *(f"q{k}_check" for k in range(1, 6))),
     prepare=_val_and_raw,
 )

@@ -1,9 +1,12 @@
-"""Grading spec of the Chapter 3 lab (``source/ch03_qa_export``): mask PNG, overlay, summary, export, quiz.
+"""Grading spec of the Chapter 3 lab (``source/ch03_qa_export``): mask PNG, overlay, summary, export, scores, quiz.
 
 Every check runs in the grader's process: it makes its own arrays and picks its own val images
 (``_SEED``, not in the student copy), calls the student's functions across the process boundary,
 decodes the files they wrote (read without following links, size-capped) and compares them with
-references computed here from the model's output (``NoisySegmenter``, deterministic).
+references computed here from the model's output (``NoisySegmenter``, deterministic). Part E's
+scores are compared with :mod:`labkit.metrics.segmentation`, imported here (the student's kernel
+cannot import it), on masks made here: several pairs of different sizes, the ignore label, a class
+absent from both masks and a class that is only predicted.
 """
 
 from __future__ import annotations
@@ -234,13 +237,108 @@ def check_export_summaries(probe) -> None:
         assert returned == written, f"{record.file_name}: the returned summary differs from the file"
 
 
+NUM_CLASSES, IGNORE_INDEX = 6, 255
+
+
+def _score_cases() -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Hidden mask pairs: ``plain`` (3 sizes, every class in both masks, nothing ignored),
+    ``ignore`` (a band and specks of the ignore label over varied predictions) and ``absent``
+    (class 4 in neither mask, class 5 only predicted)."""
+    rng = np.random.default_rng(_SEED + 3)
+
+    def pair(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        gt = rng.integers(0, NUM_CLASSES, size=(h, w)).astype(np.uint8)
+        pred = np.where(rng.random((h, w)) < 0.6, gt, rng.integers(0, NUM_CLASSES, size=(h, w))).astype(np.uint8)
+        return gt, pred
+
+    plain = [pair(23, 31), pair(9, 40), pair(29, 12)]
+    ignored_gt, ignored_pred = pair(26, 26)
+    ignored_gt[:, 20:] = IGNORE_INDEX
+    ignored_gt[rng.random(ignored_gt.shape) < 0.05] = IGNORE_INDEX
+    absent_gt, absent_pred = pair(21, 17)
+    absent_gt[absent_gt >= 4] = 0
+    absent_pred[absent_pred == 4] = 1
+    return {"plain": plain, "ignore": [(ignored_gt, ignored_pred)], "absent": [(absent_gt, absent_pred)]}
+
+
+def _reference_scores(pairs) -> dict:
+    from labkit.metrics.segmentation import ConfusionMatrix
+
+    matrix = ConfusionMatrix(NUM_CLASSES, ignore_index=IGNORE_INDEX)
+    for gt, pred in pairs:
+        matrix.update(gt, pred)
+    return {"iou": matrix.iou(), "dice": matrix.dice(), "miou": matrix.mean_iou(), "mean_dice": matrix.mean_dice()}
+
+
+def _student_scores(probe, case: str) -> tuple[dict, dict]:
+    pairs = _score_cases()[case]
+    got = probe.call("segmentation_scores", [g for g, _ in pairs], [p for _, p in pairs], NUM_CLASSES, IGNORE_INDEX)
+    assert isinstance(got, dict) and {"iou", "dice", "miou", "mean_dice"} <= set(got), \
+        "segmentation_scores returns a dict with iou, dice, miou and mean_dice"
+    return got, _reference_scores(pairs)
+
+
+def _agree(got, ref: float, what: str) -> None:
+    if np.isnan(ref):
+        assert got is None, f"{what}: expected None (no pixel of the class in either mask), got {got!r}"
+    else:
+        assert got is not None, f"{what}: expected a number, got None (the class has pixels in a mask)"
+        try:
+            value = float(got)
+        except (TypeError, ValueError):
+            raise AssertionError(f"{what}: expected a float, got {type(got).__name__}") from None
+        assert np.isclose(value, ref, rtol=1e-9, atol=1e-12), f"{what} differs from the reference metric on a hidden case"
+
+
+def _agree_per_class(got, ref: np.ndarray, what: str, classes=None) -> None:
+    assert isinstance(got, (list, tuple)) and len(got) == len(ref), f"{what}: expected a list of {len(ref)} values"
+    for cls in range(len(ref)) if classes is None else classes:
+        _agree(got[cls], ref[cls], f"{what} of class {cls}")
+
+
+def check_iou(probe) -> None:
+    got, ref = _student_scores(probe, "plain")
+    _agree_per_class(got["iou"], ref["iou"], "IoU")
+    _agree(got["miou"], ref["miou"], "mIoU")
+    gt, pred = _score_cases()["plain"][0]
+    try:
+        probe.call("segmentation_scores", [gt], [pred[:, :-1]], NUM_CLASSES, IGNORE_INDEX)
+    except StudentRaised as exc:
+        assert exc.exc_type == "ValueError", f"masks of different shapes must raise ValueError, not {exc.exc_type}"
+    else:
+        raise AssertionError("masks of different shapes must raise ValueError")
+
+
+def check_dice(probe) -> None:
+    got, ref = _student_scores(probe, "plain")
+    _agree_per_class(got["dice"], ref["dice"], "Dice")
+    _agree(got["mean_dice"], ref["mean_dice"], "mean Dice")
+
+
+def check_ignore(probe) -> None:
+    got, ref = _student_scores(probe, "ignore")
+    _agree_per_class(got["iou"], ref["iou"], "IoU with ignored pixels")
+    _agree(got["miou"], ref["miou"], "mIoU with ignored pixels")
+
+
+def check_absent(probe) -> None:
+    got, ref = _student_scores(probe, "absent")
+    _agree_per_class(got["iou"], ref["iou"], "IoU with an absent and a predicted-only class")
+    _agree_per_class(got["dice"], ref["dice"], "Dice of the absent class", classes=[4])
+    _agree(got["miou"], ref["miou"], "mIoU with an absent and a predicted-only class")
+
+
 LAB = LabSpec(
     items=[Item("png", 1, check_png), Item("overlay", 1, check_overlay), Item("summary", 1, check_summary),
            Item("export_masks", 2, check_export_masks, timeout=120.0),
            Item("export_overlays", 2, check_export_overlays, timeout=120.0),
            Item("export_summaries", 3, check_export_summaries, timeout=120.0),
+           Item("scores_iou", 1, check_iou), Item("scores_dice", 1, check_dice),
+           Item("scores_ignore", 1, check_ignore), Item("scores_absent", 1, check_absent),
            *quiz_items(Path(__file__).resolve().parents[1] / "keys" / "ch03_qa_export.yaml")],
+    # Part E is the learner's own metric: the reference and the usual shortcuts are hidden
+    blocked_modules=("labkit.metrics.segmentation", "sklearn.metrics"),
     skip_cells=("png_visible", "overlay_visible", "summary_visible", "run_export", "look_overlays",
-                "export_masks", "export_overlays", "export_summaries", *(f"q{k}_check" for k in range(1, 6))),
+                "export_masks", "export_overlays", "export_summaries", "scores_visible", *(f"q{k}_check" for k in range(1, 6))),
     prepare=_world,
 )

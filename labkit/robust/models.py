@@ -186,3 +186,15 @@ def resolve_model(name: str) -> tuple[SuiteModel, Path | None]:
         return _from_checkpoint(path, path.parent.name or path.stem), None
     raise UnknownModel(f"unknown model {name!r}: neither a known name ({', '.join(KNOWN_MODELS)}) "
                        "nor an existing checkpoint file")
+
+
+def model_weights(name: str) -> Path:
+    """The checkpoint file behind ``name`` (what :func:`resolve_model` loads): built or found for a
+    known name, the path itself for an existing checkpoint file, else :class:`UnknownModel`.
+    For exporting the same model elsewhere (:func:`labkit.robust.export.export_detector`)."""
+    if name in KNOWN_MODELS:
+        return Path(_build_known(name)[0])
+    if Path(name).is_file():
+        return Path(name)
+    raise UnknownModel(f"unknown model {name!r}: neither a known name ({', '.join(KNOWN_MODELS)}) "
+                       "nor an existing checkpoint file")

@@ -262,3 +262,17 @@ class QualityGate:
             if (lo is not None and value < lo) or (hi is not None and value > hi):
                 out.append(name)
         return out
+
+
+def first_sustained(flags: Sequence[bool], frames: int) -> int | None:
+    """Index of the frame on which ``flags`` has been true for ``frames`` consecutive frames (the
+    last frame of the first such run), else None: an alarm that needs N frames of evidence, so a
+    single odd frame does not raise it. ``frames`` must be >= 1."""
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    run = 0
+    for index, flag in enumerate(flags):
+        run = run + 1 if flag else 0
+        if run == frames:
+            return index
+    return None
