@@ -36,7 +36,7 @@ from labkit.grading.coursedir import CourseDir
 from labkit.grading.feedback import clean_message
 from labkit.grading.grader import GradeSettings, _prepare_workdir, grade_lab
 from labkit.grading.release import released_view
-from labkit.grading.sandbox import MISSING_BWRAP, level_works, resolve_level
+from labkit.grading.sandbox import level_works, resolve_level
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = "ch09_probe"
@@ -356,28 +356,22 @@ def test_parallel_grading_gives_the_same_results(graded, tmp_path):
                {k: (i.score, i.status, i.message) for k, i in graded["results"][student.student].items()}
 
 
-def test_isolation_none_must_be_asked_for_and_is_recorded(graded, tmp_path):
-    """The weaker level still blocks the lab's forbidden modules (by an import hook) and says so in every row."""
-    subs = tmp_path / "subs"
-    for name in ("alice", "blocked_import"):
-        shutil.copytree(graded["root"] / "subs" / name, subs / name)
-    settings = GradeSettings(**{**SETTINGS.__dict__, "isolation": "none"})
-    report = grade_lab(graded["course"], LAB, subs, tmp_path / "out", settings, progress=False)
-    scores = {s.student: {i.item: i.score for i in s.items} for s in report.students}
-    assert scores["alice"] == FULL and scores["blocked_import"]["add"] == 0
-    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
-    assert {r["isolation"] for r in rows} == {"none"}
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["isolation"] == "none" and "UNSAFE" in summary["isolation_description"]
-
-
-def test_missing_bubblewrap_is_refused_unless_none_is_asked_for(monkeypatch):
-    monkeypatch.setattr("labkit.grading.sandbox.level_works", lambda level: level == "none")
-    with pytest.raises(ValueError, match="bubblewrap"):
+def test_missing_bubblewrap_is_refused_and_there_is_no_weaker_level(monkeypatch):
+    monkeypatch.setattr("labkit.grading.sandbox.level_works", lambda level: False)
+    with pytest.raises(ValueError, match="bubblewrap") as info:
         resolve_level("bwrap")
-    assert resolve_level("none") == "none" and "--isolation none" in MISSING_BWRAP
-    with pytest.raises(ValueError):
-        resolve_level("unshare")
+    assert "no weaker level" in str(info.value) and "make system-deps" in str(info.value)
+    for weaker in ("none", "unshare"):
+        with pytest.raises(ValueError, match="isolation must be one of bwrap"):
+            resolve_level(weaker)
+
+
+def test_the_command_line_offers_no_weaker_isolation(tmp_path, capsys):
+    from labkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["grade", str(tmp_path), "--lab", "ch01_quiz", "--isolation", "none"])
+    assert info.value.code == 2 and "invalid choice: 'none'" in capsys.readouterr().err
 
 
 def test_probe_results_are_plain_data_and_links_are_not_followed(tmp_path):

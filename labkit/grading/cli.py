@@ -2,7 +2,7 @@
 
 ``labkit grade SUBMISSIONS_DIR --lab LAB_ID`` exits 0 when every submission was graded, 1 when
 one needs the instructor's review (a tampered locked cell, an unreadable notebook), 2 on bad usage
--- including a missing bubblewrap, unless ``--isolation none`` was asked for by name. See
+-- including a missing bubblewrap (there is no weaker isolation level). See
 :mod:`labkit.grading.grader` for what it does and :mod:`labkit.grading.sandbox` for the isolation
 levels; the level used is printed and written to every row of ``grades.csv``.
 """
@@ -84,8 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help=f"address-space cap of the kernel in MiB (default {DEFAULT_MEMORY_MB}; "
                             "importing torch and OpenCV maps ~3600)")
     grade.add_argument("--isolation", choices=LEVELS, default="bwrap",
-                       help="sandbox level (default bwrap, required for untrusted work; 'none' only for trusted "
-                            "notebooks: it is written into every row of grades.csv)")
+                       help="sandbox level (bwrap, the only one: grading refuses to run without bubblewrap; "
+                            "the level is written into every row of grades.csv)")
     grade.add_argument("--jobs", type=_positive(int), default=1, metavar="N",
                        help="grade N submissions at once, each in its own sandbox (default 1)")
     grade.add_argument("--bind-ro", action="append", default=[], metavar="PATH",

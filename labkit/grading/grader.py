@@ -6,7 +6,7 @@ Points are decided outside the student's process. For each student and each note
    (:mod:`labkit.grading.assemble`: locked cells restored, tampering reported);
 2. the student's lab folder is copied into a fresh temporary folder, the lab's support files are
    put back over it, and a new kernel starts there under the sandbox
-   (:mod:`labkit.grading.sandbox`: bubblewrap unless the instructor explicitly chose ``none``)
+   (:mod:`labkit.grading.sandbox`: bubblewrap, required)
    with the memory, file and process caps, a clean environment, fixed seeds and the lab's
    blocked modules hidden;
 3. the code cells run one by one with the per-cell time limit (:mod:`labkit.grading.runner`);
@@ -209,7 +209,7 @@ class LabGrader:
                 return KernelSession(self.sandbox, runtime_dir=runtime, workdir=work, env=env,
                                      startup_timeout=s.startup_timeout)
 
-            preamble = self.sandbox.preamble() + seed_preamble(s.seed)
+            preamble = seed_preamble(s.seed)
             with NotebookRun([src for _, src in plan], start, timeout=s.timeout_per_cell, grace=s.interrupt_grace,
                              preamble=preamble, max_restarts=s.max_restarts) as run:
                 runs = run.run_cells()

@@ -1,6 +1,6 @@
-"""How a grading kernel is isolated from the grader's machine. Two levels:
+"""How a grading kernel is isolated from the grader's machine: one level, required.
 
-``bwrap`` (the default, and required unless the instructor says otherwise)
+``bwrap``
     The kernel runs under bubblewrap (Debian package ``bubblewrap``; ``make system-deps``) in its
     own mount, PID, IPC, UTS, cgroup and network namespaces, with every capability dropped and
     ``--die-with-parent``. Its file system is a fresh tmpfs ``/tmp`` plus, read-only, ``/usr``
@@ -14,13 +14,9 @@
     covered by an empty tmpfs holding only an ``__init__.py`` that raises ``ImportError`` (its
     compiled extensions, ``torch.ops.torchvision`` included, cannot be loaded), and a module file
     by one that raises ``ImportError``.
-``none``
-    Only the throw-away working copy, a clean environment and the resource limits of
-    :mod:`labkit.grading.limits`; blocked modules are refused by an import hook, which student
-    code can remove. Student code can read every file the grader can, see the grader's process
-    and outlive the kernel. Only for trusted notebooks (an instructor checking a key); the
-    grader uses it only when asked for by name, and writes ``none`` into every row of
-    ``grades.csv`` and into ``summary.json``.
+There is no weaker level: without a working bubblewrap ``labkit grade`` refuses to run, because
+every guarantee above (no course files, no other submissions, nothing outlives the kernel) rests
+on it.
 """
 
 from __future__ import annotations
@@ -39,16 +35,14 @@ from typing import Sequence
 import labkit
 from labkit.grading.limits import DEFAULT_FILE_MB, DEFAULT_MEMORY_MB, procs_allowance
 
-LEVELS = ("bwrap", "none")
+LEVELS = ("bwrap",)
 DESCRIPTIONS = {
     "bwrap": "bubblewrap: own mount/PID/IPC/UTS/network namespaces, no capabilities; only the Python "
              "installation, labkit, the dataset and the submission's temporary copy are visible; no network",
-    "none": "none (UNSAFE, chosen explicitly): temporary working copy, clean environment and resource limits "
-            "only; student code could read the grader's files and outlive its kernel",
 }
 MISSING_BWRAP = ("bubblewrap (bwrap) is required to grade untrusted submissions and does not work here; "
-                 "install it (`make system-deps`, or apt-get install bubblewrap) or, for trusted notebooks "
-                 "only, pass --isolation none explicitly (it is written into grades.csv and summary.json)")
+                 "install it (`make system-deps`, or apt-get install bubblewrap); there is no weaker level, since "
+                 "without it a submission could read the grader's files and outlive its kernel")
 #: Files of /etc a Python kernel may read (loader cache, users, fonts for matplotlib, time zone).
 _ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/passwd", "/etc/group",
         "/etc/nsswitch.conf", "/etc/localtime", "/etc/fonts", "/etc/mime.types")
@@ -79,24 +73,6 @@ def blocker_source(name: str) -> str:
     """The module that replaces a blocked one."""
     return (f"raise ImportError({name + ' is not available in this lab: the lab asks for your own implementation'!r}"
             ", name=__name__)\n")
-
-
-def import_hook_preamble(blocked: Sequence[str]) -> str:
-    """Code run before the student's first cell at level ``none``: an import hook refusing ``blocked``."""
-    if not blocked:
-        return ""
-    return (
-        "import sys as _lk_sys\n"
-        "class _LabkitBlock:\n"
-        f"    names = {tuple(blocked)!r}\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if any(name == b or name.startswith(b + '.') for b in self.names):\n"
-        "            raise ImportError(name + ' is not available in this lab', name=name)\n"
-        "        return None\n"
-        "_lk_sys.meta_path.insert(0, _LabkitBlock())\n"
-        "for _lk_name in [m for m in _lk_sys.modules if any(m == b or m.startswith(b + '.') for b in _LabkitBlock.names)]:\n"
-        "    del _lk_sys.modules[_lk_name]\n"
-        "del _lk_sys, _LabkitBlock\n")
 
 
 def _blocked_mounts(blocked: Sequence[str], runtime_dir: Path) -> list[str]:
@@ -150,10 +126,6 @@ class Sandbox:
     def description(self) -> str:
         return DESCRIPTIONS[self.level]
 
-    def preamble(self) -> str:
-        """Code the kernel runs before the student's first cell (the import hook at level ``none``)."""
-        return import_hook_preamble(self.blocked) if self.level == "none" else ""
-
     def wrap(self, command: Sequence[str], *, runtime_dir: Path, workdir: Path) -> list[str]:
         """``command`` run under the resource limits and this isolation level.
 
@@ -161,16 +133,12 @@ class Sandbox:
         """
         limits = [sys.executable, "-m", "labkit.grading.limits", "--memory-mb", str(self.memory_mb),
                   "--file-mb", str(self.file_mb), "--max-procs", str(procs_allowance()), "--"]
-        if self.level == "bwrap":
-            return limits + _bwrap_prefix(runtime_dir, workdir, self.extra_readonly, self.blocked) + list(command)
-        return limits + list(command)
+        return limits + _bwrap_prefix(runtime_dir, workdir, self.extra_readonly, self.blocked) + list(command)
 
 
 @lru_cache(maxsize=None)
 def level_works(level: str) -> bool:
     """Whether a Python process starts under ``level`` on this machine (probed once per process)."""
-    if level == "none":
-        return True
     if shutil.which("bwrap") is None:
         return False
     with tempfile.TemporaryDirectory(prefix="labkit-probe-") as tmp:
