@@ -192,7 +192,7 @@ def _hostile(root: Path, course: CourseDir) -> dict[str, dict[str, str]]:
         # 5: a double-forked, setsid daemon waits to rewrite the results
         "daemon": {"answer_q": daemon},
         # 6: student text (a path, another lab's test code) in an exception message
-        "smuggler": {"answer_a": "def add_two(x):\n    raise ValueError('see /work/autograder/graders/ch02_nms.py: ' + 'assert box_iou ' * 40)"},
+        "smuggler": {"answer_a": "def add_two(x):\n    raise ValueError('see /srv/course/autograder/graders/ch02_nms.py: ' + 'assert box_iou ' * 40)"},
         # more: signals to the parent and to every process it can see
         "killer": {"answer_b": "import os, signal\nfor pid in (os.getppid(), 1, -1):\n    try:\n"
                                "        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\n"
@@ -394,7 +394,7 @@ def test_probe_results_are_plain_data_and_links_are_not_followed(tmp_path):
 
 
 def test_clean_message():
-    assert clean_message("open('/tmp/lkg-x/work/a.txt') failed") == "open('<path>') failed"
+    assert clean_message("open('/tmp/lkg-x/run/a.txt') failed") == "open('<path>') failed"
     assert clean_message("IoU 0.5/0.7\x07 differs\n") == "IoU 0.5/0.7 differs"
     assert len(clean_message("x" * 1000)) == 240
 
