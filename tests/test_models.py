@@ -296,3 +296,26 @@ def test_same_config_seed_and_data_give_the_same_weights(name: str, data_root: P
     assert [k for k in ta if not torch.equal(ta[k], tb[k])] == []
     assert any(not torch.equal(ta[k], tc[k]) for k in ta)
     assert (a.info["epochs"], a.info["steps"]) == (b.info["epochs"], b.info["steps"])
+
+
+def test_shipped_ultralytics_checkpoints_name_no_machine_folder(tmp_path):
+    import types
+
+    import torch
+
+    from labkit.models.checkpoints import _without_machine_paths
+
+    model = types.SimpleNamespace(args={"data": "/home/builder/run/yolo/data.yaml", "imgsz": 320})
+    path = tmp_path / "weights.pt"
+    torch.save({"train_args": {"data": "/home/builder/run/yolo/data.yaml", "project": "/home/builder/run",
+                               "name": "relative/kept", "epochs": 8},
+                "model": model, "git": {"root": "/home/builder/course"}}, path)
+    _without_machine_paths(path)
+    checkpoint = torch.load(path, weights_only=False)
+    assert checkpoint["train_args"] == {"data": "data.yaml", "project": "run", "name": "relative/kept", "epochs": 8}
+    assert checkpoint["model"].args == {"data": "data.yaml", "imgsz": 320} and "git" not in checkpoint
+    plain = tmp_path / "state.pt"
+    torch.save({"conv.weight": torch.ones(2)}, plain)
+    before = plain.read_bytes()
+    _without_machine_paths(plain)
+    assert plain.read_bytes() == before

@@ -165,6 +165,28 @@ def _write_half(state: dict, path: Path) -> None:
     torch.save({**state, "model": half}, path)
 
 
+def _without_machine_paths(path: Path) -> None:
+    """Rewrite an Ultralytics checkpoint at ``path`` so it names no folder of the machine that built
+    it: absolute paths among its ``train_args`` and the networks' ``args`` (the run folder, the
+    generated ``data.yaml``) keep only their file name, and its ``git`` record (the checkout's
+    location) is dropped. Other files are
+    left alone."""
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if not (isinstance(checkpoint, dict) and isinstance(checkpoint.get("train_args"), dict)):
+        return
+    def portable(args: dict) -> dict:
+        return {k: Path(v).name if isinstance(v, str) and os.path.isabs(v) else v for k, v in args.items()}
+
+    checkpoint["train_args"] = portable(checkpoint["train_args"])
+    for network in (checkpoint.get("model"), checkpoint.get("ema")):  # the networks keep a copy of the args
+        if isinstance(getattr(network, "args", None), dict):
+            network.args = portable(network.args)
+    checkpoint.pop("git", None)
+    torch.save(checkpoint, path)
+
+
 def ship(weights: str | Path, dest: str | Path, *, manifest: str | Path | None = None, packaged: bool = False,
          half: str = "auto", tolerance: float = 1e-3, data_root: str | Path | None = None,
          progress: bool = False) -> dict:
@@ -211,6 +233,7 @@ def ship(weights: str | Path, dest: str | Path, *, manifest: str | Path | None =
                 shipped["metrics"] = scores
         precision["dtype"] = "fp16" if target.stat().st_size < src.stat().st_size else "fp32"
         shipped["precision"] = precision
+    _without_machine_paths(target)
     shipped["weights_sha256"] = sha256_file(target)
     write_json(folder / MODEL_METRICS, shipped)
     files = [info["weights"], *info.get("files", {}), MODEL_METRICS]
