@@ -4,7 +4,9 @@ the rule for tests that need a Debian package (fail in CI, skip with the reason 
 from __future__ import annotations
 
 import os
+import importlib.util
 import socket
+from types import ModuleType
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,11 @@ def network_attempts(monkeypatch: pytest.MonkeyPatch) -> list:
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     return attempts
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` imported as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

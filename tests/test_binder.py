@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_script
 import torch  # noqa: F401 - imported before the tests patch importlib.metadata
 from packaging.requirements import Requirement
 
@@ -226,12 +227,7 @@ def test_hosted_step_runs_the_model_pull_and_stops_when_it_fails(monkeypatch, ca
 
 
 def _sync_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("sync_course", REPO / "scripts" / "sync_course.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('sync_course')
 
 
 def test_measured_slow_cells_get_a_duration_line_above_them():

@@ -1,11 +1,11 @@
 """scripts/check_robustness.py: the seed patch, the seeded copy and the check-line reader (the
 full run takes hours and is not part of the suite)."""
 
-import importlib.util
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_script
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -13,10 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def robustness():
-    spec = importlib.util.spec_from_file_location("check_robustness", REPO / "scripts" / "check_robustness.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('check_robustness')
 
 
 def test_set_seed_changes_only_the_top_level_seed(robustness):

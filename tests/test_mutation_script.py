@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from labkit.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("mutation_script", REPO / "scripts" / "mutation.py")
-mutation = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mutation)
+mutation = load_script("mutation")
 
 
 def test_project_config_loads_and_covers_the_scoped_packages():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 LESSONS = sorted(p for p in (REPO / "notebooks").glob("0*/*.ipynb"))
@@ -42,12 +43,7 @@ def test_chapter_executes(chapter, tmp_path):
 
 
 def _run_course_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("run_course", REPO / "scripts" / "run_course.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('run_course')
 
 
 def test_rerunning_one_chapter_keeps_the_other_chapters_rows(tmp_path):

@@ -9,7 +9,6 @@ can only come from the wheel (each run asserts where it was imported from).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,10 +51,7 @@ def test_config_path_refuses_what_is_not_a_shipped_config(name):
 
 
 def _package_report():
-    spec = importlib.util.spec_from_file_location("package_report", REPO / "scripts" / "package_report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('package_report')
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,19 @@
 """scripts/run_course.py on a small real notebook that fails: the failure names the cell and the
 values, the summary carries no ANSI codes, and per-cell seconds and the Binder flag are recorded."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def run_course():
-    spec = importlib.util.spec_from_file_location("run_course", REPO / "scripts" / "run_course.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('run_course')
 
 
 def test_strip_ansi_removes_colour_codes_only(run_course):
