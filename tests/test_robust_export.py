@@ -3,12 +3,12 @@ mIoU through the same pre- and post-processing, and files from the wrong model r
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
+from robust_helpers import CATEGORIES, untrained_detector
 import torch
 
 pytest.importorskip("onnxruntime")
@@ -21,7 +21,6 @@ from labkit.robust.export import (export_detector, export_segmenter, max_abs_dif
 from labkit.robust.models import SuiteDetector, SuiteSegmenter  # noqa: E402
 from labkit.robust.suite import run_suite  # noqa: E402
 
-CATEGORIES = [{"id": i + 1, "name": n} for i, n in enumerate(["disc", "block", "cone", "rod", "star"])]
 RAW_TOLERANCE = 1e-4
 
 
@@ -47,14 +46,8 @@ def unet(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def yolo(tmp_path_factory: pytest.TempPathFactory):
-    from labkit.detect._ultralytics import ul
-
-    torch.manual_seed(0)
-    model = ul("ultralytics.nn.tasks").DetectionModel("yolov8n.yaml", nc=5, verbose=False)
-    model.names = {i: c["name"] for i, c in enumerate(CATEGORIES)}
     folder = tmp_path_factory.mktemp("yolo")
-    torch.save({"model": model, "train_args": {"imgsz": 96}}, folder / "weights.pt")
-    (folder / "categories.json").write_text(json.dumps(CATEGORIES))
+    untrained_detector(folder, imgsz=96)
     path = export_detector(folder / "weights.pt", folder / "yolo.onnx")
     return load_detector(folder / "weights.pt", device="cpu"), onnx_detector(path, CATEGORIES), path
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from robust_helpers import untrained_detector
 import torch
 
 from labkit.cli import main
@@ -20,7 +20,6 @@ from labkit.robust.latency import (DETECTOR_STAGES, END_TO_END, LatencyBudget, b
                                    summarise)
 from labkit.robust.models import resolve_model
 
-CATEGORIES = [{"id": i + 1, "name": n} for i, n in enumerate(["disc", "block", "cone", "rod", "star"])]
 
 
 def test_summarise_hand_computed() -> None:
@@ -71,15 +70,7 @@ def frames_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def detector_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from labkit.detect._ultralytics import ul
-
-    torch.manual_seed(0)
-    model = ul("ultralytics.nn.tasks").DetectionModel("yolov8n.yaml", nc=5, verbose=False)
-    model.names = {i: c["name"] for i, c in enumerate(CATEGORIES)}
-    folder = tmp_path_factory.mktemp("yolo")
-    torch.save({"model": model, "train_args": {"imgsz": 64}}, folder / "weights.pt")
-    (folder / "categories.json").write_text(json.dumps(CATEGORIES))
-    return folder / "weights.pt"
+    return untrained_detector(tmp_path_factory.mktemp("yolo"), imgsz=64)
 
 
 def test_stages_add_up_to_end_to_end_and_warmup_is_left_out(detector_weights: Path, frames_dir: Path) -> None:

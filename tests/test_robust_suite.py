@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from robust_helpers import CATEGORIES, untrained_detector
 import torch
 
 from labkit.cli import main
@@ -21,7 +22,6 @@ from labkit.metrics.boundary import BoundaryScores
 from labkit.robust.models import SuiteDetector, SuiteSegmenter
 from labkit.robust.suite import OCCLUSION_BUCKETS, corruption_errors, run_suite
 
-CATEGORIES = [{"id": i + 1, "name": n} for i, n in enumerate(["disc", "block", "cone", "rod", "star"])]
 
 
 @pytest.fixture(scope="module")
@@ -162,15 +162,7 @@ def test_empty_split_names_the_file(data_root: Path, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def detector_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained 5-class YOLOv8n checkpoint (seeded) with its categories.json."""
-    from labkit.detect._ultralytics import ul
-
-    torch.manual_seed(0)
-    model = ul("ultralytics.nn.tasks").DetectionModel("yolov8n.yaml", nc=5, verbose=False)
-    model.names = {i: c["name"] for i, c in enumerate(CATEGORIES)}
-    folder = tmp_path_factory.mktemp("yolo")
-    torch.save({"model": model, "train_args": {"imgsz": 64}}, folder / "weights.pt")
-    (folder / "categories.json").write_text(json.dumps(CATEGORIES))
-    return folder / "weights.pt"
+    return untrained_detector(tmp_path_factory.mktemp("yolo"), imgsz=64)
 
 
 @pytest.fixture(scope="module")
