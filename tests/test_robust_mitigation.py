@@ -148,3 +148,29 @@ def test_changed_label_policy_sets_an_error_floor():
     assert irreducible_error(old, old)["floor"] == 0.0  # the same policy: no floor
     with pytest.raises(DataError, match="same, non-zero number"):
         irreducible_error(old, new[:-1])
+
+
+def test_adabn_checkpoint_sets_the_first_batchnorm_to_the_target_statistics(tmp_path):
+    import torch
+    from robust_helpers import untrained_detector
+
+    from labkit.data.boxes import Letterbox
+    from labkit.detect.predict import PAD_VALUE, load_detector
+    from labkit.robust.mitigation import adabn_checkpoint
+
+    weights = untrained_detector(tmp_path, imgsz=64)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 60, (48, 64, 3), dtype=np.uint8) for _ in range(3)]  # dark target frames
+    out = adabn_checkpoint(weights, frames, tmp_path / "adapted" / "weights.pt", batch=3)
+    model = torch.load(out, weights_only=False)["model"]
+    conv = model.model[0].conv  # the first layer: Conv2d -> BatchNorm2d, adapted on one batch of 3
+    x = torch.stack([torch.from_numpy(Letterbox.fit((48, 64), 64).image(f, pad_value=PAD_VALUE)) for f in frames])
+    x = x.permute(0, 3, 1, 2).float() / 255.0
+    with torch.no_grad():
+        y = conv(x)  # computed here with the convolution alone, independently of adapt_batchnorm
+    bn = model.model[0].bn
+    assert torch.allclose(bn.running_mean, y.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert torch.allclose(bn.running_var, y.var(dim=(0, 2, 3), unbiased=True), atol=1e-5)
+    assert (out.parent / "categories.json").is_file() and load_detector(out, device="cpu").imgsz == 64
+    with pytest.raises(DataError, match="no such checkpoint"):
+        adabn_checkpoint(tmp_path / "missing.pt", frames, tmp_path / "x.pt")

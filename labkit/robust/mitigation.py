@@ -95,6 +95,40 @@ def adapt_batchnorm(model, batches: Iterable) -> int:
     return len(norms)
 
 
+def adabn_checkpoint(weights, frames: Iterable[np.ndarray], out, *, batch: int = 8) -> "Path":
+    """AdaBN for an Ultralytics detection checkpoint: load it unfused, re-estimate its BatchNorm
+    statistics (:func:`adapt_batchnorm`) on unlabelled target ``frames`` (RGB uint8, letterboxed
+    to the checkpoint's input size as :class:`labkit.detect.predict.Detector` does) in batches of
+    ``batch``, and save the adapted checkpoint to ``out`` (its ``categories.json`` beside it), ready
+    for :func:`labkit.detect.predict.load_detector`."""
+    import shutil
+    from pathlib import Path
+
+    import torch
+
+    from labkit.data.boxes import Letterbox
+    from labkit.detect.predict import PAD_VALUE
+
+    weights, out = Path(weights), Path(out)
+    if not weights.is_file():
+        raise DataError("no such checkpoint file", source=str(weights))
+    ckpt = torch.load(weights, map_location="cpu", weights_only=False)
+    model = ckpt.get("ema") or ckpt.get("model")
+    if not isinstance(model, torch.nn.Module):
+        raise DataError("not an Ultralytics checkpoint (no model)", source=str(weights))
+    model = model.float()
+    size = int((ckpt.get("train_args") or {}).get("imgsz", 640))
+    canvases = [Letterbox.fit(f.shape[:2], size).image(f, pad_value=PAD_VALUE) for f in frames]
+    tensors = [torch.from_numpy(np.stack(canvases[k:k + batch])).permute(0, 3, 1, 2).float() / 255.0
+               for k in range(0, len(canvases), batch)]
+    adapt_batchnorm(model, tensors)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({**ckpt, "model": model, "ema": None}, out)
+    if (weights.parent / "categories.json").is_file():
+        shutil.copyfile(weights.parent / "categories.json", out.parent / "categories.json")
+    return out
+
+
 def prior_weights(source_counts: Mapping[int, float], target_counts: Mapping[int, float]) -> dict[int, float]:
     """``w_y = pi_target(y) / pi_source(y)`` per class from (object) counts; every class needs a
     positive source count, else :class:`DataError`."""
