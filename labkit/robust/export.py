@@ -43,14 +43,17 @@ PROVIDERS = ["CPUExecutionProvider"]
 
 class OrtModule:
     """An ONNX Runtime session called like a torch module: float32 NCHW tensor in, the first
-    output back as a torch tensor (``.to``/``.eval`` are no-ops: it always runs on the CPU)."""
+    output back as a torch tensor (``.to``/``.eval`` are no-ops: it always runs on the CPU).
+    ``threads`` sets ONNX Runtime's intra-op threads (default: its own choice, one per core)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime as ort
 
         self.path = Path(path)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = int(threads)
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=PROVIDERS)
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
@@ -162,12 +165,14 @@ def export_detector(weights: str | Path, path: str | Path, imgsz: int | None = N
     return path
 
 
-def onnx_detector(path: str | Path, categories: list[dict[str, Any]] | None = None, imgsz: int | None = None) -> Any:
-    """A :class:`labkit.detect.predict.Detector` whose network is the ONNX file (CPU); the file
-    must be an Ultralytics detection export (its ``task`` metadata), else :class:`DataError`."""
+def onnx_detector(path: str | Path, categories: list[dict[str, Any]] | None = None, imgsz: int | None = None,
+                  threads: int | None = None) -> Any:
+    """A :class:`labkit.detect.predict.Detector` whose network is the ONNX file (CPU, ``threads``
+    intra-op threads); the file must be an Ultralytics detection export (its ``task``
+    metadata), else :class:`DataError`."""
     from labkit.detect.predict import Detector
 
-    module = OrtModule(_check_file(path))
+    module = OrtModule(_check_file(path), threads=threads)
     meta = module.metadata
     if meta.get("task") != "detect":
         raise DataError(f"not an Ultralytics detection export (task {meta.get('task') or meta.get('labkit_task')!r})",
