@@ -46,17 +46,13 @@ SUITE_SECONDS, SLOWDOWN_RUNS = 60.0, 20
 MIN_KINDS, MIN_SEVERITIES = 3, 3
 STAGES = ("decode", "preprocess", "inference", "postprocess", "serialise")
 END_TO_END = "end_to_end"
-FPS_TARGET = 10.0
+#: frames timed per sheet: enough that medians of the stages add up to the median of their sum
+#: within 10 % on a busy 2-core machine (8 were not)
+LATENCY_FRAMES, FPS_TARGET = 20, 10.0
 #: inference on a 640 px input does 4x the work of 320 px; decoding a 4x4 larger JPEG about 16x
 MIN_INFERENCE_RATIO, MIN_DECODE_RATIO = 1.8, 2.0
 CONF = 0.01  # the lab's score threshold for AP: the low-score tail kept, NMS kept fast on noisy images
 _RESULTS: dict[tuple[str, str], Any] = {}
-
-
-def latency_frames() -> int:
-    from labkit.budget import pick
-
-    return pick(20, 8)
 
 
 def base_weights() -> Path:
@@ -240,7 +236,7 @@ def _frames(folder: Path, scale: int) -> Path:
     ids, _ = hidden_subset()
     folder.mkdir(parents=True, exist_ok=True)
     images = [img for _, img in iter_frames(_val().subset(ids))]
-    for k in range(latency_frames() + 5):
+    for k in range(LATENCY_FRAMES + 5):
         img = images[k % len(images)]
         img = cv2.resize(img, (img.shape[1] * scale, img.shape[0] * scale), interpolation=cv2.INTER_LINEAR)
         cv2.imwrite(str(folder / f"{k + 1:06d}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
@@ -265,7 +261,7 @@ def _sheet(probe, which: str) -> tuple[dict[str, dict], float]:
         frames = _frames(scratch / "frames", scale)
         start = time.perf_counter()
         try:
-            rows = probe.call("latency_sheet", str(weights), str(frames), latency_frames(), FPS_TARGET)
+            rows = probe.call("latency_sheet", str(weights), str(frames), LATENCY_FRAMES, FPS_TARGET)
             _RESULTS[key] = (_rows(rows), time.perf_counter() - start)
         except (NoAnswer, StudentRaised, AssertionError) as exc:
             _RESULTS[key] = exc
@@ -301,15 +297,22 @@ def check_sheet_consistent(probe) -> None:
         f"the end-to-end target is the frame budget {budget:g} ms and the stage targets split it"
 
 
+def _typical(row: dict) -> float:
+    """The row's p50, or its p95 when that is smaller (a sheet with swapped columns loses the
+    consistency item, not this one too)."""
+    return min(row["p50_ms"], row["p95_ms"])
+
+
 def check_sheet_measured(probe) -> None:
     base, seconds = _sheet(probe, "base")
     heavy, _ = _sheet(probe, "heavy")
-    assert base[END_TO_END]["p50_ms"] * latency_frames() <= 1000.0 * seconds, \
+    # at least half of the frames took the median or longer, and every frame took place inside the call
+    assert _typical(base[END_TO_END]) * LATENCY_FRAMES / 2 <= 1000.0 * seconds, \
         "the sheet claims more time than the call took: its numbers were not measured in this run"
-    ratio = heavy["inference"]["p50_ms"] / max(base["inference"]["p50_ms"], 1e-9)
+    ratio = _typical(heavy["inference"]) / max(_typical(base["inference"]), 1e-9)
     assert ratio >= MIN_INFERENCE_RATIO, \
         f"at a 4x larger network input the inference p50 grew {ratio:.2f}x: the sheet does not measure inference"
-    ratio = heavy["decode"]["p50_ms"] / max(base["decode"]["p50_ms"], 1e-9)
+    ratio = _typical(heavy["decode"]) / max(_typical(base["decode"]), 1e-9)
     assert ratio >= MIN_DECODE_RATIO, \
         f"on frames with 16x the pixels the decode p50 grew {ratio:.2f}x: the sheet does not measure decoding"
 
