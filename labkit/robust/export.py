@@ -16,7 +16,8 @@ replaces, so the same pre- and post-processing runs on both: :func:`onnx_detecto
 **INT8** (:func:`quantize_int8`): post-training static quantization with ONNX Runtime's
 ``quantize_static`` (QDQ format: unsigned 8-bit activations, signed 8-bit weights, the
 convolutions quantized and everything after the last convolution -- box decoding, sigmoid,
-concatenation -- left in float so box coordinates keep their precision). The activation ranges
+concatenation -- left in float so box coordinates keep their precision; a convolution that
+writes a model output, the U-Net's logits, stays float too). The activation ranges
 (scale and zero point of each quantized tensor) are observed on calibration batches: letterboxed
 *train* images for the detector (:func:`calibration_batches`), never the images it is scored on.
 The export's metadata is copied to the INT8 file (plus ``labkit_precision: int8``), so the loaders
@@ -239,8 +240,12 @@ def quantize_int8(fp32: str | Path, out: str | Path, batches: Any, *, per_channe
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    graph = onnx.load(str(fp32)).graph
+    outputs = {o.name for o in graph.output}  # a convolution that writes a model output stays float (U-Net logits)
+    keep_float = [n.name for n in graph.node if n.op_type == "Conv" and set(n.output) & outputs]
     quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, per_channel=per_channel, op_types_to_quantize=["Conv"])
+                    weight_type=QuantType.QInt8, per_channel=per_channel, op_types_to_quantize=["Conv"],
+                    nodes_to_exclude=keep_float)
     graph = onnx.load(str(out))
     del graph.metadata_props[:]
     for key, value in {**module.metadata, "labkit_precision": "int8", "calibration_batches": str(len(feeds))}.items():
