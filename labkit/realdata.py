@@ -69,17 +69,12 @@ def _out(chapter: str, out_dir: str | Path | None) -> Path:
 
 def _save(out: Path, result: dict[str, Any], seed: int) -> dict[str, Any]:
     from labkit.artifacts import write_json
+    from labkit.budget import current
     from labkit.repro import run_manifest
 
-    result = {**result, "budget": _budget_name(), "manifest": run_manifest(seed=seed, config=result.get("settings", {}))}
+    result = {**result, "budget": current(), "manifest": run_manifest(seed=seed, config=result.get("settings", {}))}
     write_json(out / "result.json", result)
     return result
-
-
-def _budget_name() -> str:
-    from labkit.budget import current
-
-    return current()
 
 
 # ----------------------------------------------------------------------------- Chapter 2
@@ -211,8 +206,9 @@ def track_mot17(out_dir: str | Path | None = None, *, sequences: tuple[str, ...]
 def corruption_pennfudan(out_dir: str | Path | None = None, *, severities: tuple[int, ...], max_images: int | None,
                          weights: str | Path | None = None, seed: int = 0, device: str = "auto") -> dict[str, Any]:
     """Chapter 5 on real data: the corruption suite (every kind at ``severities``) on the Penn-Fudan
-    detector of :func:`finetune_pennfudan` (``weights``, default its last result), on the val images
-    that run held out; slices are off (they need the generator's labels)."""
+    detector of :func:`finetune_pennfudan` (default: its last result, on the val images that run held
+    out; with ``weights`` given: on the val images of :func:`pennfudan_splits` with ``seed``), at most
+    ``max_images`` of them; slices are off (they need the generator's labels)."""
     from labkit.datasets import load_pennfudan
     from labkit.detect.predict import load_detector
     from labkit.robust.models import SuiteDetector
