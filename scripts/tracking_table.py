@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,11 @@ def render(bench: dict[str, Any], source: str) -> str:
     made = bench.get("manifest", {}).get("created_unix")
     when = time.strftime("%Y-%m-%d", time.gmtime(made)) if made is not None else "unknown date"
     sequences = sorted({name for row in rows.values() for name in row["per_sequence"]})
-    lines = [f"Measured by `benchmarks/tracking.py` on {when} (`{source}`, key `embedded_val.by_detector`): the "
+    intro = (f"Measured by `benchmarks/tracking.py` on {when} (`{source}`, key `embedded_val.by_detector`): the "
              f"default tracker config on the embedded val sequences ({', '.join(sequences)}), scored with TrackEval "
              "(no preprocessing); AP and AP50 are COCO's, of the same detections the tracker received, against "
-             "every ground-truth box of those frames.", "",
+             "every ground-truth box of those frames.")
+    lines = [textwrap.fill(intro, 104, break_on_hyphens=False, break_long_words=False), "",
              "| detector | AP50 | AP | HOTA | MOTA | IDF1 | ID switches |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, row in rows.items():
         det, comb = row["detections"], row["combined"]
