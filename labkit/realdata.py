@@ -32,7 +32,8 @@ from labkit.errors import LabkitError
 
 SETTING = "LABKIT_REAL_DATA"
 CHAPTERS = ("ch2", "ch3", "ch4", "ch5")
-PERSON = [{"id": 1, "name": "person", "supercategory": "person"}]
+#: COCO's class index of "person" in Ultralytics' 80-class COCO models.
+COCO_PERSON_INDEX = 0
 
 #: Sizes of each variant per budget (epochs and image counts, never wall-clock).
 BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -94,10 +95,21 @@ def pennfudan_splits(dataset: Dataset, *, seed: int = 0, val_fraction: float = 0
     return dataset.subset(ids[n_val:].tolist()), dataset.subset(ids[:n_val].tolist())
 
 
+def _coco_people(found: dict[Any, Any]) -> dict[Any, Any]:
+    """A COCO model's predictions (class = network index) reduced to its "person" class, relabelled as
+    Penn-Fudan's category 1, so the pretrained model is scored before any fine-tuning."""
+    out = {}
+    for key, det in found.items():
+        people = det[det.class_id == COCO_PERSON_INDEX]
+        out[key] = people.with_fields(class_id=np.ones(len(people), np.int64))
+    return out
+
+
 def finetune_pennfudan(out_dir: str | Path | None = None, *, epochs: int, imgsz: int, batch: int,
                        max_images: int | None, seed: int = 0, device: str = "auto") -> dict[str, Any]:
     """Chapter 2 on real data: fine-tune COCO-pretrained YOLOv8n (``labkit.weights`` ``yolov8n.pt``)
-    on Penn-Fudan pedestrians and score the val split with COCO AP (the course's one scorer)."""
+    on Penn-Fudan pedestrians and score the val split with COCO AP (the course's one scorer), beside
+    the pretrained model's own ``person`` class before fine-tuning (``val_zero_shot``)."""
     from labkit.data.yolo import export_yolo
     from labkit.datasets import load_pennfudan
     from labkit.detect._ultralytics import local_fonts, ul
@@ -113,18 +125,23 @@ def finetune_pennfudan(out_dir: str | Path | None = None, *, epochs: int, imgsz:
                           seed=seed, device=device, overrides={"close_mosaic": 0})
     run = out / "train"
     run.mkdir(parents=True, exist_ok=True)
-    (run / CATEGORY_FILE).write_text(json.dumps(PERSON), encoding="utf-8")
+    (run / CATEGORY_FILE).write_text(json.dumps(train.categories), encoding="utf-8")
     weights = resolve_model(config.model)
     model = ul().YOLO(weights)
     with local_fonts():
         model.train(**config.ultralytics_args(data_yaml=data_yaml, run_dir=run))
     best = run / "weights" / "best.pt"
     best = best if best.is_file() else run / "weights" / "last.pt"
-    predictions = predict(best, val, conf=0.001, iou=0.7, device=device, progress=False)
-    summary = coco_summary(val, predictions)
+    scores = {}
+    for name, model_file in (("zero_shot", weights), ("fine_tuned", best)):
+        found = predict(model_file, val, conf=0.001, iou=0.7, device=device, progress=False)
+        found = _coco_people(found) if name == "zero_shot" else found
+        summary = coco_summary(val, found)
+        scores[name] = {k: summary.get(k) for k in ("AP", "AP50", "AP75")}
     return _save(out, {"chapter": "ch2", "dataset": "pennfudan", "pretrained": str(weights), "weights": str(best),
                        "train_images": len(train), "val_images": len(val), "val_image_ids": [r.id for r in val.images],
-                       "settings": config.to_dict(), "val": {k: summary.get(k) for k in ("AP", "AP50", "AP75")}}, seed)
+                       "settings": config.to_dict(), "val": scores["fine_tuned"], "val_zero_shot": scores["zero_shot"]},
+                 seed)
 
 
 # ----------------------------------------------------------------------------- Chapter 3

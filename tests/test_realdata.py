@@ -130,7 +130,8 @@ def test_ch2_and_ch5_on_a_pennfudan_fixture(tmp_path, monkeypatch, network_attem
     assert ch2["pretrained"] == str(pretrained)
     assert (pretrained.parent / "yolov8n.pt.sha256").is_file()  # labkit.weights' trust-on-first-use record
     assert (ch2["train_images"], ch2["val_images"]) == (5, 1) and Path(ch2["weights"]).is_file()
-    assert 0.0 <= ch2["val"]["AP50"] <= 1.0 and ch2["settings"]["epochs"] == 1
+    assert 0.0 <= ch2["val"]["AP50"] <= 1.0 and 0.0 <= ch2["val_zero_shot"]["AP50"] <= 1.0
+    assert ch2["settings"]["epochs"] == 1
     assert json.loads((tmp_path / "artifacts/realdata/ch2/result.json").read_text())["val"] == ch2["val"]
     ch5 = realdata.run("ch5")
     assert ch5["weights"] == ch2["weights"] and ch5["images"] == ch2["val_image_ids"]
@@ -171,3 +172,13 @@ def test_ch3_trains_the_imagenet_unet_on_camvid(shared_data, tmp_path, monkeypat
     assert result["settings"]["ignore_index"] == 11 and Path(result["weights"]).is_file()
     assert not network_attempts
 
+
+
+def test_coco_people_keeps_the_person_class_as_category_1():
+    from labkit.data.annotations import Detections
+
+    found = {7: Detections(np.array([[0, 0, 5, 5], [1, 1, 5, 5], [2, 2, 5, 5]], float), np.array([0, 2, 0]),
+                           score=np.array([0.9, 0.8, 0.7])), 8: Detections.empty(with_score=True)}
+    people = realdata._coco_people(found)
+    assert people[7].class_id.tolist() == [1, 1] and people[7].score.tolist() == [0.9, 0.7]
+    assert people[7].xywh[:, 0].tolist() == [0, 2] and len(people[8]) == 0
