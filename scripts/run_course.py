@@ -132,6 +132,25 @@ def run_notebook(path: Path, out_dir: Path, timeout: int) -> dict:
             "slow_cells": [c["index"] for c in cells if c["seconds"] > SLOW_CELL_SECONDS], "cells": cells}
 
 
+#: The folders the default torch wheel brings for GPUs (CUDA libraries, cuDNN, NCCL, the Triton
+#: compiler): on a machine without a GPU they are disk spent on nothing.
+GPU_STACK = ("nvidia", "triton", "cuda")
+
+
+def torch_site_packages() -> str:
+    """The site-packages folder torch is installed in (found from its spec, without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    return str(Path(spec.origin).parent.parent) if spec and spec.origin else sys.prefix
+
+
+def gpu_stack_mb(site_packages: Path) -> float | None:
+    """MiB of ``site_packages`` taken by the GPU libraries of :data:`GPU_STACK` (``None`` if none is there)."""
+    sizes = [v for v in disk_mb({name: site_packages / name for name in GPU_STACK}).values() if v is not None]
+    return round(sum(sizes), 1) if sizes else None
+
+
 def disk_mb(paths: dict[str, Path]) -> dict[str, float | None]:
     """Size on disk (MiB, files counted once, links not followed) of each folder; ``None`` if absent.
 
@@ -210,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         ch["notebooks"] += 1
     data = Path(os.environ.get("LABKIT_DATA") or REPO_ROOT / "data")  # where the generated datasets live
     disk = disk_mb({".venv": Path(sys.prefix), "data": data, "artifacts": out})
+    disk[".venv GPU stack"] = gpu_stack_mb(Path(torch_site_packages()))
     summary = {"notebooks": rows, "chapters": chapters, "disk_mb": disk, "metrics": read_metrics(out),
                "notes": read_notes(out)}  # the learners' "what changed / why / next" per section
     write_json(out / "course_summary.json", summary)
