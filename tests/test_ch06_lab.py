@@ -6,7 +6,7 @@ every number and file is checked against what the grader measures itself.
 * The blank student copy gets none.
 * Gamed or careless submissions lose exactly the items they break: typed numbers instead of the
   measured ones (metrics), a success metric without its protocol (spec), a report without the
-  checkpoint hashes (report), and track ids renumbered in predictions.jsonl after the video was
+  checkpoint hashes (report), a wrong quiz answer (q3), and track ids renumbered in predictions.jsonl after the video was
   rendered (video, and metrics: the predictions no longer reproduce).
 """
 
@@ -23,7 +23,8 @@ WRONG = {
                                           '            "IDF1": METRICS_FILE["tracking"]["IDF1"]}',
                                           'REPORTED = {"AP50": 0.412, "HOTA": 0.538, "IDF1": 0.601}')]}, {"metrics"}),
     "metric_without_protocol": ({"spec_answer": [('"split": "test", "iou_threshold": 0.5,\n         "confidence_policy": "confirmed tracks only", ',
-                                                  '')]}, {"spec"}),
+                                                  '')],
+                                 "q3_answer": [('answer_q3 = "a"', 'answer_q3 = "b"')]}, {"spec", "q3"}),
     "report_without_hashes": ({"report_answer": [("sha256 `{m['sha256']}`", "(see the manifest)")]}, {"report"}),
     "ids_renumbered_after_video": ({"report_answer": [('Path("capstone_report.md").write_text',
                                                        'records = [json.loads(x) for x in (RUN / "predictions.jsonl").read_text().splitlines()]\n'
@@ -41,14 +42,14 @@ def source():
 
 
 def test_nbgrader_metadata_is_valid(source):
-    check_metadata(source, LAB, 10)
+    check_metadata(source, LAB, 15)
 
 
 def test_student_copy_reveals_nothing(source):
     text = "\n".join(c.source for c in student_view(source).cells)
-    for secret in ("BEGIN SOLUTION", "66023", "SPEC = {", "REPORTED = {"):
+    for secret in ("BEGIN SOLUTION", "66023", "SPEC = {", "REPORTED = {", "answer_q1 ="):
         assert secret not in text, secret
-    assert text.count("raise NotImplementedError()") == 3 and "def capstone_run" in text
+    assert text.count("raise NotImplementedError()") == 8 and "def capstone_run" in text
 
 
 def test_grading_earns_exactly_what_each_variant_deserves(source, tmp_path, monkeypatch):

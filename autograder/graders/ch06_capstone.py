@@ -21,7 +21,8 @@ sequence, then ``REPORTED`` and ``capstone_report.md``. Checked here, in the gra
   checkpoint (a registry model's checked against the grader's own copy) and the reported numbers;
 * ``video``: ``capstone_run/demo.mp4`` decodes to one frame per record, of the frame's size, and
   its overlays are those :func:`labkit.pipeline.render.draw_record` draws from the records
-  (colours and labels follow the track ids): a video of other predictions or ids fails.
+  (colours and labels follow the track ids): a video of other predictions or ids fails;
+* ``q1``-``q5``: the quiz of Part D against ``keys/ch06_capstone.yaml``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit.configfile import configs_dir
-from labkit.grading.labspec import Item, LabSpec, NoAnswer
+from labkit.grading.labspec import Item, LabSpec, NoAnswer, quiz_items
 from labkit.grading.probe import ProbeDataError, read_plain_file
 
 _SEED = 66023
@@ -251,9 +252,10 @@ def check_video(probe) -> None:
 LAB = LabSpec(
     items=[Item("spec", 2, check_spec, timeout=20.0), Item("hidden_run", 2, check_hidden_run, timeout=TIME_LIMIT_S),
            Item("contract", 1, check_contract, timeout=TIME_LIMIT_S), Item("metrics", 2, check_metrics, timeout=TIME_LIMIT_S),
-           Item("report", 2, check_report), Item("video", 1, check_video)],
+           Item("report", 2, check_report), Item("video", 1, check_video),
+           *quiz_items(Path(__file__).resolve().parents[1] / "keys" / "ch06_capstone.yaml")],
     prepare=visible_sequence,
     # a config names course configs (track_default.yaml): in a checkout labkit/configs links to configs/
     readonly_paths=(configs_dir().resolve(),),
-    skip_cells=("spec_visible", "report_visible"),
+    skip_cells=("spec_visible", "report_visible", *(f"q{k}_check" for k in range(1, 6))),
 )
