@@ -22,8 +22,7 @@ WRONG = {
     "typed_numbers": ({"report_answer": [('REPORTED = {"AP50": METRICS_FILE["box"]["AP50"], "HOTA": METRICS_FILE["tracking"]["HOTA"],\n'
                                           '            "IDF1": METRICS_FILE["tracking"]["IDF1"]}',
                                           'REPORTED = {"AP50": 0.412, "HOTA": 0.538, "IDF1": 0.601}')]}, {"metrics"}),
-    "metric_without_protocol": ({"spec_answer": [('"split": "test", "iou_threshold": 0.5,\n         "confidence_policy": "confirmed tracks only", ',
-                                                  '')],
+    "metric_without_protocol": ({"spec_answer": [('"iou_thresholds": "box AP at IoU 0.5; HOTA over 0.05 to 0.95",\n', '')],
                                  "q3_answer": [('answer_q3 = "a"', 'answer_q3 = "b"')]}, {"spec", "q3"}),
     "report_without_hashes": ({"report_answer": [("sha256 `{m['sha256']}`", "(see the manifest)")]}, {"report"}),
     "ids_renumbered_after_video": ({"report_answer": [('Path("capstone_report.md").write_text',

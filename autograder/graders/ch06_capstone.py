@@ -6,9 +6,9 @@ The notebook writes ``capstone.yaml`` and, through its locked ``capstone_run`` (
 --config capstone.yaml --source SRC --out DIR``), the run folder ``capstone_run/`` on the visible
 sequence, then ``REPORTED`` and ``capstone_report.md``. Checked here, in the grader's process:
 
-* ``spec``: ``SPEC`` names a scenario, users, a dataset, known weaknesses and at least two success
-  metrics, each with a target and its protocol (split, IoU threshold, confidence policy,
-  class-aware or agnostic);
+* ``spec``: ``SPEC`` (the fields of the course's ``configs/capstone_spec.yaml``) has a scenario,
+  known weaknesses, at least two success metrics (a ``metrics.json`` key, ``>=``/``<=``, a numeric
+  target) and their protocol (splits, IoU thresholds, confidence policy, class-aware or agnostic);
 * ``hidden_run``: ``capstone_run`` on a sequence rendered from a seed only this file holds (its
   ground truth never enters the sandbox) finishes within :data:`TIME_LIMIT_S` with exit code 0 and
   one record per frame;
@@ -41,7 +41,8 @@ _SEED = 66023
 VISIBLE_SEED, FRAMES = 6060, 12  # the notebook's visible sequence (public)
 TIME_LIMIT_S, TOLERANCE = 240.0, 0.005
 METRICS = ("AP50", "HOTA", "IDF1")
-PROTOCOL = ("split", "iou_threshold", "confidence_policy", "class_aware")
+PROTOCOL = ("splits", "iou_thresholds", "confidence_policy", "class_aware")  # configs/capstone_spec.yaml's fields
+METRIC_GROUPS = ("box", "mask", "semantic", "tracking", "latency")
 #: Mean colour distance (0-255, summed over channels / 3) allowed on overlay pixels: H.264 noise.
 OVERLAY_TOLERANCE = 35.0
 
@@ -89,22 +90,26 @@ def check_spec(probe) -> None:
     except NoAnswer:
         raise AssertionError("SPEC is not set") from None
     assert isinstance(spec, dict), "SPEC is a dict"
-    for key in ("scenario", "users", "dataset"):
-        assert isinstance(spec.get(key), str) and len(spec[key].split()) >= 5, f"SPEC[{key!r}]: a sentence or more"
-    weak = spec.get("known_weaknesses")
+    assert isinstance(spec.get("scenario"), str) and len(spec["scenario"].split()) >= 8, \
+        "SPEC['scenario']: who uses the system, on what input, under which constraints (a sentence or more)"
+    weak = spec.get("weaknesses")
     assert isinstance(weak, list) and weak and all(isinstance(w, str) and w.strip() for w in weak), \
-        "SPEC['known_weaknesses']: a list of at least one weakness"
-    metrics = spec.get("success_metrics")
-    assert isinstance(metrics, list) and len(metrics) >= 2, "SPEC['success_metrics']: at least two metrics"
-    for m in metrics:
+        "SPEC['weaknesses']: a list of at least one known weakness"
+    success = spec.get("success")
+    assert isinstance(success, list) and len(success) >= 2, "SPEC['success']: at least two success metrics"
+    for m in success:
         assert isinstance(m, dict) and isinstance(m.get("metric"), str), "each success metric names its metric"
-        missing = [k for k in ("target", *PROTOCOL) if k not in m]
-        assert not missing, f"success metric {m.get('metric')!r} misses {missing} (the protocol is part of the metric)"
-        assert isinstance(m["target"], (int, float)) and not isinstance(m["target"], bool), f"{m['metric']}: a numeric target"
-        assert isinstance(m["iou_threshold"], (int, float)) and 0 < m["iou_threshold"] <= 1, f"{m['metric']}: IoU threshold in (0, 1]"
-        assert isinstance(m["class_aware"], bool), f"{m['metric']}: class_aware is true or false"
-        assert all(isinstance(m[k], str) and m[k].strip() for k in ("split", "confidence_policy")), \
-            f"{m['metric']}: name the split and the confidence policy"
+        assert m["metric"].split(".")[0] in METRIC_GROUPS and "." in m["metric"], \
+            f"success metric {m['metric']!r}: a metrics.json / latency.json key such as box.AP50 or tracking.HOTA"
+        assert m.get("op") in (">=", "<="), f"{m['metric']}: op is '>=' or '<='"
+        assert isinstance(m.get("target"), (int, float)) and not isinstance(m["target"], bool), f"{m['metric']}: a numeric target"
+    protocol = spec.get("protocol")
+    assert isinstance(protocol, dict), "SPEC['protocol']: how every metric is measured"
+    missing = [k for k in PROTOCOL if k not in protocol]
+    assert not missing, f"SPEC['protocol'] misses {missing} (the protocol is part of the metric)"
+    assert all(isinstance(protocol[k], str) and len(protocol[k].split()) >= 3 for k in PROTOCOL[:3]), \
+        "SPEC['protocol']: say which splits, which IoU thresholds and which confidence policy (a phrase each)"
+    assert isinstance(protocol["class_aware"], bool), "SPEC['protocol']['class_aware'] is true or false"
 
 
 def _run(probe, source: Path) -> Path:
