@@ -56,10 +56,14 @@ def _render(root: Path, seed: int, name: str) -> Path:
 
 @lru_cache(maxsize=1)
 def visible_sequence() -> Path:
-    """The visible sequence, rendered once per grading run in a folder of the grader's."""
+    """The visible sequence, rendered once per grading run in a folder of the grader's (removed at exit)."""
+    import atexit
+    import shutil
     import tempfile
 
-    return _render(Path(tempfile.mkdtemp(prefix="ch06-visible-")), VISIBLE_SEED, "visible")
+    root = Path(tempfile.mkdtemp(prefix="ch06-visible-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return _render(root, VISIBLE_SEED, "visible")
 
 
 def _file(probe, rel: str, limit: int = 50_000_000) -> bytes:
