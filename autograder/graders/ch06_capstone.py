@@ -66,13 +66,19 @@ def visible_sequence() -> Path:
     return _render(root, VISIBLE_SEED, "visible")
 
 
-def _file(probe, rel: str, limit: int = 50_000_000) -> bytes:
+def _read(path: Path, limit: int = 50_000_000, name: str | None = None) -> bytes:
+    """A file the student's process wrote (no link followed, size-capped); missing: the item fails."""
     try:
-        return read_plain_file(probe.workdir / rel, limit)
+        return read_plain_file(path, limit)
     except FileNotFoundError:
-        raise AssertionError(f"{rel} was not written") from None
+        raise AssertionError(f"{name or path.name} was not written") from None
     except ProbeDataError as exc:
-        raise AssertionError(f"{rel} cannot be read: {exc}") from None
+        raise AssertionError(f"{name or path.name} cannot be read: {exc}") from None
+
+
+def _file(probe, rel: str, limit: int = 50_000_000) -> bytes:
+    """A deliverable of the submission's lab folder (after the notebook ran)."""
+    return _read(probe.workdir / rel, limit, rel)
 
 
 def _records(data: bytes, where: str) -> list[dict]:
@@ -123,15 +129,6 @@ def _run(probe, source: Path) -> Path:
     return out
 
 
-def _read_abs(path: Path, limit: int = 50_000_000) -> bytes:
-    try:
-        return read_plain_file(path, limit)
-    except FileNotFoundError:
-        raise AssertionError(f"{path.name} was not written") from None
-    except ProbeDataError as exc:
-        raise AssertionError(f"{path.name} cannot be read: {exc}") from None
-
-
 _HIDDEN: dict[str, list[dict]] = {}
 
 
@@ -144,7 +141,7 @@ def _hidden(probe) -> list[dict]:
         source = _render(probe.scratch_dir(), _SEED, "hidden")
         shutil.rmtree(source / "gt")  # the ground truth stays with the grader
         out = _run(probe, source)
-        _HIDDEN[key] = _records(_read_abs(out / "predictions.jsonl"), "predictions.jsonl of the hidden run")
+        _HIDDEN[key] = _records(_read(out / "predictions.jsonl"), "predictions.jsonl of the hidden run")
     return _HIDDEN[key]
 
 
@@ -180,7 +177,7 @@ def _scores(records: list[dict]) -> dict[str, float]:
 def check_metrics(probe) -> None:
     submitted = _file(probe, "capstone_run/predictions.jsonl")
     records = _records(submitted, "capstone_run/predictions.jsonl")
-    again = _records(_read_abs(_run(probe, visible_sequence_in(probe)) / "predictions.jsonl"), "the re-run's predictions")
+    again = _records(_read(_run(probe, visible_sequence_in(probe)) / "predictions.jsonl"), "the re-run's predictions")
     where = lambda rs: [{k: v for k, v in r.items() if k != "source"} for r in rs]  # noqa: E731 - paths differ
     assert where(again) == where(records), \
         "re-running capstone.yaml on the visible sequence gives other predictions than capstone_run/predictions.jsonl"
