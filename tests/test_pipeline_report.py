@@ -255,3 +255,27 @@ def test_run_with_spec_writes_every_capstone_section(tmp_path: Path, capsys: pyt
                             "--spec", str(tmp_path / "missing.yaml")])
     assert code == EXIT_USAGE and "capstone spec not found" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+def test_budget_config_takes_each_model_from_the_registry_and_keeps_explicit_weights(monkeypatch, tmp_path: Path):
+    from types import SimpleNamespace
+
+    import labkit.models
+    from labkit.pipeline.config import budget_config, load_config
+
+    loaded = []
+
+    def fake_load(name, **_):
+        loaded.append(name)
+        variant = {"detect-base": "detect-tiny", "segment-base": "segment-tiny"}[name]
+        return SimpleNamespace(name=variant, weights=tmp_path / f"{variant}.pt")
+
+    monkeypatch.setattr(labkit.models, "load", fake_load)
+    values = budget_config({"detector": {"name": "detect-base", "conf": 0.3}, "segmenter": {"name": "segment-base"},
+                            "tracker": None})
+    assert loaded == ["detect-base", "segment-base"]
+    assert values["detector"] == {"name": "detect-tiny", "conf": 0.3, "weights": str(tmp_path / "detect-tiny.pt")}
+    assert values["segmenter"] == {"name": "segment-tiny", "weights": str(tmp_path / "segment-tiny.pt")}
+    kept = budget_config({"detector": {"name": "detect-base", "weights": "mine.pt"}, "segmenter": None})
+    assert kept["detector"] == {"name": "detect-base", "weights": "mine.pt"} and len(loaded) == 2
+    assert load_config(values).detector.name == "detect-tiny"
