@@ -249,6 +249,9 @@ def test_run_with_spec_writes_every_capstone_section(tmp_path: Path, capsys: pyt
     metrics = json.loads((out / "metrics.json").read_text())
     assert f"| `box.AP50` | >= 0.5 | {metrics['box']['AP50']:.3f} |" in report
     assert "--spec" in json.loads((out / "manifest.json").read_text())["command"]
+    slices = {line.split("|")[1].strip() for line in report.split("## Slices")[1].split("## Failure")[0].splitlines()
+              if line.startswith("| ") and not line.startswith("| slice")}
+    assert slices == {"size", "occlusion", "motion", "lighting"}  # gt.txt carries visibility and track ids
     shown = [line.split("(")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
     assert shown and all((out / s).is_file() for s in shown)
     code = labkit.cli.main(["run", "--config", str(config), "--source", str(SEQ), "--out", str(tmp_path / "r2"),
@@ -279,3 +282,19 @@ def test_budget_config_takes_each_model_from_the_registry_and_keeps_explicit_wei
     kept = budget_config({"detector": {"name": "detect-base", "weights": "mine.pt"}, "segmenter": None})
     assert kept["detector"] == {"name": "detect-base", "weights": "mine.pt"} and len(loaded) == 2
     assert load_config(values).detector.name == "detect-tiny"
+
+
+def test_coco_truth_keeps_visibility_and_track_ids_for_the_slices(tmp_path: Path):
+    from labkit.pipeline.evaluate import truth_from_coco
+
+    coco = {"images": [{"id": 1, "file_name": "seq/img1/000001.jpg", "width": 100, "height": 100}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20], "area": 400,
+                             "iscrowd": 0, "visibility": 0.3, "track_id": 4}],
+            "categories": [{"id": 1, "name": "disc"}]}
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(coco))
+    record = _record(1, [[0, 0, 20, 20]], [1], [0.9], source=str(tmp_path / "seq" / "img1" / "000001.jpg"))
+    truth = truth_from_coco(path, [record])
+    assert truth.frames[1].data["visibility"].tolist() == [0.3] and truth.frames[1].track_id.tolist() == [4]
+    filled = {(r["slice"], r["bucket"]) for r in slice_table([record], truth.frames, {1: 100.0}) if r["objects"]}
+    assert filled == {("size", "small"), ("occlusion", "heavy"), ("motion", "new"), ("lighting", "normal")}
