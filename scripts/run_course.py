@@ -127,7 +127,8 @@ def run_notebook(path: Path, out_dir: Path, timeout: int) -> dict:
     nbformat.write(nb, target)
     rel = path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.as_posix()
     peak_mb = round(rss.peak / 2**20, 1)
-    return {"path": rel, "status": status, "seconds": round(seconds, 2), "peak_rss_mb": peak_mb,
+    machine = {"cpus": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1)}  # how busy it was: seconds depend on it
+    return {"path": rel, "status": status, "seconds": round(seconds, 2), "peak_rss_mb": peak_mb, "machine": machine,
             "over_binder_line": peak_mb > BINDER_LINE_MB, "error": error, "failed_cell": failed_cell,
             "slow_cells": [c["index"] for c in cells if c["seconds"] > SLOW_CELL_SECONDS], "cells": cells}
 
