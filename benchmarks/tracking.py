@@ -16,10 +16,12 @@ simulated from its ground truth (the same for every tracker). labkit runs
 
 Also measured: frames/s of each update loop on the same detections (best of ``--repeats``; labkit
 motion-only), and, when the embedded dataset is there, labkit's HOTA/MOTA/IDF1 on its val
-sequences with the simulated detector (``typical`` preset) and the ReID's ms per crop.
+sequences with the simulated detector (``typical`` preset) and with the course base detector, each
+beside that detector's AP50 on the same frames (``embedded_val.by_detector``), and the ReID's ms per crop.
 
 Writes ``artifacts/bench_tracking.json``.
-Run: ``.venv/bin/python benchmarks/tracking.py [--repeats 5]``
+Run: ``.venv/bin/python benchmarks/tracking.py [--repeats 5] [--sections embedded_val ...]``; then
+``scripts/tracking_table.py`` writes the detector table into ``notebooks/04_tracking/README.md``.
 """
 
 from __future__ import annotations
@@ -258,12 +260,47 @@ def _reid_weights() -> Path | None:
     return weights if finished_model(weights) else None
 
 
+def detections_ap(loaded: list[tuple[Any, dict, dict]]) -> dict[str, float | None]:
+    """COCO AP and AP50 (``labkit.detect.evaluate.coco_summary``) of the per-frame detections against the
+    ground-truth boxes of every frame of the sequences: the detector's quality beside the tracking scores."""
+    from labkit.data.annotations import Dataset, ImageRecord
+    from labkit.detect.evaluate import coco_summary
+
+    records, predictions = [], {}
+    for k, (seq, gt, dets) in enumerate(loaded):
+        for f in range(1, seq.length + 1):
+            image_id = (k + 1) * 100_000 + f
+            truth = gt.get(f, Detections.empty())
+            records.append(ImageRecord(image_id, f"{seq.name}/{f:06d}.jpg", seq.width, seq.height,
+                                       Detections(truth.xywh, truth.class_id)))
+            predictions[image_id] = dets.get(f, Detections.empty(with_score=True))
+    classes = sorted({int(c) for r in records for c in r.detections.class_id})
+    summary = coco_summary(Dataset([{"id": c, "name": str(c)} for c in classes], records), predictions)
+    return {"AP": summary.get("AP"), "AP50": summary.get("AP50")}
+
+
+def _score(loaded: list[tuple[Any, dict, dict]], config: Any) -> dict[str, Any]:
+    sequences, fps = {}, []
+    for seq, gt, dets in loaded:
+        run = track_frames(dets, seq.length, config, read_frame=seq.read_frame)
+        fps.append(run.stats["frames_per_second"])
+        sequences[seq.name] = TrackingSequence(gt, run.tracks, seq.length)
+    report = evaluate_sequences(sequences, preprocess="none")
+    return {"per_sequence": {n: {k: report.summary(n)[k] for k in ("HOTA", "MOTA", "IDF1", "IDSW")} for n in sequences},
+            "combined": {k: report.summary()[k] for k in ("HOTA", "MOTA", "IDF1", "IDSW")},
+            "frames_per_second_mean": float(np.mean(fps))}
+
+
 def embedded_val(preset: str, seed: int) -> dict[str, Any] | None:
-    """labkit on the embedded val sequences with the simulated detector (None when no dataset):
-    the default config, the DeepSORT-like preset with the colour histogram, and with the course ReID."""
+    """labkit on the embedded val sequences (None when no dataset): with the simulated detector, the
+    default config, the DeepSORT-like preset with the colour histogram, and with the course ReID; then
+    the default config fed by each detector, the simulated one and the course base detector
+    (``labkit.models.load("detect-base")``, its detections at confidence >= 0.05 cached under
+    ``artifacts/track_detections``), each with its AP50 on the same frames."""
     from labkit.data.synth import default_root
+    from labkit.models import load
     from labkit.track.config import load_config
-    from labkit.track.sources import simulated_detections
+    from labkit.track.sources import detector_detections, simulated_detections
 
     root = default_root()
     seq_dirs = sorted((root / "sequences" / "val").glob("*/seqinfo.ini"))
@@ -274,25 +311,20 @@ def embedded_val(preset: str, seed: int) -> dict[str, Any] | None:
     weights = _reid_weights()
     if weights is not None:
         configs["deepsort preset + course ReID"] = deepsort.replace(appearance="reid", reid_weights=str(weights))
-    loaded = []
-    for info in seq_dirs:
-        seq = open_sequence(info.parent)
-        gt = read_mot(seq.gt_file, "gt")
-        loaded.append((seq, gt, simulated_detections(gt, seq.length, seq.width, seq.height, preset=preset, seed=seed)))
-    rows: dict[str, Any] = {}
-    for name, config in configs.items():
-        sequences, fps = {}, []
-        for seq, gt, dets in loaded:
-            run = track_frames(dets, seq.length, config, read_frame=seq.read_frame)
-            fps.append(run.stats["frames_per_second"])
-            sequences[seq.name] = TrackingSequence(gt, run.tracks, seq.length)
-        report = evaluate_sequences(sequences, preprocess="none")
-        rows[name] = {"per_sequence": {n: {k: report.summary(n)[k] for k in ("HOTA", "MOTA", "IDF1", "IDSW")}
-                                       for n in sequences},
-                      "combined": {k: report.summary()[k] for k in ("HOTA", "MOTA", "IDF1", "IDSW")},
-                      "frames_per_second_mean": float(np.mean(fps))}
-    return {"data": str(root), "detector": f"simulated ({preset}, seed {seed})", "preprocess": "none",
-            "results": rows, "base_detector": "not measured here (the base detector is not built in this run)"}
+    sequences = [open_sequence(info.parent) for info in seq_dirs]
+    truths = [read_mot(seq.gt_file, "gt") for seq in sequences]
+    simulated = [(seq, gt, simulated_detections(gt, seq.length, seq.width, seq.height, preset=preset, seed=seed))
+                 for seq, gt in zip(sequences, truths)]
+    detector = load("detect-base", progress=False, follow_budget=False).weights
+    base = [(seq, gt, detector_detections(detector, seq, artifacts_dir() / "track_detections")[0])
+            for seq, gt in zip(sequences, truths)]
+    simulated_name = f"simulated ({preset}, seed {seed})"
+    by_detector = {simulated_name: {"detections": detections_ap(simulated), **_score(simulated, None)},
+                   "course base detector (detect-base)": {"detections": detections_ap(base), **_score(base, None),
+                                                          "weights": str(detector), "conf": 0.05}}
+    return {"data": str(root), "detector": simulated_name, "preprocess": "none",
+            "results": {name: _score(simulated, config) for name, config in configs.items()},
+            "by_detector": by_detector}
 
 
 def reid_section() -> dict[str, Any]:
@@ -321,30 +353,44 @@ def reid_section() -> dict[str, Any]:
             "histogram_ms_per_crop": timings["histogram"]}
 
 
+SECTIONS = ("tud", "embedded_val", "reid", "analysis")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timing runs per tracker (best counts)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated detector")
     parser.add_argument("--out", type=Path, default=None, help="output JSON (default artifacts/bench_tracking.json)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="run only these parts (tud: TUD-Campus and TUD-Stadtmitte against the peers); default all")
     args = parser.parse_args()
     out = args.out or artifacts_dir() / "bench_tracking.json"
-    payload: dict[str, Any] = {"what": __doc__.splitlines()[0]}
-    if TUD.is_dir():
+    payload: dict[str, Any] = {"what": __doc__.splitlines()[0], "sections": args.sections}
+    if "tud" in args.sections and TUD.is_dir():
         payload["tud_campus"] = tud_campus(args.repeats)
         payload["tud_stadtmitte_simulated"] = tud_stadtmitte_simulated(args.repeats, args.seed)
-    else:
+    elif "tud" in args.sections:
         skipped = {"skipped": f"{TUD} not found (../shared is only beside CI and dev checkouts)"}
         payload["tud_campus"] = payload["tud_stadtmitte_simulated"] = skipped
-    payload["embedded_val"] = embedded_val("typical", args.seed) or {"skipped": "embedded dataset not generated (make data)"}
-    payload["reid"] = reid_section()
-    payload["analysis"] = analysis(args.seed)
-    payload["manifest"] = run_manifest(seed=args.seed, config={"repeats": args.repeats, "out": str(out)})
+    if "embedded_val" in args.sections:
+        payload["embedded_val"] = embedded_val("typical", args.seed) or {"skipped": "embedded dataset not generated (make data)"}
+    if "reid" in args.sections:
+        payload["reid"] = reid_section()
+    if "analysis" in args.sections:
+        payload["analysis"] = analysis(args.seed)
+    payload["manifest"] = run_manifest(seed=args.seed, config={"repeats": args.repeats, "out": str(out),
+                                                               "sections": args.sections})
     write_json(out, payload)
     for section in ("tud_campus", "tud_stadtmitte_simulated"):
+        if section not in payload:
+            continue
         print(section)
         for name, row in payload[section].get("results", {}).items():
             print(f"  {name:30s} " + ("  ".join(f"{k} {row[k]:.3f}" if isinstance(row[k], float) else f"{k} {row[k]}"
                                                 for k in SUMMARY + ("frames_per_second",)) if "HOTA" in row else row["error"]))
+    for name, row in payload.get("embedded_val", {}).get("by_detector", {}).items():
+        print(f"embedded val, {name}: AP50 {row['detections']['AP50']:.3f}, HOTA {row['combined']['HOTA']:.3f}, "
+              f"IDF1 {row['combined']['IDF1']:.3f}")
     print(f"-> {out}")
 
 

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "labkit.serve.cli",
     "labkit.robust.cli",
     "labkit.models.cli",
+    "labkit.realdata",
 )
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

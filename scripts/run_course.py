@@ -127,9 +127,29 @@ def run_notebook(path: Path, out_dir: Path, timeout: int) -> dict:
     nbformat.write(nb, target)
     rel = path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.as_posix()
     peak_mb = round(rss.peak / 2**20, 1)
-    return {"path": rel, "status": status, "seconds": round(seconds, 2), "peak_rss_mb": peak_mb,
+    machine = {"cpus": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1)}  # how busy it was: seconds depend on it
+    return {"path": rel, "status": status, "seconds": round(seconds, 2), "peak_rss_mb": peak_mb, "machine": machine,
             "over_binder_line": peak_mb > BINDER_LINE_MB, "error": error, "failed_cell": failed_cell,
             "slow_cells": [c["index"] for c in cells if c["seconds"] > SLOW_CELL_SECONDS], "cells": cells}
+
+
+#: The folders the default torch wheel brings for GPUs (CUDA libraries, cuDNN, NCCL, the Triton
+#: compiler): on a machine without a GPU they are disk spent on nothing.
+GPU_STACK = ("nvidia", "triton", "cuda")
+
+
+def torch_site_packages() -> str:
+    """The site-packages folder torch is installed in (found from its spec, without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    return str(Path(spec.origin).parent.parent) if spec and spec.origin else sys.prefix
+
+
+def gpu_stack_mb(site_packages: Path) -> float | None:
+    """MiB of ``site_packages`` taken by the GPU libraries of :data:`GPU_STACK` (``None`` if none is there)."""
+    sizes = [v for v in disk_mb({name: site_packages / name for name in GPU_STACK}).values() if v is not None]
+    return round(sum(sizes), 1) if sizes else None
 
 
 def disk_mb(paths: dict[str, Path]) -> dict[str, float | None]:
@@ -210,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         ch["notebooks"] += 1
     data = Path(os.environ.get("LABKIT_DATA") or REPO_ROOT / "data")  # where the generated datasets live
     disk = disk_mb({".venv": Path(sys.prefix), "data": data, "artifacts": out})
+    disk[".venv GPU stack"] = gpu_stack_mb(Path(torch_site_packages()))
     summary = {"notebooks": rows, "chapters": chapters, "disk_mb": disk, "metrics": read_metrics(out),
                "notes": read_notes(out)}  # the learners' "what changed / why / next" per section
     write_json(out / "course_summary.json", summary)

@@ -63,9 +63,13 @@ def duration_text(seconds: float) -> str:
     return f"about {seconds:.0f} s" if seconds < 90 else f"about {round(seconds / 60):.0f} min"
 
 
-def duration_line(seconds: float) -> str:
+def duration_line(seconds: float, machine: dict | None = None) -> str:
+    """The line above a slow cell; ``machine`` (``{"cpus", "load_average"}`` of the measuring run) says
+    how busy the machine was, since the seconds depend on it."""
+    where = (f" on {machine['cpus']} CPU cores at a load average of {machine['load_average']:g}"
+             if machine and machine.get("cpus") and machine.get("load_average") is not None else "")
     return (f"{DURATION_START}*Expected duration of the next cell: {duration_text(seconds)}, as measured by "
-            f"`make course` (`artifacts/course_summary.json`); its progress bar shows the time left.*{DURATION_END}")
+            f"`make course`{where} (`artifacts/course_summary.json`); its progress bar shows the time left.*{DURATION_END}")
 
 
 def without_block(source: str, start: str = DURATION_START, end: str = DURATION_END) -> str:
@@ -88,9 +92,10 @@ def with_memory_note(nb: nbformat.NotebookNode, row: dict) -> nbformat.NotebookN
     return nb
 
 
-def with_durations(nb: nbformat.NotebookNode, cells: list[dict]) -> nbformat.NotebookNode:
+def with_durations(nb: nbformat.NotebookNode, cells: list[dict], machine: dict | None = None) -> nbformat.NotebookNode:
     """``nb`` with a duration line above each code cell ``cells`` measured slower than
-    :data:`SLOW_SECONDS` (``cells``: ``{"index", "seconds"}`` of one ``make course`` row). A row that
+    :data:`SLOW_SECONDS` (``cells``: ``{"index", "seconds"}`` of one ``make course`` row; ``machine``:
+    its ``{"cpus", "load_average"}``, named in the line). A row that
     names a cell the notebook does not have as code is a :class:`ValueError` (the notebook changed
     since it was measured)."""
     seconds = {int(c["index"]): float(c["seconds"]) for c in cells}
@@ -103,7 +108,7 @@ def with_durations(nb: nbformat.NotebookNode, cells: list[dict]) -> nbformat.Not
     for index, took in sorted(seconds.items()):
         above = nb.cells[index - 1] if index > 0 else None
         if took > SLOW_SECONDS and above is not None and above.cell_type == "markdown":
-            above.source = above.source.rstrip("\n") + "\n\n" + duration_line(took)
+            above.source = above.source.rstrip("\n") + "\n\n" + duration_line(took, machine)
     return nb
 
 
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         nb = synced_notebook(path)
         if path in measured:
             try:
-                nb = with_memory_note(with_durations(nb, measured[path]["cells"]), measured[path])
+                nb = with_memory_note(with_durations(nb, measured[path]["cells"], measured[path].get("machine")), measured[path])
             except ValueError as exc:
                 print(f"{path.relative_to(REPO_ROOT)}: durations not written: {exc}", file=sys.stderr)
         new = nbformat.writes(nb) + "\n"

@@ -248,6 +248,10 @@ def test_measured_slow_cells_get_a_duration_line_above_them():
     assert nb.cells[0].source.count("<!-- expected-duration -->") == 1 and "about 2 min" in nb.cells[0].source
     assert nb.cells[5].source == "Grid."
     assert sync.duration_text(89.4) == "about 89 s" and sync.duration_text(150) == "about 2 min"
+    # the line names how busy the measuring machine was; an old summary without it says nothing
+    sync.with_durations(nb, [{"index": 1, "seconds": 95.0}], {"cpus": 2, "load_average": 21.5})
+    assert "`make course` on 2 CPU cores at a load average of 21.5 (" in nb.cells[0].source
+    assert "load average" not in sync.duration_line(30.0, {"cpus": 2})
 
 
 def test_durations_from_a_summary_of_another_notebook_version_are_refused():

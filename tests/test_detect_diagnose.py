@@ -93,3 +93,17 @@ def test_diverse_gallery_takes_one_case_per_scene() -> None:
     # images 1 and 2 share scene 7, image 3 has no scene: two duplicates can be shown, not four
     assert sorted(c.image_id for c in gallery["dupe"]) in ([1, 3], [2, 3])
     assert len(error_gallery(report, per_type=4)["dupe"]) == 4
+
+
+def test_gallery_rows_can_be_labelled_before_and_after(tmp_path) -> None:
+    gt, preds = _scene()
+    cv2.imwrite(str(tmp_path / "1.png"), np.full((200, 200, 3), 90, dtype=np.uint8))
+    ds = coco_to_dataset(gt, root=tmp_path)
+    dupes = error_gallery(analyze_errors(gt, preds), per_type=3)["dupe"]
+    fig = plot_error_gallery(ds, {"before": dupes, "after": dupes[:1]},
+                             row_labels={"before": "before: duplicate", "after": "after: duplicate"})
+    assert len(fig.axes) == len(dupes) + 1 == 4
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels == ["before: duplicate", "", "", "after: duplicate"]
+    default = plot_error_gallery(ds, {"dupe": dupes})
+    assert default.axes[0].get_ylabel() == "duplicate"

@@ -138,7 +138,8 @@ def _hostile(root: Path, course: CourseDir) -> dict[str, dict[str, str]]:
              "found += [k for k in os.environ if k == 'GRADER_SECRET']\n"
              "for pid in os.listdir('/proc'):\n"
              "    try:\n"
-             "        if pid.isdigit() and 'labkit' in open(f'/proc/{pid}/cmdline').read() and 'grade' in open(f'/proc/{pid}/cmdline').read():\n"
+             "        args = open(f'/proc/{pid}/cmdline').read().split(chr(0)) if pid.isdigit() else []\n"
+             "        if 'grade' in args or 'pytest' in args:  # the grader's own command line (labkit grade, pytest)\n"
              "            found.append(pid)\n"
              "    except OSError:\n        pass\n"
              "answer_q1 = 'c' if found else 'b'\n")

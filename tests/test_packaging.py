@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: One lesson per chapter that has lessons, run from the wheel at the ci budget. A single-sourced lesson
 #: runs as its source copy: the learner's copy stops at its first unanswered exercise by design.
 LESSONS = ["autograder/lessons/01_data_foundations/01_lab_environment.ipynb",
-           "notebooks/02_detection/05_confidence.ipynb",
+           "autograder/lessons/02_detection/05_confidence.ipynb",
            "notebooks/03_segmentation/01_semantic_vs_instance.ipynb"]
 
 

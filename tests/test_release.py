@@ -107,3 +107,20 @@ def test_every_written_chapter_has_a_released_graded_lab_and_a_quiz(chapter):
     assert labs, f"chapter {chapter} has no graded lab under autograder/source/"
     assert all((_committed(lab) / f"{lab}.ipynb").is_file() for lab in labs), f"chapter {chapter}: run `make release`"
     assert any((REPO / "autograder" / "keys" / f"{lab}.yaml").is_file() for lab in labs), f"chapter {chapter} has no quiz key"
+
+
+@pytest.mark.parametrize("lab_id", COURSE.labs())
+def test_hidden_seeds_are_not_in_the_student_copy(lab_id):
+    """The seeds a grading spec draws its hidden cases from (``_SEED = N``) appear in no student copy."""
+    seeds = re.findall(r"^_SEED = (\d+)", COURSE.spec_file(lab_id).read_text(), re.M)
+    for path in COURSE.source_notebooks(lab_id):
+        student = (_committed(lab_id) / path.name).read_text()
+        assert not [s for s in seeds if s in student], f"{lab_id}: a hidden seed is in the student copy"
+
+
+def test_mock_exam_student_copy_holds_no_fix_and_no_diagnosis():
+    """The mock exam's answers are per student; the copy keeps the drills' machinery calls only."""
+    student = (_committed("ch06_mock_exam") / "ch06_mock_exam.ipynb").read_text()
+    for leak in ("planted_bug", "compile_stage", '"isolate": "', "(np.arange(height) + 0.5)", "STUDENT_ID = \\\"instructor"):
+        assert leak not in student, leak
+    assert "exam(STUDENT_ID)" in student

@@ -73,6 +73,14 @@ def test_disk_mb_counts_file_blocks_and_marks_absent_folders(run_course, tmp_pat
     assert 1.0 <= sizes["a"] < 1.1 and sizes["gone"] is None
 
 
+def test_gpu_stack_counts_only_the_gpu_library_folders(run_course, tmp_path):
+    for name, mib in (("nvidia", 2), ("triton", 1), ("numpy", 3)):  # numpy is not part of the GPU stack
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "lib.so").write_bytes(b"x" * (mib * 2**20))
+    assert 3.0 <= run_course.gpu_stack_mb(tmp_path) < 3.2
+    assert run_course.gpu_stack_mb(tmp_path / "numpy") is None  # none of the folders: nothing to report
+
+
 @pytest.mark.slow
 def test_summary_carries_the_notes_the_notebooks_recorded(run_course, tmp_path, monkeypatch):
     (tmp_path / "01_x").mkdir()

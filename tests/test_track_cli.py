@@ -222,3 +222,48 @@ def test_detector_source_runs_once_then_reads_its_cache(val_seq: Path, tmp_path:
     cache = Path(runs[0]["detection_source"]["cache"])
     assert cache.is_file() and cache.parent == tmp_path / "artifacts" / "track_detections"
     assert (tmp_path / "p0.txt").read_bytes() == (tmp_path / "p1.txt").read_bytes()
+
+
+#: The three people of vtest.avi's frame 8, boxes read off the frame by hand (xyxy, 768x576 pixels).
+VTEST_FRAME8_PEOPLE = [[293, 210, 333, 300], [484, 163, 512, 240], [585, 237, 612, 325]]
+
+
+def test_vtest_review_video_with_the_hog_detector(tmp_path: Path, capsys, monkeypatch):
+    """OpenCV's vtest.avi (Debian opencv-doc) as --seq: its frames become a sequence, HOG finds the
+    people, the tracker follows them and the review video has one frame per video frame."""
+    from conftest import require_debian_package
+
+    from labkit.datasets import SOURCES
+
+    video = Path(SOURCES["vtest"].local_copies[0])
+    require_debian_package("opencv-doc", video.is_file(), "OpenCV's sample video vtest.avi")
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path / "artifacts"))
+    out, review = tmp_path / "vtest.txt", tmp_path / "vtest.mp4"
+    assert main(["track", "run", "--seq", str(video), "--max-frames", "8", "--detector", "hog", "--out", str(out),
+                 "--video", str(review), "--json"]) == 0
+    payload = _json(capsys)
+    assert payload["frames"] == 8 and payload["sequence"] == "vtest" and payload["detection_source"]["source"].startswith("HOG")
+    assert (tmp_path / "artifacts" / "track_sequences" / "vtest-first8" / "seqinfo.ini").is_file()
+    assert _frames(review) == 8 and payload["video"]["frames"] == 8
+    tracked = read_mot(out, "pred")
+    assert tracked and max(tracked) <= 8
+    # every box tracked at frame 8 holds one of the people, and at least one person is tracked there
+    centres = np.array([[(a + c) / 2, (b + d) / 2] for a, b, c, d in VTEST_FRAME8_PEOPLE])
+    boxes = tracked.get(8)
+    assert boxes is not None and len(boxes)
+    inside = [(centres[:, 0] >= x0) & (centres[:, 0] <= x1) & (centres[:, 1] >= y0) & (centres[:, 1] <= y1)
+              for x0, y0, x1, y1 in boxes.xyxy]
+    assert all(hit.any() for hit in inside), boxes.xyxy
+
+
+def test_max_frames_needs_a_video(val_seq: Path, tmp_path: Path, capsys):
+    assert main(["track", "run", "--seq", str(val_seq), "--out", str(tmp_path / "p.txt"), "--max-frames", "3"]) == 2
+    assert "--max-frames applies to a video" in capsys.readouterr().err
+
+
+def test_unreadable_video_as_sequence_is_a_data_error(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path / "artifacts"))
+    bad = tmp_path / "broken.avi"
+    bad.write_bytes(b"not a video")
+    assert main(["track", "run", "--seq", str(bad), "--detector", "hog", "--out", str(tmp_path / "p.txt")]) == 1
+    assert "broken.avi" in capsys.readouterr().err

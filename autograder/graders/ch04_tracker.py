@@ -14,7 +14,9 @@ copy). References, written here independently of the notebook:
   ByteTrack's lost state), enumerated;
 * tracking: HOTA and ID switches from TrackEval through ``labkit.metrics.tracking`` on the
   student's ``track_sequence`` output (the student's kernel runs it; the score is computed here);
-* video: decoded here with OpenCV; one frame per sequence frame, of the sequence's size.
+* video: decoded here with OpenCV; one frame per sequence frame, of the sequence's size, and every
+  track id given drawn: its box outline stands out from the sequence image (beyond the codec's
+  error around it) in at least half of the frames where it appears.
 
 ``labkit.track`` is blocked in the student's kernel: it holds the course's own tracker.
 """
@@ -32,6 +34,10 @@ from labkit.grading.labspec import Item, LabSpec, StudentRaised, quiz_items
 _SEED = 61907
 HOTA_TARGET, CROSSING_MAX_SWITCHES = 0.55, 1
 _HIDDEN_FRAMES, _VIDEO_FRAMES = 100, 24
+#: Grey levels by which a drawn box outline must stand out from the codec's error around it (measured on the
+#: video case: the outlines of the instructor's and the OpenCV-writer solutions stand out by about 10 or more in
+#: 9 boxes of 10, undrawn outlines by at most 5).
+DRAWN_CONTRAST = 6.0
 STATES = ("tentative", "confirmed", "lost")
 
 
@@ -280,27 +286,62 @@ def check_crossing(probe) -> None:
         f"{scores['IDSW']} ID switches on two objects crossing (at most {CROSSING_MAX_SWITCHES} allowed)"
 
 
+def box_drawn(decoded: np.ndarray, source: np.ndarray, box) -> bool | None:
+    """Whether the outline of ``box`` (xywh) was drawn into ``decoded`` over ``source`` (both BGR):
+    along the outline (a 5-pixel band) the frame must differ from the sequence image by at least
+    :data:`DRAWN_CONTRAST` grey levels more than just around it (a 6-pixel ring each side), which
+    discounts the codec's own error. ``None`` when no part of the outline lies in the frame."""
+    import cv2
+
+    x, y, w, h = (int(round(v)) for v in box)
+    diff = np.abs(decoded.astype(np.int16) - source.astype(np.int16)).max(axis=2)
+    band, ring = np.zeros(diff.shape, np.uint8), np.zeros(diff.shape, np.uint8)
+    cv2.rectangle(band, (x, y), (x + w, y + h), 1, 5)
+    cv2.rectangle(ring, (x, y), (x + w, y + h), 1, 17)
+    ring[band > 0] = 0
+    if not band.any() or not ring.any():
+        return None
+    return float(diff[band > 0].mean() - diff[ring > 0].mean()) >= DRAWN_CONTRAST
+
+
+def undrawn_ids(frames: list[np.ndarray], seq: Path, rows: np.ndarray) -> list[int]:
+    """Track ids of ``rows`` ([frame, id, x, y, w, h]) whose box is drawn in fewer than half of the
+    frames where it lies in the picture (decoded ``frames`` against the sequence's images)."""
+    import cv2
+
+    drawn: dict[int, list[bool]] = {}
+    for f, tid, *box in rows:
+        seen = box_drawn(frames[int(f) - 1], cv2.imread(str(seq / "img1" / f"{int(f):06d}.jpg")), box)
+        if seen is not None:
+            drawn.setdefault(int(tid), []).append(seen)
+    return sorted(t for t, marks in drawn.items() if np.mean(marks) < 0.5)
+
+
 def check_video(probe) -> None:
     import cv2
 
     scratch = probe.scratch_dir()
     seq = _hidden_sequence(str(scratch), _VIDEO_FRAMES, _SEED + 5)
-    gt = _gt_rows(seq)
+    rows = _gt_rows(seq)[:, :6]
+    rows[:, 1] = rows[:, 1] * 7 + 30  # a tracker's ids are arbitrary integers, not 1..n
     out = scratch / "review.mp4"
-    got = probe.call("render_review", str(seq), gt[:, :6], str(out))
+    got = probe.call("render_review", str(seq), rows, str(out))
     assert isinstance(got, str) and Path(got) == out, f"render_review must write {out.name} where it is asked to and return its path"
     assert out.is_file() and not out.is_symlink() and 0 < out.stat().st_size < 50_000_000, "no video file was written"
-    capture, frames, shape = cv2.VideoCapture(str(out)), 0, None
+    capture, frames = cv2.VideoCapture(str(out)), []
     try:
         while True:
             ok, image = capture.read()
             if not ok:
                 break
-            frames, shape = frames + 1, image.shape[:2]
+            frames.append(image)
     finally:
         capture.release()
-    assert frames == _VIDEO_FRAMES, f"the video decodes to {frames} frames; the sequence has {_VIDEO_FRAMES}"
-    assert shape == (240, 320), f"video frames are {shape}, the sequence frames (240, 320)"
+    assert len(frames) == _VIDEO_FRAMES, f"the video decodes to {len(frames)} frames; the sequence has {_VIDEO_FRAMES}"
+    assert frames[0].shape[:2] == (240, 320), f"video frames are {frames[0].shape[:2]}, the sequence frames (240, 320)"
+    missing = undrawn_ids(frames, seq, rows)
+    assert not missing, (f"{len(missing)} of {len(np.unique(rows[:, 1]))} track ids are not drawn in the video (their box "
+                         f"outline is missing in most of their frames): ids {missing[:10]}")
 
 
 LAB = LabSpec(

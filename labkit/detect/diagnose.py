@@ -135,10 +135,15 @@ def crop_case(image: np.ndarray, case: ErrorCase, *, margin: float = 0.6, min_si
 
 
 def plot_error_gallery(dataset: Dataset, gallery: Mapping[str, Sequence[ErrorCase]], *,
-                       class_names: Mapping[int, str] | None = None, out_side: int = 128) -> Figure:
+                       class_names: Mapping[int, str] | None = None, out_side: int = 128,
+                       row_labels: Mapping[str, str] | None = None) -> Figure:
     """One row per error type, one crop per example (see :func:`crop_case`), titled with the
     predicted class and score (or the missed object's class) and the IoU it was judged by.
-    Built with :func:`labkit.viz.new_figure`, so a notebook cell that returns it shows it."""
+    Built with :func:`labkit.viz.new_figure`, so a notebook cell that returns it shows it.
+
+    Rows are labelled with the error type's long name, or with ``row_labels[key]`` when given:
+    then the keys of ``gallery`` may be any names, e.g. ``{"before": [...], "after": [...]}`` to
+    show one error type before and after a fix."""
     kinds = [k for k, cases in gallery.items() if cases]
     cols = max((len(gallery[k]) for k in kinds), default=1)
     fig = new_figure(1.9 * cols, 2.1 * max(1, len(kinds)))
@@ -158,7 +163,7 @@ def plot_error_gallery(dataset: Dataset, gallery: Mapping[str, Sequence[ErrorCas
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
-                ax.set_ylabel(ERROR_TYPES[kind], fontsize=8)
+                ax.set_ylabel((row_labels or ERROR_TYPES).get(kind, kind), fontsize=8)
     if not kinds:
         fig.add_subplot().text(0.5, 0.5, "no errors to show", ha="center")
     else:

@@ -11,6 +11,9 @@
   answer and no hash.
 * :mod:`labkit.grading.release` -- ``nbgrader generate_assignment`` for every lab under
   ``autograder/source/`` and the student copies under ``notebooks/<chapter>/labs/``.
+* :mod:`labkit.grading.drills` and :mod:`labkit.grading.mock_exam` -- the Chapter 6 mock exam's
+  troubleshooting drills: broken pipeline stages with one planted bug each, drawn per student
+  from the student id (the grader derives the same drills from the submission's folder name).
 
 Only :mod:`labkit.grading.quiz` is imported here: student notebooks use it, and they should not
 pay for importing nbgrader.

@@ -177,8 +177,8 @@ class LabGrader:
         only = len(self.sources) == 1
         return [i for i in self.spec.items if i.notebook == name or (i.notebook is None and only)]
 
-    def grade_notebook(self, name: str, student_lab: Path) -> list[ItemResult]:
-        """The items probing notebook ``name`` for the submission in ``student_lab`` (may not exist)."""
+    def grade_notebook(self, name: str, student_lab: Path, student: str = "") -> list[ItemResult]:
+        """The items probing notebook ``name`` for ``student``'s submission in ``student_lab`` (may not exist)."""
         stem, items = Path(name).stem, self.items_of(name)
         path = student_lab / name
         if not path.is_file() or path.is_symlink():
@@ -189,13 +189,13 @@ class LabGrader:
             return [ItemResult(stem, i.name, 0.0, i.points, "invalid",
                                f"{name} is not a readable notebook: {type(exc).__name__}") for i in items]
         assembled = assemble(self.sources[name], self.released[name], submitted)
-        results = self._run_and_probe(assembled.notebook, student_lab, items, stem)
+        results = self._run_and_probe(assembled.notebook, student_lab, items, stem, student)
         results += [ItemResult(stem, gid, 0.0, 0.0, "tampered", clean_message(why))
                     for gid, why in assembled.tampered.items()]
         return results
 
     def _run_and_probe(self, notebook: NotebookNode, student_lab: Path, items: list[Item],
-                       stem: str) -> list[ItemResult]:
+                       stem: str, student: str) -> list[ItemResult]:
         s = self.settings
         plan = _cells_to_run(notebook.cells, tuple(self.spec.skip_cells))
         runtime = Path(tempfile.mkdtemp(prefix="lkg-"))
@@ -216,7 +216,8 @@ class LabGrader:
                 note = _cell_problems(runs, [k for k, _ in plan])
                 results = []
                 for item in items:
-                    probe = Probe(lambda code, timeout: run.execute(code, timeout=timeout), scratch, item.timeout)
+                    probe = Probe(lambda code, timeout: run.execute(code, timeout=timeout), scratch, item.timeout,
+                                  student=student, workdir=work)
                     results.append(score_item(item, probe, stem, note))
         finally:
             shutil.rmtree(runtime, ignore_errors=True)
@@ -224,7 +225,7 @@ class LabGrader:
 
     def grade_student(self, student: str, student_lab: Path) -> StudentResult:
         start = time.perf_counter()
-        items = [item for name in self.sources for item in self.grade_notebook(name, student_lab)]
+        items = [item for name in self.sources for item in self.grade_notebook(name, student_lab, student)]
         return StudentResult(student, items, time.perf_counter() - start)
 
 

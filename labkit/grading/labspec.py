@@ -57,6 +57,9 @@ item fails with "``iou_match`` raised ValueError: ..."; catch it to require an e
 travel). ``probe.map`` makes many calls in one round trip; ``probe.value`` reads a variable;
 ``probe.scratch_dir()`` gives a fresh folder the student's code may write into; open files from
 there only with :func:`labkit.grading.probe.read_plain_file` (no links followed, size-capped).
+``probe.student`` is the submission's student id (a lab may draw each student's cases from it,
+as the Chapter 6 mock exam does) and ``probe.workdir`` the sandbox's copy of the submitted lab
+folder after the notebook ran (deliverable files, read the same way).
 """
 
 from __future__ import annotations
@@ -120,8 +123,14 @@ class LabSpec:
 class Probe:
     """The grader's handle on one student's kernel (see the module docstring)."""
 
-    def __init__(self, execute: Callable[[str, float], ExecResult], scratch: Path, timeout: float):
+    def __init__(self, execute: Callable[[str, float], ExecResult], scratch: Path, timeout: float, *,
+                 student: str = "", workdir: Path | None = None):
         self._execute, self.scratch, self.timeout = execute, scratch, timeout
+        #: The submission's student id (its folder name): per-student hidden cases are drawn from it.
+        self.student = student
+        #: The sandbox's copy of the submitted lab folder after the notebook ran (files the notebook
+        #: wrote there are deliverables; read them only with ``read_plain_file``).
+        self.workdir = workdir
 
     def scratch_dir(self) -> Path:
         """A new, empty folder inside the sandbox's scratch area (same path inside and out)."""

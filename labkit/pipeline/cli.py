@@ -40,14 +40,18 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"config not found: {args.config}")
     if args.gt is not None and not Path(args.gt).is_file():
         raise UsageError(f"ground truth not found: {args.gt}")
+    if args.spec is not None and not Path(args.spec).is_file():
+        raise UsageError(f"capstone spec not found: {args.spec}")
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError(f"--max-frames must be >= 1, got {args.max_frames}")
     words = ["labkit", "run", "--config", args.config, "--source", args.source, "--out", str(args.out)]
     words += ["--gt", args.gt] if args.gt is not None else []
     words += ["--max-frames", str(args.max_frames)] if args.max_frames is not None else []
+    words += ["--spec", args.spec] if args.spec is not None else []
     command = shlex.join(words)
     try:
-        summary = run(args.config, args.source, args.out, gt=args.gt, max_frames=args.max_frames, command=command)
+        summary = run(args.config, args.source, args.out, gt=args.gt, max_frames=args.max_frames, command=command,
+                      spec=args.spec)
     except SourceError as exc:
         raise UsageError(str(exc)) from exc
     emit(args, {**summary, "out": str(args.out)}, _render_run)
@@ -76,6 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder to (re)create")
     p.add_argument("--gt", default=None, help="COCO instances file with the frames' ground truth (boxes, masks)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--spec", default=None, help="capstone spec YAML (scenario, success metrics and protocol, "
+                                                "dataset card, ablations, weaknesses) for the report")
     add_json_flag(p)
     p.set_defaults(func=_run)
 

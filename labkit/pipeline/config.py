@@ -128,3 +128,20 @@ def resolve_weights(cfg: PipelineConfig, weights: str | None) -> str | None:
     if weights is None or Path(weights).is_absolute() or cfg.source == "<memory>":
         return weights
     return str(Path(cfg.source).parent / weights)
+
+
+def budget_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """The mapping of a capstone config with each model's checkpoint taken from
+    :func:`labkit.models.load` of its registry name, which under ``LABKIT_BUDGET=ci`` loads the
+    tiny variant (``detect-base`` -> ``detect-tiny``); the model names follow. Lessons run the
+    same config at both budgets this way; an explicit ``weights`` entry is kept as it is."""
+    from labkit.models import load
+
+    values = dict(config) if isinstance(config, Mapping) else dict(read_yaml_mapping(config))
+    for role in ("detector", "segmenter"):
+        section = values.get(role)
+        if section is None or section.get("weights") is not None:
+            continue
+        model = load(section["name"], progress=False)
+        values[role] = {**section, "name": model.name, "weights": str(model.weights)}
+    return values

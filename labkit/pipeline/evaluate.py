@@ -2,7 +2,7 @@
 
 Ground truth comes from a MOTChallenge sequence's ``gt/gt.txt`` (boxes, classes, track ids;
 ``consider = 0`` boxes become COCO crowd regions, which neither count as misses nor punish a
-detection) or from a COCO instances file whose ``file_name`` entries end the frames' paths
+detection; ``visibility`` is kept for the occlusion slice) or from a COCO instances file whose ``file_name`` entries end the frames' paths
 (boxes, masks, optional ``track_id``). Only the frames of the run are scored.
 
 * box AP and mask AP: COCO AP@[.5:.95], AP50, AP75 and AP by object size
@@ -64,7 +64,8 @@ def truth_from_mot(gt_file: str | Path, records: Sequence[Mapping[str, Any]], cl
         gt = per_frame.get(r["frame_id"], Detections.empty())
         consider = gt.get("consider", np.ones(len(gt), dtype=np.int64))
         frames[r["frame_id"]] = Detections(gt.xywh, gt.class_id, track_id=gt.track_id if len(gt) else None,
-                                           data={"iscrowd": 1 - consider})
+                                           data={"iscrowd": 1 - consider,
+                                                 "visibility": gt.get("visibility", np.ones(len(gt)))})
     return Truth(frames, [{"id": int(k), "name": v} for k, v in sorted(class_names.items())], str(gt_file))
 
 
@@ -87,9 +88,12 @@ def truth_from_coco(path: str | Path, records: Sequence[Mapping[str, Any]]) -> T
         gt = image.detections
         crowd = gt.get("iscrowd", np.zeros(len(gt), dtype=np.int64))
         tracks = gt.track_id if gt.track_id is not None else gt.get("track_id")
+        data = {"iscrowd": np.asarray(crowd, dtype=np.int64)}
+        visibility = gt.get("visibility")
+        if visibility is not None and not any(v is None for v in visibility):
+            data["visibility"] = np.asarray(visibility, dtype=np.float64)
         frames[r["frame_id"]] = Detections(gt.xywh, gt.class_id, segmentation=gt.segmentation,
-                                           track_id=None if tracks is None else tracks.astype(np.int64),
-                                           data={"iscrowd": np.asarray(crowd, dtype=np.int64)})
+                                           track_id=None if tracks is None else tracks.astype(np.int64), data=data)
     return Truth(frames, list(ds.categories), str(path))
 
 

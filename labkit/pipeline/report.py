@@ -4,8 +4,12 @@ summary (every number in it comes from the run's own files: metrics.json, latenc
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any, Mapping
+
+from labkit.pipeline.diagnose import diagnosis_sections
+from labkit.pipeline.spec import CapstoneSpec, evidence_sections, latency_sheet, measured_values, spec_section
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -18,20 +22,25 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines + [""]
 
 
-def report_markdown(summary: Mapping[str, Any]) -> str:
-    """The report as Markdown: command, source, models (checkpoint sha256, preprocessing,
-    post-processing), metrics, per-stage latency and the list of outputs."""
+def report_markdown(summary: Mapping[str, Any], spec: CapstoneSpec | None = None) -> str:
+    """The report as Markdown: the capstone spec with each requirement's measured value (when
+    ``spec``), command, source, models (checkpoint sha256, preprocessing, post-processing),
+    metrics, slices and failure gallery (when the summary has them), dataset card, ablations and
+    known weaknesses (when ``spec``), the latency sheet and the list of outputs."""
     src = summary["source"]
-    lines = ["# Pipeline run report", "", "## Command", "", "```", summary["command"], "```", "",
+    lines = ["# Pipeline run report", ""]
+    if spec is not None:
+        lines += spec_section(spec, measured_values(summary.get("metrics"), summary["latency"]))
+    lines += ["## Command", "", "```", summary["command"], "```", "",
              "## Source", "", f"{src['kind']} `{src['path']}`: {summary['frames']} frames at {_num(src['fps'], 2)} fps, "
              f"{summary['objects']} objects exported.", "", "## Models", ""]
     rows = []
     for role, m in summary["models"].items():
         if role == "tracker":
             continue
-        spec = m["input"]
-        prep = (f"letterbox {spec['size']}, pad {spec['pad_value']}, {spec['channel_order']}, "
-                f"mean {spec['mean']}, std {spec['std']}")
+        inp = m["input"]
+        prep = (f"letterbox {inp['size']}, pad {inp['pad_value']}, {inp['channel_order']}, "
+                f"mean {inp['mean']}, std {inp['std']}")
         rows.append([role, m["name"], f"`{m['sha256'][:16]}`", prep, str(m.get("postprocess", "-"))])
     lines += _table(["stage", "model", "checkpoint sha256", "preprocessing", "post-processing"], rows)
     tracker = summary["models"].get("tracker")
@@ -53,21 +62,24 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
                       f"pixel accuracy {_num(sem['pixel_accuracy'])}.", ""]
         if "tracking" in metrics:
             lines += _table(list(metrics["tracking"]), [list(metrics["tracking"].values())])
-    lat = summary["latency"]
-    lines += ["## Latency", "", f"{lat['frames']} frames in {_num(lat['wall_s'], 2)} s "
-              f"({_num(lat['fps'], 1)} frames per second, all stages).", ""]
-    lines += _table(["stage", "p50 ms", "p95 ms", "mean ms"],
-                    [[k, v["p50_ms"], v["p95_ms"], v["mean_ms"]] for k, v in lat["stages"].items()])
+    if "slices" in summary:
+        d = summary["diagnosis"]
+        lines += diagnosis_sections(summary["slices"], summary["failures"], d["folder"], iou=d["iou"],
+                                    class_aware=d["class_aware"])
+    if spec is not None:
+        lines += evidence_sections(spec)
+    lines += latency_sheet(summary["latency"], spec)
     lines += ["## Outputs", ""] + [f"- `{name}`" for name in summary["outputs"]] + [""]
     return "\n".join(lines)
 
 
 def markdown_to_html(text: str, title: str = "Pipeline run report") -> str:
     """HTML for the Markdown subset :func:`report_markdown` writes (headings, fenced code,
-    pipe tables, bullets, paragraphs with inline code)."""
+    pipe tables, bullets, images on their own line, paragraphs with inline code and bold)."""
     def inline(s: str) -> str:
         parts = html.escape(s).split("`")
-        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+        text = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+        return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
 
     out, lines, i = [], text.splitlines(), 0
     while i < len(lines):
@@ -87,7 +99,10 @@ def markdown_to_html(text: str, title: str = "Pipeline run report") -> str:
                        + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in body)
                        + "</table>")
             continue
-        if line.startswith("#"):
+        image = re.fullmatch(r"!\[([^\]]*)\]\(([^)\s]+)\)", line.strip())
+        if image:
+            out.append(f'<p><img src="{html.escape(image[2])}" alt="{html.escape(image[1])}"></p>')
+        elif line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
             out.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
         elif line.startswith("- "):
@@ -100,10 +115,10 @@ def markdown_to_html(text: str, title: str = "Pipeline run report") -> str:
             f"<style>{style}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
 
 
-def write_report(out_dir: str | Path, summary: Mapping[str, Any]) -> tuple[Path, Path]:
+def write_report(out_dir: str | Path, summary: Mapping[str, Any], spec: CapstoneSpec | None = None) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir``."""
     out = Path(out_dir)
-    text = report_markdown(summary)
+    text = report_markdown(summary, spec)
     (out / "report.md").write_text(text, encoding="utf-8")
     (out / "report.html").write_text(markdown_to_html(text), encoding="utf-8")
     return out / "report.md", out / "report.html"

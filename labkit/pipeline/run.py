@@ -9,6 +9,7 @@ receives::
     results_mot.txt       MOTChallenge tracker results: the confirmed tracks (only with a tracker)
     demo.mp4              the rendered overlays (H.264)
     metrics.json          scores against the ground truth (only when there is ground truth)
+    failures/             crops of the worst frames, for the report's failure gallery (idem)
     latency.json          per-stage wall time per frame (p50 / p95, ms) and frames per second
     report.md, report.html
     manifest.json         git commit, command, config, versions, models with checkpoint sha256
@@ -41,7 +42,7 @@ from labkit.pipeline.render import VideoWriter, draw_record
 
 MANIFEST = "manifest.json"
 PREDICTIONS, COCO_RESULTS, MOT_RESULTS = "predictions.jsonl", "results_coco.json", "results_mot.txt"
-VIDEO, METRICS, LATENCY = "demo.mp4", "metrics.json", "latency.json"
+VIDEO, METRICS, LATENCY, FAILURES = "demo.mp4", "metrics.json", "latency.json", "failures"
 STAGES = ("load", "detect", "segment", "track", "export", "render")
 
 
@@ -139,17 +140,24 @@ def latency_summary(timings: Mapping[str, list[float]], wall_s: float, frames: i
 
 
 def run(config: str | Path | Mapping[str, Any], source: str | Path, out_dir: str | Path, *,
-        gt: str | Path | None = None, max_frames: int | None = None, command: str | None = None) -> dict[str, Any]:
+        gt: str | Path | None = None, max_frames: int | None = None, command: str | None = None,
+        spec: str | Path | Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run the pipeline of ``config`` on ``source`` into ``out_dir`` (see the module docstring).
 
     ``gt``: a COCO instances file with the frames' ground truth (else a MOTChallenge sequence's
-    own ``gt/gt.txt`` is used when present). Returns the summary that ``report.md`` shows.
+    own ``gt/gt.txt`` is used when present); with ground truth the report gets slices and a
+    failure gallery (``failures/``, :mod:`labkit.pipeline.diagnose`). ``spec``: a capstone spec
+    (:mod:`labkit.pipeline.spec`), checked before any frame runs; the report then opens with it
+    and states each requirement's measured value. Returns the summary that ``report.md`` shows.
     """
     from labkit.pipeline import evaluate
+    from labkit.pipeline.diagnose import failure_gallery, slice_table
     from labkit.pipeline.report import write_report
+    from labkit.pipeline.spec import load_spec
     from labkit.repro import run_manifest
 
     cfg = load_config(config)
+    capstone = None if spec is None else load_spec(spec)
     src = open_source(source, fps=cfg.fps)
     out = fresh_dir(out_dir, marker=MANIFEST, what="pipeline run folder")
     command = command if command is not None else " ".join(["labkit", *sys.argv[1:]])
@@ -158,6 +166,7 @@ def run(config: str | Path | Mapping[str, Any], source: str | Path, out_dir: str
     pipe = Pipeline(cfg)
     timings: dict[str, list[float]] = {s: [] for s in STAGES}
     records: list[dict[str, Any]] = []
+    brightness: dict[int, float] = {}  # mean intensity per frame: the lighting slice
     tracker = pipe.new_tracker()
     start = time.perf_counter()
     with VideoWriter(out / VIDEO, src.fps) as video:
@@ -166,6 +175,7 @@ def run(config: str | Path | Mapping[str, Any], source: str | Path, out_dir: str
                 for frame in frames:
                     frame.source = str(save_frame(out / "frames", frame))
             batch = pipe.process(frames, timings, tracker=tracker)
+            brightness.update((f.frame_id, float(f.image.mean())) for f in frames)
             for frame, record in zip(frames, batch):
                 t = time.perf_counter()
                 video.write(draw_record(frame.image, record, show_masks=cfg.render.show_masks,
@@ -186,17 +196,22 @@ def run(config: str | Path | Mapping[str, Any], source: str | Path, out_dir: str
         truth = evaluate.truth_from_coco(gt, records)
     elif src.gt_file is not None:
         truth = evaluate.truth_from_mot(src.gt_file, records, pipe.detector.class_names)
-    metrics = None
+    metrics, diagnosis = None, {}
     if truth is not None:
         metrics = evaluate.evaluate_records(records, truth, tracked=tracker is not None)
         write_json(out / METRICS, metrics)
         outputs.append(METRICS)
+        aware = True if capstone is None else capstone.protocol["class_aware"]
+        diagnosis = {"slices": slice_table(records, truth.frames, brightness, class_aware=aware),
+                     "failures": failure_gallery(records, truth.frames, out / FAILURES, class_aware=aware),
+                     "diagnosis": {"folder": FAILURES, "iou": 0.5, "class_aware": aware}}
+        outputs.append(FAILURES + "/")
     latency = latency_summary(timings, wall, len(records))
     write_json(out / LATENCY, latency)
     summary = {"source": src.describe(), "frames": len(records), "objects": sum(len(r["objects"]) for r in records),
-               "models": pipe.models(), "metrics": metrics, "latency": latency, "command": command,
+               "models": pipe.models(), "metrics": metrics, "latency": latency, "command": command, **diagnosis,
                "outputs": outputs + [LATENCY, "report.md", "report.html", MANIFEST]}
-    write_report(out, summary)
+    write_report(out, summary, capstone)
     write_json(out / MANIFEST, run_manifest(**base, extra={"status": "finished", "source": src.describe(),
                                                            "models": summary["models"], "outputs": summary["outputs"]}))
     return summary

@@ -25,9 +25,10 @@ module                        what it holds
                               :func:`build_reid`, :func:`load_reid`, rank-1 / mAP retrieval scores
 :mod:`~.tracker`              :class:`Tracker` and :class:`FrameResult` (output, backfill, states, log)
 :mod:`~.run`                  :func:`track_frames` over a sequence -> :class:`TrackRun`; :func:`write_log`
-:mod:`~.sequence`             MOTChallenge sequence folders and strict reading of det/gt files
+:mod:`~.sequence`             MOTChallenge sequence folders and strict reading of det/gt files;
+                              :func:`sequence_from_video` turns a video file into one
 :mod:`~.sources`              detections: public ``det.txt``, simulated from gt (presets), a course
-                              detector over the frames (cached); :func:`normalise_scores`
+                              detector or OpenCV's HOG over the frames (cached); :func:`normalise_scores`
 :mod:`~.render`               review videos (MP4 / H.264): states, trails, predictions, ID switches, gt
 :mod:`~.analysis`             ID switches by cause and occlusion level; detector-threshold trade-off
 :mod:`~.cli`                  ``labkit track run`` and ``labkit track render``
@@ -53,7 +54,7 @@ from labkit.track.gating import chi2_threshold, iou_gate, mahalanobis_gate
 from labkit.track.kalman import BoxKalman
 from labkit.track.lifecycle import TrackState
 from labkit.track.run import TrackRun, track_frames, write_log
-from labkit.track.sequence import Sequence, open_sequence, read_sequence_file
+from labkit.track.sequence import Sequence, open_sequence, read_sequence_file, sequence_from_video
 from labkit.track.sources import normalise_scores, public_detections, simulated_detections
 from labkit.track.tracker import FrameResult, Tracker
 
@@ -61,5 +62,5 @@ __all__ = [
     "BoxKalman", "FrameResult", "Gallery", "HistogramEmbedder", "Sequence", "TrackConfig", "TrackRun", "TrackState",
     "Tracker", "assign", "blend", "centre_distance", "chi2_threshold", "cosine_distance", "iou_distance", "iou_gate",
     "load_config", "mahalanobis_gate", "normalise_scores", "open_sequence", "public_detections", "read_sequence_file",
-    "simulated_detections", "track_frames", "write_log",
+    "sequence_from_video", "simulated_detections", "track_frames", "write_log",
 ]

@@ -2,8 +2,11 @@
 
 ``labkit track run --seq DIR --out PRED.txt`` tracks one MOTChallenge sequence folder (see
 :mod:`labkit.track.sequence`) with detections from ``--det FILE`` (default ``DIR/det/det.txt``),
-``--detector base|WEIGHTS`` (the course detector over the frames, cached) or ``--simulate PRESET``
-(simulated from ``DIR/gt/gt.txt``). ``labkit track run --split val --out DIR`` runs every
+``--detector base|hog|WEIGHTS`` (the course detector or OpenCV's HOG people detector over the frames,
+cached) or ``--simulate PRESET`` (simulated from ``DIR/gt/gt.txt``). A video file as ``--seq`` (e.g.
+OpenCV's ``vtest.avi``, ``labkit.datasets.fetch("vtest")``) is first written as a sequence folder
+(``--max-frames N``: its first N frames), so ``labkit track run --seq vtest.avi --detector hog
+--video review.mp4`` gives a review video of a real scene without ground truth. ``labkit track run --split val --out DIR`` runs every
 sequence of a split of the embedded dataset into ``DIR/<seq>.txt`` (score them with
 ``labkit eval tracking --gt <data>/sequences/val --pred DIR``).
 
@@ -16,15 +19,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from labkit.artifacts import artifacts_dir
 from labkit.cli import UsageError, add_json_flag, emit
+from labkit.data.sources import VIDEO_SUFFIXES
 from labkit.data.mot import write_mot
 from labkit.errors import DataError
 from labkit.track.config import load_config
 from labkit.track.render import check_video_target, render_video, states_from_log
 from labkit.track.run import track_frames, write_log
-from labkit.track.sequence import Sequence, open_sequence, read_sequence_file
-from labkit.track.sources import (SCORE_NORMS, SIMULATE_PRESETS, detector_detections, normalise_scores,
-                                  public_detections, simulated_detections)
+from labkit.track.sequence import Sequence, open_sequence, read_sequence_file, sequence_from_video
+from labkit.track.sources import (SCORE_NORMS, SIMULATE_PRESETS, detector_detections, hog_detections,
+                                  normalise_scores, public_detections, simulated_detections)
 
 
 def _base_weights() -> Path:
@@ -47,9 +52,10 @@ def _detections(args: argparse.Namespace, seq: Sequence) -> tuple[dict, dict[str
         gt = read_sequence_file(seq.gt_file, "gt", seq.length)
         frames = simulated_detections(gt, seq.length, seq.width, seq.height, preset=args.simulate, seed=args.seed)
         info = {"source": f"simulated ({args.simulate}, seed {args.seed})"}
+    elif args.detector == "hog":
+        frames, info = hog_detections(seq, artifacts_dir() / "track_detections")
+        info["source"] = "HOG people detector (OpenCV)"
     elif args.detector:
-        from labkit.artifacts import artifacts_dir
-
         weights = _base_weights() if args.detector == "base" else Path(args.detector)
         frames, info = detector_detections(weights, seq, artifacts_dir() / "track_detections")
         info["source"] = f"detector {weights}"
@@ -127,11 +133,20 @@ def _run(args: argparse.Namespace) -> int:
         except DataError as exc:
             raise UsageError(str(exc)) from None
     if args.seq:
-        payload = _run_one(args, Path(args.seq), Path(args.out), Path(args.video) if args.video else None,
+        seq_dir = Path(args.seq)
+        if seq_dir.suffix.lower() in VIDEO_SUFFIXES:
+            if not seq_dir.is_file():
+                raise UsageError(f"--seq video not found: {seq_dir}")
+            limit = f"-first{args.max_frames}" if args.max_frames else ""
+            seq_dir = sequence_from_video(seq_dir, artifacts_dir() / "track_sequences" / f"{seq_dir.stem}{limit}",
+                                          max_frames=args.max_frames)
+        elif args.max_frames:
+            raise UsageError("--max-frames applies to a video given as --seq")
+        payload = _run_one(args, seq_dir, Path(args.out), Path(args.video) if args.video else None,
                            Path(args.log) if args.log else None)
     else:
-        if args.video or args.log or args.det:
-            raise UsageError("--det, --video and --log apply to one sequence (--seq)")
+        if args.video or args.log or args.det or args.max_frames:
+            raise UsageError("--det, --video, --log and --max-frames apply to one sequence (--seq)")
         from labkit.data.synth import default_root
 
         root = Path(args.data) if args.data else default_root()
@@ -174,13 +189,16 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("run", help="track a MOTChallenge sequence (or a split of the embedded dataset)",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--seq", help="MOTChallenge sequence folder (img1/, seqinfo.ini, det/det.txt, gt/gt.txt)")
+    p.add_argument("--seq", help="MOTChallenge sequence folder (img1/, seqinfo.ini, det/det.txt, gt/gt.txt), or a video "
+                                 "file (its frames are written as a sequence under artifacts/track_sequences/)")
+    p.add_argument("--max-frames", type=int, help="with a video as --seq: use its first N frames")
     p.add_argument("--split", help="run every sequence of this embedded-dataset split (train, val, test); detections "
                                    "are simulated (typical preset) unless --simulate or --detector says otherwise")
     p.add_argument("--data", help="embedded dataset root for --split (default: the generated dataset)")
     p.add_argument("--out", required=True, help="results file (--seq) or folder of <seq>.txt (--split)")
     p.add_argument("--det", help="MOTChallenge detection file (default: DIR/det/det.txt)")
-    p.add_argument("--detector", help="'base' (the course base detector) or a checkpoint path, run over the frames")
+    p.add_argument("--detector", help="'base' (the course base detector), 'hog' (OpenCV's HOG people detector) or a "
+                                      "checkpoint path, run over the frames")
     p.add_argument("--simulate", help=f"simulate detections from gt.txt: one of {sorted(SIMULATE_PRESETS)}")
     p.add_argument("--seed", type=int, default=0, help="seed of --simulate (default 0)")
     p.add_argument("--config", help="tracker YAML (default: configs/track_default.yaml values)")

@@ -116,3 +116,37 @@ def read_sequence_file(path: str | Path, kind: str, length: int | None, *, layou
     frames = read_mot(path, kind, layout=layout)  # type: ignore[arg-type]
     check_row_order(path, length)
     return frames
+
+
+def sequence_from_video(video: str | Path, out_dir: str | Path, *, max_frames: int | None = None) -> Path:
+    """Write the frames of a video file (e.g. OpenCV's ``vtest.avi``) as a MOTChallenge sequence
+    folder, ``out_dir/img1/000001.jpg ...`` plus ``seqinfo.ini`` (name = the file's stem, frame rate
+    from the container, 25 when it states none), so every sequence command can track it; frames
+    after ``max_frames`` are left out. Returns ``out_dir``; a video without a readable frame is a
+    :class:`DataError`."""
+    import cv2
+
+    from labkit.data.mot import write_seqinfo
+
+    video, out = Path(video), Path(out_dir)
+    capture = cv2.VideoCapture(str(video))
+    if not capture.isOpened():
+        raise DataError("cannot open the video", source=str(video))
+    (out / "img1").mkdir(parents=True, exist_ok=True)
+    count, shape = 0, None
+    try:
+        fps = int(round(capture.get(cv2.CAP_PROP_FPS) or 0)) or 25
+        while max_frames is None or count < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            count, shape = count + 1, frame.shape
+            cv2.imwrite(str(out / "img1" / f"{count:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    finally:
+        capture.release()
+    if count == 0:
+        raise DataError("the video has no readable frame", source=str(video))
+    for stale in sorted((out / "img1").glob("*.jpg"))[count:]:
+        stale.unlink()
+    write_seqinfo(out / "seqinfo.ini", name=video.stem, length=count, fps=fps, width=shape[1], height=shape[0])
+    return out

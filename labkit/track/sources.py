@@ -10,7 +10,8 @@ Three sources, all returning ``{frame: Detections}`` (frames 1-based, every fram
   Objects less visible than ``min_visibility`` (the generator's visibility labels) are not
   detectable, as for a real detector.
 * :func:`detector_detections`: a course detector run over the frames, cached as a ``det.txt``
-  keyed by the weights' and frames' content.
+  keyed by the weights' and frames' content; :func:`hog_detections` the same with OpenCV's HOG
+  people detector (for pedestrian videos such as ``vtest.avi``).
 
 Scores: MOT15's public ACF detections score up to ~130, ByteTrack-style thresholds expect
 [0, 1]. :func:`normalise_scores` with ``"auto"`` divides by the sequence maximum only when some
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -111,28 +112,52 @@ def simulated_detections(gt: Mapping[int, Detections], length: int, width: int, 
     return {f: _nms(d, nms_iou) if len(d) else d for f, d in raw.items()}
 
 
+def _cached_detections(sequence: Sequence, cache_dir: str | Path, tag: str, key: bytes,
+                       detect: Callable[[list[Path]], list[Detections]]) -> tuple[dict[int, Detections], dict[str, Any]]:
+    """``detect(frame paths)`` once per (``key``, frame files), cached as ``<cache_dir>/<name>-<tag>-<hash>.txt``."""
+    from labkit.data.mot import write_mot
+
+    paths = sequence.frame_paths()
+    if not paths:
+        raise DataError("the detector needs frames, and the folder has none", source=str(sequence.root / "img1"))
+    digest = hashlib.sha256(key)
+    for p in paths:
+        digest.update(p.name.encode())
+        digest.update(p.read_bytes())
+    cache = Path(cache_dir) / f"{sequence.name}-{tag}-{digest.hexdigest()[:16]}.txt"
+    if cache.is_file():
+        return public_detections(cache, sequence.length), {"cache": str(cache), "cached": True}
+    write_mot(dict(enumerate(detect(paths), start=1)), cache, "pred")
+    return public_detections(cache, sequence.length), {"cache": str(cache), "cached": False}
+
+
 def detector_detections(weights: str | Path, sequence: Sequence, cache_dir: str | Path, *, conf: float = 0.05,
                         device: str = "cpu") -> tuple[dict[int, Detections], dict[str, Any]]:
-    """Run a course detector over the sequence frames; cached as ``<cache_dir>/<name>-<key>.txt``
-    where ``key`` hashes the weights and the frame files (a second call reads the cache)."""
-    from labkit.data.mot import write_mot
+    """Run a course detector over the sequence frames; cached (see :func:`_cached_detections`) by the
+    weights' and frames' content (a second call reads the cache)."""
     from labkit.detect.predict import predict
 
     weights = Path(weights)
     if not weights.is_file():
         raise DataError("detector weights not found", source=str(weights))
-    paths = sequence.frame_paths()
-    if not paths:
-        raise DataError("the detector needs frames, and the folder has none", source=str(sequence.root / "img1"))
-    digest = hashlib.sha256(weights.read_bytes())
-    for p in paths:
-        digest.update(p.name.encode())
-        digest.update(p.read_bytes())
-    digest.update(f"conf={conf}".encode())
-    cache = Path(cache_dir) / f"{sequence.name}-{digest.hexdigest()[:16]}.txt"
-    if cache.is_file():
-        return public_detections(cache, sequence.length), {"cache": str(cache), "cached": True}
-    found = predict(weights, [str(p) for p in paths], conf=conf, device=device, progress=False)
-    frames = {i: found[str(p)] for i, p in enumerate(paths, start=1)}
-    write_mot(frames, cache, "pred")
-    return public_detections(cache, sequence.length), {"cache": str(cache), "cached": False}
+
+    def detect(paths: list[Path]) -> list[Detections]:
+        found = predict(weights, [str(p) for p in paths], conf=conf, device=device, progress=False)
+        return [found[str(p)] for p in paths]
+
+    return _cached_detections(sequence, cache_dir, "detector", weights.read_bytes() + f"conf={conf}".encode(), detect)
+
+
+def hog_detections(sequence: Sequence, cache_dir: str | Path, *, max_side: int | None = None) -> tuple[dict[int, Detections], dict[str, Any]]:
+    """OpenCV's HOG people detector (:mod:`labkit.detect.hog`) over the sequence frames at full size (its
+    64x128 window misses people shorter than 128 pixels, so frames are not shrunk), cached the same way."""
+    import cv2
+
+    from labkit.data.images import load_image
+    from labkit.detect.hog import detect_people, people_detector
+
+    def detect(paths: list[Path]) -> list[Detections]:
+        hog = people_detector()
+        return [detect_people(load_image(p), hog=hog, max_side=max_side) for p in paths]
+
+    return _cached_detections(sequence, cache_dir, "hog", f"hog opencv={cv2.__version__} max_side={max_side}".encode(), detect)
