@@ -60,6 +60,7 @@ bench: install ## benchmarks: figures go to artifacts/bench_*.json
 	$(BIN)/python benchmarks/metrics_detection.py
 	$(BIN)/python benchmarks/metrics_tracking.py
 	$(BIN)/python benchmarks/grading.py
+	$(BIN)/python benchmarks/robust_int8.py
 
 system-deps: ## Debian packages: bubblewrap (grading sandbox), opencv-doc (vtest.avi), chromium (demo browser test); needs root
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends bubblewrap opencv-doc chromium

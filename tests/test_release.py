@@ -95,9 +95,18 @@ def test_grading_specs_are_never_released(lab_id):
 def test_chapter_mapping(tmp_path):
     assert chapter_labs_dir("ch01_quiz", NOTEBOOKS) == NOTEBOOKS / "01_data_foundations" / "labs"
     assert chapter_labs_dir("ch02_nms", NOTEBOOKS) == NOTEBOOKS / "02_detection" / "labs"
+    assert chapter_labs_dir("ch05_robustness", NOTEBOOKS) == NOTEBOOKS / "05_robustness" / "labs"
     for bad in ("quiz", "ch1_quiz", "ch07_missing_chapter"):
         with pytest.raises(DataError):
             chapter_labs_dir(bad, NOTEBOOKS)
+
+
+@pytest.mark.parametrize("chapter", ["01", "02", "03", "04", "05"])
+def test_every_written_chapter_has_a_released_graded_lab_and_a_quiz(chapter):
+    labs = [lab for lab in COURSE.labs() if lab.startswith(f"ch{chapter}_")]
+    assert labs, f"chapter {chapter} has no graded lab under autograder/source/"
+    assert all((_committed(lab) / f"{lab}.ipynb").is_file() for lab in labs), f"chapter {chapter}: run `make release`"
+    assert any((REPO / "autograder" / "keys" / f"{lab}.yaml").is_file() for lab in labs), f"chapter {chapter} has no quiz key"
 
 
 @pytest.mark.parametrize("lab_id", COURSE.labs())

@@ -111,7 +111,8 @@ class LabSpec:
     #: What the sandbox must see read-only besides Python, labkit and $LABKIT_DATA (rarely needed).
     readonly_paths: tuple[Path, ...] = field(default_factory=tuple)
     #: Called once when grading starts (before any worker forks): build cached reference data here,
-    #: so its cost is paid once per lab, not by the first submission.
+    #: so its cost is paid once per lab, not by the first submission. Start no thread pool here (no
+    #: torch inference): a forked worker inherits its locks but not its threads, and deadlocks.
     prepare: Callable[[], object] | None = None
 
     @property

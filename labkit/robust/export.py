@@ -12,6 +12,16 @@ replaces, so the same pre- and post-processing runs on both: :func:`onnx_detecto
 :class:`labkit.detect.predict.Detector` (letterbox, NMS, boxes back in original pixels) and
 :func:`onnx_segmenter` a network for :func:`labkit.segment.predict.iter_semantic`.
 :func:`max_abs_diff` compares raw outputs of the two runtimes on the same input.
+
+**INT8** (:func:`quantize_int8`): post-training static quantization with ONNX Runtime's
+``quantize_static`` (QDQ format: unsigned 8-bit activations, signed 8-bit weights, the
+convolutions quantized and everything after the last convolution -- box decoding, sigmoid,
+concatenation -- left in float so box coordinates keep their precision; a convolution that
+writes a model output, the U-Net's logits, stays float too). The activation ranges
+(scale and zero point of each quantized tensor) are observed on calibration batches: letterboxed
+*train* images for the detector (:func:`calibration_batches`), never the images it is scored on.
+The export's metadata is copied to the INT8 file (plus ``labkit_precision: int8``), so the loaders
+above accept it and refuse a file from another model just the same.
 """
 
 from __future__ import annotations
@@ -34,14 +44,17 @@ PROVIDERS = ["CPUExecutionProvider"]
 
 class OrtModule:
     """An ONNX Runtime session called like a torch module: float32 NCHW tensor in, the first
-    output back as a torch tensor (``.to``/``.eval`` are no-ops: it always runs on the CPU)."""
+    output back as a torch tensor (``.to``/``.eval`` are no-ops: it always runs on the CPU).
+    ``threads`` sets ONNX Runtime's intra-op threads (default: its own choice, one per core)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime as ort
 
         self.path = Path(path)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = int(threads)
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=PROVIDERS)
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
@@ -153,12 +166,14 @@ def export_detector(weights: str | Path, path: str | Path, imgsz: int | None = N
     return path
 
 
-def onnx_detector(path: str | Path, categories: list[dict[str, Any]] | None = None, imgsz: int | None = None) -> Any:
-    """A :class:`labkit.detect.predict.Detector` whose network is the ONNX file (CPU); the file
-    must be an Ultralytics detection export (its ``task`` metadata), else :class:`DataError`."""
+def onnx_detector(path: str | Path, categories: list[dict[str, Any]] | None = None, imgsz: int | None = None,
+                  threads: int | None = None) -> Any:
+    """A :class:`labkit.detect.predict.Detector` whose network is the ONNX file (CPU, ``threads``
+    intra-op threads); the file must be an Ultralytics detection export (its ``task``
+    metadata), else :class:`DataError`."""
     from labkit.detect.predict import Detector
 
-    module = OrtModule(_check_file(path))
+    module = OrtModule(_check_file(path), threads=threads)
     meta = module.metadata
     if meta.get("task") != "detect":
         raise DataError(f"not an Ultralytics detection export (task {meta.get('task') or meta.get('labkit_task')!r})",
@@ -180,6 +195,64 @@ def max_abs_diff(a: Any, b: Any) -> float:
     if x.shape != y.shape:
         raise DataError(f"outputs differ in shape: {x.shape} vs {y.shape}")
     return float(np.abs(x - y).max()) if x.size else 0.0
+
+
+# ------------------------------------------------------------------------------------ INT8
+def calibration_batches(detector: Any, images: Any) -> list[np.ndarray]:
+    """One float32 ``1 x 3 x S x S`` batch per RGB image, letterboxed exactly as ``detector``
+    (a :class:`labkit.detect.predict.Detector`) prepares its input."""
+    from labkit.detect.predict import PAD_VALUE
+
+    out = []
+    for image in images:
+        lb = detector.letterbox(image)
+        out.append(detector._batch_tensor([lb.image(image, pad_value=PAD_VALUE)]).float().cpu().numpy())
+    return out
+
+
+def quantize_int8(fp32: str | Path, out: str | Path, batches: Any, *, per_channel: bool = False) -> Path:
+    """Write the static INT8 twin of the ONNX export ``fp32`` (a labkit U-Net or an Ultralytics
+    detector: its task metadata says so, else :class:`DataError`) to ``out``, with activation
+    ranges calibrated on ``batches`` (float32 arrays shaped like the model's input). No batch, or
+    batches the model cannot take (another model's input), is a :class:`DataError` naming the file."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    module = OrtModule(_check_file(fp32))
+    task = module.metadata.get("labkit_task") or module.metadata.get("task")
+    if task not in ("detect", "segment"):
+        raise DataError("not a labkit or Ultralytics export (no task in its metadata)", source=str(fp32))
+    feeds = [{module.input_name: np.ascontiguousarray(b, dtype=np.float32)} for b in batches]
+    if not feeds:
+        raise DataError("INT8 calibration needs at least one batch", source=str(fp32))
+    try:
+        module.session.run(None, feeds[0])
+    except Exception as exc:  # onnxruntime's own exception types: wrong rank, channels or dtype
+        raise DataError(f"the calibration batches do not fit the model's input ({type(exc).__name__}: {exc})",
+                        source=str(fp32)) from exc
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter(feeds)
+
+        def get_next(self) -> dict | None:
+            return next(self.feeds, None)
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    graph = onnx.load(str(fp32)).graph
+    outputs = {o.name for o in graph.output}  # a convolution that writes a model output stays float (U-Net logits)
+    keep_float = [n.name for n in graph.node if n.op_type == "Conv" and set(n.output) & outputs]
+    quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, per_channel=per_channel, op_types_to_quantize=["Conv"],
+                    nodes_to_exclude=keep_float)
+    graph = onnx.load(str(out))
+    del graph.metadata_props[:]
+    for key, value in {**module.metadata, "labkit_precision": "int8", "calibration_batches": str(len(feeds))}.items():
+        meta = graph.metadata_props.add()
+        meta.key, meta.value = key, value
+    onnx.save(graph, str(out))
+    return out
 
 
 def export_record(path: str | Path) -> dict[str, Any]:
