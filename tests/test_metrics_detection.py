@@ -20,6 +20,7 @@ from pycocotools.cocoeval import COCOeval
 from labkit.data.annotations import Detections
 from labkit.data.coco import coco_to_dataset
 from labkit.errors import DataError
+from labkit.metrics.coco_inputs import prepare_ground_truth, prepare_results
 from labkit.metrics.detection import BACKENDS, evaluate_coco, stat_names
 
 H, W = 150, 200
@@ -430,3 +431,40 @@ def test_report_outputs_by_hand() -> None:
         np.testing.assert_allclose(report.pr_curve()[1], np.full(101, 0.5))
         assert np.isnan(report.pr_curve(1, area="large")[1]).all()
         np.testing.assert_allclose(report.pr_curve()[0], np.linspace(0, 1, 101))
+
+
+@pytest.mark.parametrize("path, value", [
+    (("annotations", 0, "bbox"), [10, 10, 0, 0]),  # an empty box is a box
+    (("annotations", 0, "area"), 0),
+    (("annotations", 0, "iscrowd"), 1),
+    (("annotations", 0, "id"), 1 + 100),  # ids need only be >= 1 and unique (the other one is 2)
+    (("images", 0, "width"), 1),
+])
+def test_ground_truth_values_at_the_boundary_are_accepted(path, value) -> None:
+    gt = prepare_ground_truth(_edit(_gt(), path, value))
+    assert len(gt.coco["annotations"]) == 2
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("annotations", 0, "area"), -0.5, "record annotation 1: area is negative (-0.5)"),
+    (("annotations", 0, "id"), 0, "record annotation 0: annotation ids must be >= 1"),
+    (("images", 0, "width"), 0, "record images[0]: width and height must be positive, got 0 x 80"),
+    (("images", 1, "height"), -2, "record images[1]: width and height must be positive, got 100 x -2"),
+    (("annotations", 1, "bbox"), [1, 2, 1e308, 1e308], "record annotation 2: bbox overflows"),
+    (("annotations", 0, "iscrowd"), -1, "record annotation 1: iscrowd must be 0 or 1"),
+    (("categories", 1, "id"), 1, "record categories[1]: duplicate category id 1"),
+])
+def test_ground_truth_messages_name_the_record(path, value, message) -> None:
+    with pytest.raises(DataError) as err:
+        prepare_ground_truth(_edit(_gt(), path, value))
+    assert str(err.value).startswith(f"<ground-truth dict>: {message}")
+
+
+def test_scores_exactly_zero_and_one_are_accepted_and_just_outside_are_not() -> None:
+    gt = prepare_ground_truth(_gt())
+    ok = prepare_results(_edit(_edit(_res(), (0, "score"), 1.0), (1, "score"), 0.0), gt)
+    assert ok.score.tolist() == [1.0, 0.0] and ok.records[0]["bbox"] == [11.0, 10.0, 30.0, 20.0]
+    for k, score in ((0, 1.0000001), (1, -1e-9)):
+        with pytest.raises(DataError) as err:
+            prepare_results(_edit(_res(), (k, "score"), score), gt)
+        assert str(err.value) == f"<results list>: record result #{k}: score {score} is outside [0, 1]"
