@@ -7,7 +7,7 @@ import pytest
 
 from labkit.data.annotations import Detections
 from labkit.track.association import assign, centre_distance, cosine_distance, iou_xywh
-from labkit.track.gating import chi2_threshold, iou_gate, mahalanobis_gate
+from labkit.track.gating import chi2_threshold, class_gate, iou_gate, mahalanobis_gate
 from labkit.track.kalman import BoxKalman, measurement_to_xywh, xywh_to_measurement
 from labkit.track.lifecycle import TrackState, after_match, after_miss
 from labkit.track.tracker import Tracker
@@ -76,6 +76,13 @@ def test_iou_gate_boundary_and_off():
     iou = np.array([[0.3, 0.2999, 0.0]])
     assert iou_gate(iou, 0.3).tolist() == [[True, False, False]]
     assert iou_gate(iou, 0.0).all()
+    for gate in (iou_gate(iou, 0.3), iou_gate(iou, 0.0)):
+        assert gate.dtype == bool and gate.shape == (1, 3)  # a mask, combined with & by the tracker
+
+
+def test_class_gate_allows_only_same_class_pairs():
+    assert class_gate(np.array([1, 2]), np.array([1, 2, 1])).tolist() == [[True, False, True], [False, True, False]]
+    assert class_gate(np.array([3]), np.zeros(0, int)).shape == (1, 0)
 
 
 def test_iou_and_centre_distance_hand_values():
