@@ -64,7 +64,8 @@ def test_scores_review_flag_and_dict() -> None:
 
 
 def test_grades_csv_rows(tmp_path) -> None:
-    path = _report().write_csv(tmp_path / "sub" / "grades.csv")
+    path = _report().write_csv(tmp_path / "two" / "levels" / "grades.csv")  # missing folders are made
+    assert _report().write_csv(path) == path  # and an existing one is fine (a second run overwrites)
     rows = list(csv.reader(path.open(encoding="utf-8")))
     assert rows == [["student", "notebook", "item", "score", "max", "status", "message", "isolation"],
                     ["ann", "lab.ipynb", "q1", "2", "2", "passed", "", "bwrap"],

@@ -143,6 +143,9 @@ def test_lifecycle_transitions_at_the_boundaries():
     # unmatched: tentative deleted at once; confirmed lost; lost deleted only past max_misses
     assert after_miss(np.array([T, C, L, L]), np.array([1, 1, 2, 3]), 2).tolist() == [D, L, L, D]
     assert after_miss(np.array([C]), np.array([1]), 0).tolist() == [D]
+    # states stay integer codes (the ``state`` column of logs and videos)
+    assert after_match(np.array([T]), np.array([1]), 3).dtype == np.int64
+    assert after_miss(np.array([T]), np.array([1]), 3).dtype == np.int64
 
 
 def _box(x: float, y: float = 100.0) -> np.ndarray:
