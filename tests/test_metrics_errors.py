@@ -158,3 +158,39 @@ def test_to_dict_and_gallery_order_by_hand() -> None:
     assert len(error_gallery(report, per_type=1)["bkg"]) == 1
     with pytest.raises(ValueError, match="order must be"):
         error_gallery(report, order="area")
+
+
+def test_an_image_with_only_an_unfound_object_of_the_second_class() -> None:
+    """Image 2 holds one class-2 object and no prediction: COCOeval has no entry for (class 1,
+    image 2) and an entry without detections for (class 2, image 2). Every prediction of image 1
+    is still judged as before, and the new object is one more miss."""
+    gt, preds = _scene()
+    gt["images"].append({"id": 2, "width": 200, "height": 200})
+    gt["annotations"].append({"id": 7, "image_id": 2, "category_id": 2, "bbox": [20, 20, 40, 40], "area": 1600,
+                              "iscrowd": 0})
+    report = analyze_errors(gt, preds)
+    assert report.counts == {"cls": 1, "loc": 1, "both": 1, "dupe": 1, "bkg": 1, "miss": 3}
+    assert (report.num_true_positives, report.num_ignored, report.num_not_evaluated) == (2, 0, 0)
+    misses = [c for c in report.cases if c.kind == "miss"]
+    assert sorted(c.gt_id for c in misses) == [4, 6, 7] and all(c.iou == 0.0 and c.score is None for c in misses)
+
+
+def test_an_object_smaller_than_one_pixel_is_still_an_object() -> None:
+    """COCO's "all" area range starts at 0: a 0.5 x 0.5 object (area 0.25) found exactly is a true positive."""
+    gt = {"images": [{"id": 1, "width": 50, "height": 50}], "categories": [{"id": 1, "name": "dot"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 0.5, 0.5], "area": 0.25,
+                           "iscrowd": 0}]}
+    report = analyze_errors(gt, [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 0.5, 0.5], "score": 0.9}])
+    assert (report.num_true_positives, report.num_ignored) == (1, 0)
+    assert sum(report.counts.values()) == 0
+
+
+def test_random_gallery_defaults_to_seed_zero() -> None:
+    cases = [ErrorCase("bkg", 1, 1, "small", 0.0, score=s, result_index=k) for k, s in enumerate(np.linspace(0.1, 0.9, 8))]
+    report = ErrorReport(cases, "AP50", 0.0, {k: 0.0 for k in ERROR_TYPES}, {}, 0, 0, 0, 0.5, 0.1)
+    order = [c.result_index for c in error_gallery(report, per_type=8, kinds=["bkg"], order="random")["bkg"]]
+    assert order == [c.result_index for c in error_gallery(report, per_type=8, kinds=["bkg"], order="random",
+                                                          seed=0)["bkg"]]
+    assert order != [c.result_index for c in error_gallery(report, per_type=8, kinds=["bkg"], order="random",
+                                                          seed=1)["bkg"]]
+    assert sorted(order) == list(range(8))
