@@ -107,6 +107,9 @@ def test_xywh_iou_agrees_with_the_metrics_helper():
 def test_cosine_distance():
     d = cosine_distance(np.array([[1.0, 0.0]]), np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]]))
     np.testing.assert_allclose(d, [[0.0, 1.0, 1 - 1 / np.sqrt(2)]])
+    # no tracks (an empty list) or no detections: an empty (T, D) matrix
+    assert cosine_distance([], np.ones((2, 3))).shape == (0, 2)
+    assert cosine_distance(np.ones((2, 3)), []).shape == (2, 0)
 
 
 def test_assign_ties_go_to_the_same_index_pairing():
@@ -121,6 +124,7 @@ def test_assign_empty_inputs():
     assert no_dets.matches.shape == (0, 2) and no_dets.unmatched_tracks.tolist() == [0, 1]
     no_tracks = assign(np.zeros((0, 3)), 0.8)
     assert no_tracks.matches.shape == (0, 2) and no_tracks.unmatched_detections.tolist() == [0, 1, 2]
+    assert no_dets.costs.shape == no_tracks.costs.shape == (0,)  # one cost per match, none here
 
 
 def test_assign_everything_gated_out():
@@ -135,6 +139,9 @@ def test_assign_threshold_is_inclusive_and_forbidden_pairs_never_match():
     # cheapest single pair (0,0) = 0.1, but (0,1) + (1,0) = 0.9 matches both: more matches first
     both = assign(np.array([[0.1, 0.7], [0.2, 0.9]]), 0.8)
     assert both.matches.tolist() == [[0, 1], [1, 0]]
+    # with a gate mask the threshold stays inclusive
+    gated = assign(np.array([[0.8, 0.1]]), 0.8, allowed=np.array([[True, False]]))
+    assert gated.matches.tolist() == [[0, 0]] and gated.costs.tolist() == [0.8]
 
 
 def test_lifecycle_transitions_at_the_boundaries():
