@@ -5,6 +5,7 @@ Expected values are worked out by hand in each test (the sandboxed end-to-end ru
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 
@@ -149,3 +150,22 @@ def test_assemble_reports_each_kind_of_tampering() -> None:
     assert deleted.tampered == {"intro": "a locked cell was deleted", "check": "a locked cell was deleted"}
     # the instructor's own notebook is a valid submission
     assert assemble(source, released, source).tampered == {}
+
+
+def test_assembly_clears_outputs_and_never_touches_its_inputs() -> None:
+    source, released = _lab()
+    mine = new_code_cell("x = 1", execution_count=3, outputs=[{"output_type": "stream", "name": "stdout", "text": "1"}])
+    tagged = new_code_cell("y = 2", metadata={"nbgrader": {"grade_id": "not_in_the_lab"}})
+    locked = new_code_cell("assert f() == 1", metadata=released.cells[2].metadata, execution_count=5,
+                           outputs=[{"output_type": "stream", "name": "stdout", "text": "ok"}])
+    student = new_notebook(cells=[released.cells[0], released.cells[1], mine, tagged, locked])
+    before = copy.deepcopy((source, released, student))
+    out = assemble(source, released, student)
+    assert out.tampered == {}
+    cells = out.notebook.cells
+    for cell in cells[2:]:  # code cells run afresh: no outputs, no execution count
+        assert (cell.outputs, cell.execution_count) == ([], None)
+    assert "outputs" not in cells[0] and cells[0].cell_type == "markdown"  # markdown stays markdown
+    assert "nbgrader" not in cells[3].metadata
+    cells[1].metadata["nbgrader"]["points"] = 99  # the result shares nothing with the inputs
+    assert (source, released, student) == before
