@@ -44,6 +44,19 @@ def test_kalman_predict_update_matches_a_hand_computed_step():
     np.testing.assert_allclose(mean[0, 1:4], [20, 0.5, 100])  # no innovation there
 
 
+def test_initial_process_and_measurement_covariances_by_hand():
+    """h = 100, sp = 0.05, sv = 0.00625, sm = 0.1 (the module docstring's formulas):
+    P0 std = (2 sp h, 2 sp h, 1e-2, 2 sp h, 10 sv h, 10 sv h, 1e-5, 10 sv h) = (10, 10, .01, 10, 6.25, 6.25, 1e-5, 6.25);
+    Q std = (sp h, sp h, 1e-2, sp h, sv h, sv h, 1e-5, sv h) = (5, 5, .01, 5, .625, .625, 1e-5, .625);
+    R std = (sm h, sm h, 1e-1, sm h) = (10, 10, .1, 10). All diagonal."""
+    kf = BoxKalman(0.05, 0.00625, 0.1)
+    mean, cov = kf.initiate(np.array([[10.0, 20.0, 0.5, 100.0]]))
+    np.testing.assert_allclose(cov[0], np.diag(np.array([10, 10, 1e-2, 10, 6.25, 6.25, 1e-5, 6.25]) ** 2), rtol=1e-12)
+    np.testing.assert_allclose(kf.process_cov(mean)[0],
+                               np.diag(np.array([5, 5, 1e-2, 5, 0.625, 0.625, 1e-5, 0.625]) ** 2), rtol=1e-12)
+    np.testing.assert_allclose(kf.measurement_cov(mean)[0], np.diag(np.array([10, 10, 0.1, 10]) ** 2), rtol=1e-12)
+
+
 def test_kalman_is_vectorised_over_tracks():
     kf = BoxKalman()
     z = np.array([[10.0, 20.0, 0.5, 100.0], [300.0, 40.0, 0.4, 50.0]])
