@@ -127,3 +127,30 @@ def test_choose_threshold_ties_take_the_lowest_threshold() -> None:
     assert choose_threshold(sweep) == 0.3
     assert choose_threshold(sweep, min_precision=0.75) == 0.6
     assert choose_threshold(sweep, min_precision=0.5) == 0.3
+
+
+def test_reliability_plot_shows_the_diagonal_and_a_complete_legend() -> None:
+    # 3 bins holding 1, 2 and 3 detections
+    rel = reliability(np.array([0.1, 0.4, 0.5, 0.7, 0.8, 0.9]), np.array([0, 1, 0, 1, 1, 1], dtype=bool), bins=3)
+    fig = rel.plot()
+    ax, counts = fig.axes
+    diagonal = [line for line in ax.lines if line.get_label() == "perfect calibration"]
+    assert len(diagonal) == 1 and diagonal[0].get_linestyle() == "--"
+    assert list(diagonal[0].get_xdata()) == [0, 1] and list(diagonal[0].get_ydata()) == [0, 1]
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == [
+        "detections per bin (right axis)", "mean score in bin", "perfect calibration", "precision in bin"]
+    assert counts.get_yscale() == "symlog" and counts.get_ylabel() == "detections per bin"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("detection score", "fraction correct")
+    # the count steps end at 1.0 on the last bin's count
+    step = counts.lines[0]
+    np.testing.assert_allclose(step.get_xdata(), [0, 1 / 3, 2 / 3, 1])
+    assert list(step.get_ydata()) == [1, 2, 3, 3]
+
+
+def test_match_table_columns_and_the_score_range_message() -> None:
+    gt = {"images": [{"id": 1, "width": 50, "height": 50}], "categories": [{"id": 4, "name": "a"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 4, "bbox": [0, 0, 10, 10], "area": 100, "iscrowd": 0}]}
+    m = match_detections(gt, [{"image_id": 1, "category_id": 4, "bbox": [0, 0, 10, 10], "score": 0.5}])
+    assert m.table.to_dict("records") == [{"image_id": 1, "category_id": 4, "score": 0.5, "status": "tp"}]
+    with pytest.raises(ValueError, match=r"^scores must lie in \[0, 1\]$"):
+        reliability(np.array([1.5]), np.array([True]))
