@@ -290,3 +290,36 @@ def test_confirmed_tracks_choose_before_tentative_ones(confirmed_first: bool, wi
     result = _run(frames, 4, min_hits=3, confirmed_first=confirmed_first)[3]
     matched = [t["track_id"] for t in result.log["tracks"] if t["detection"] == 0]
     assert matched == [winner]
+
+
+def _step_all(tracker: Tracker, frames: list[tuple[np.ndarray, list[int], list[float]]]) -> list:
+    return [tracker.step(Detections(boxes, cls, score=scores), frame=f)
+            for f, (boxes, cls, scores) in enumerate(frames, start=1)]
+
+
+BYTE = {"min_hits": 1, "high_score": 0.6, "low_score": 0.1, "new_track_score": 0.7, "low_score_pass": True}
+
+
+def test_second_pass_gives_each_track_its_own_low_score_detection():
+    """ByteTrack's second pass: two confirmed tracks far apart, then only low-score detections, listed
+    in the other order. Each track keeps its own object: ids follow the boxes, not the list order."""
+    a, b = (lambda f: _box(10.0 + 2 * f)), (lambda f: _box(400.0 + 2 * f))
+    frames = [(np.concatenate([a(f), b(f)]), [1, 1], [0.9, 0.9]) for f in (1, 2, 3)]
+    frames.append((np.concatenate([b(4), a(4)]), [1, 1], [0.3, 0.3]))
+    results = _step_all(Tracker(BYTE), frames)
+
+    def ids_by_x(r):
+        return {round(float(x) / 100): int(i) for x, i in zip(r.output.xywh[:, 0], r.output.track_id)}
+
+    assert len(results[3].output) == 2
+    assert ids_by_x(results[3]) == ids_by_x(results[2])
+    assert [entry["stage"] for entry in results[3].log["tracks"] if entry.get("stage")] == ["low", "low"]
+
+
+def test_second_pass_respects_the_gates():
+    """With class_aware, a low-score detection of another class on top of a confirmed track does not
+    continue it: the track is lost on that frame (no output)."""
+    frames = [(_box(10.0 + 2 * f), [1], [0.9]) for f in (1, 2, 3)] + [(_box(18.0), [2], [0.3])]
+    results = _step_all(Tracker(dict(BYTE, class_aware=True)), frames)
+    assert len(results[2].output) == 1 and len(results[3].output) == 0
+    assert results[3].tracks.data["state"].tolist() == [L]
