@@ -297,7 +297,8 @@ def _step_all(tracker: Tracker, frames: list[tuple[np.ndarray, list[int], list[f
             for f, (boxes, cls, scores) in enumerate(frames, start=1)]
 
 
-BYTE = {"min_hits": 1, "high_score": 0.6, "low_score": 0.1, "new_track_score": 0.7, "low_score_pass": True}
+BYTE = {"min_hits": 1, "high_score": 0.6, "low_score": 0.1, "new_track_score": 0.7, "low_score_pass": True,
+        "score_fusion": True}
 
 
 def test_second_pass_gives_each_track_its_own_low_score_detection():
@@ -313,7 +314,10 @@ def test_second_pass_gives_each_track_its_own_low_score_detection():
 
     assert len(results[3].output) == 2
     assert ids_by_x(results[3]) == ids_by_x(results[2])
-    assert [entry["stage"] for entry in results[3].log["tracks"] if entry.get("stage")] == ["low", "low"]
+    low = [entry for entry in results[3].log["tracks"] if entry.get("stage")]
+    assert [entry["stage"] for entry in low] == ["low", "low"]
+    # the log reports the second pass's own cost, the IoU distance (not the score-fused first-pass cost)
+    assert all(entry["cost"] == pytest.approx(1 - entry["iou"], abs=1e-4) for entry in low)
 
 
 def test_second_pass_respects_the_gates():
@@ -323,3 +327,17 @@ def test_second_pass_respects_the_gates():
     results = _step_all(Tracker(dict(BYTE, class_aware=True)), frames)
     assert len(results[2].output) == 1 and len(results[3].output) == 0
     assert results[3].tracks.data["state"].tolist() == [L]
+
+
+def test_mahalanobis_gate_stops_a_jump_in_height_that_iou_would_accept():
+    """A steady 20 x 40 box, then the same centre 60 px tall: IoU 40 / 60 = 0.67 (cost 0.33, accepted
+    without the gate), but a height jump of 20 px against the filter's few-px uncertainty is far
+    outside the 95 % ellipsoid (d^2 >> 9.49): with the gate the track misses that frame."""
+    frames = [(_box(10.0), [1], [0.9]) for _ in range(4)] + [(np.array([[10.0, 90.0, 20.0, 60.0]]), [1], [0.9])]
+    off = _step_all(Tracker({"min_hits": 1}), frames)
+    on = _step_all(Tracker({"min_hits": 1, "gate_probability": 0.95}), frames)
+    assert [len(r.output) for r in off] == [1] * 5 and len({int(r.output.track_id[0]) for r in off}) == 1
+    assert [len(r.output) for r in on[:4]] == [1] * 4
+    first = int(on[0].output.track_id[0])
+    assert first not in on[4].output.track_id.tolist()  # the old track did not take the jumped box
+    assert on[4].tracks.data["state"][on[4].tracks.track_id.tolist().index(first)] == L
