@@ -259,6 +259,34 @@ def test_camera_motion_recovers_a_known_shift(method: str):
     assert camera.last_status.startswith("ok"), camera.last_status
     np.testing.assert_allclose(affine[:, 2], [3, -2], atol=0.5)
     np.testing.assert_allclose(affine[:, :2], np.eye(2), atol=0.02)
+    assert affine.dtype == np.float64
+
+
+def test_camera_motion_statuses_and_excluded_boxes():
+    """First frame: identity. A blank frame has no features: identity, "too few features". Boxes
+    (the tracked objects) are left out of the ORB features: a box covering the whole textured frame,
+    even one reaching past its top-left corner, leaves none."""
+    import cv2
+
+    from labkit.track.camera import CameraMotion
+
+    rng = np.random.default_rng(1)
+    textured = cv2.cvtColor(cv2.GaussianBlur(rng.integers(0, 255, (120, 160)).astype(np.uint8), (0, 0), 1.5),
+                            cv2.COLOR_GRAY2RGB)
+    blank = np.zeros((120, 160, 3), np.uint8)
+    camera = CameraMotion("orb")
+    np.testing.assert_array_equal(camera.estimate(textured), np.eye(2, 3))
+    assert camera.last_status == "first frame"
+    np.testing.assert_array_equal(camera.estimate(blank), np.eye(2, 3))
+    assert camera.last_status == "too few features"
+    masked = CameraMotion("orb")
+    masked.estimate(textured, np.array([[-10.0, -10.0, 200.0, 150.0]]))
+    masked.estimate(textured, np.array([[-10.0, -10.0, 200.0, 150.0]]))
+    assert masked.last_status == "too few features"
+    visible = CameraMotion("orb")
+    visible.estimate(textured, np.array([[-10.0, -10.0, 30.0, 30.0]]))  # a small box leaves most features
+    visible.estimate(textured, np.array([[-10.0, -10.0, 30.0, 30.0]]))
+    assert visible.last_status.startswith("ok"), visible.last_status
 
 
 def test_warp_states_moves_centres_and_scales_heights():
