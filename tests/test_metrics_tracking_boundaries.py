@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from labkit.data.annotations import Detections
+from labkit.data.boxes import xywh_to_xyxy
 from labkit.errors import DataError
+from labkit.metrics.iou import box_iou
 from labkit.metrics.tracking import TrackingSequence, evaluate_sequences, evaluate_tracking, trackeval_data
 from test_metrics_tracking import _box
 
@@ -80,3 +82,38 @@ def test_last_frame_is_inside_and_one_more_is_outside():
         evaluate_sequences({})
     with pytest.raises(ValueError, match="reserved"):
         evaluate_sequences({"COMBINED": TrackingSequence(gt, {})})
+
+
+def test_empty_sequence_frame_lists_and_class_check_only_for_mot17():
+    """No frames at all: 0 timesteps (not a crash). The per-frame lists have one entry per frame.
+    Classes outside 1..13 are checked only by the rules that keep pedestrians (mot17/mot20)."""
+    empty = trackeval_data(TrackingSequence({}, {}), preprocess="none")
+    assert (empty["num_timesteps"], empty["gt_ids"], empty["similarity_scores"]) == (0, [], [])
+    data = trackeval_data(TrackingSequence({2: _one(0, cls=42)}, {3: _one(0)}), preprocess="mot15")
+    assert data["num_timesteps"] == 3
+    assert len(data["gt_ids"]) == len(data["tracker_ids"]) == len(data["similarity_scores"]) == 3
+    assert [len(ids) for ids in data["gt_ids"]] == [0, 1, 0] and [len(ids) for ids in data["tracker_ids"]] == [0, 0, 1]
+
+
+def test_custom_similarity_is_named_in_the_settings():
+    import functools
+
+    def scaled(gt, pred, factor):
+        return factor * box_iou(xywh_to_xyxy(gt), xywh_to_xyxy(pred))
+
+    gt = {1: _one(0)}
+    report = evaluate_tracking(gt, gt, preprocess="none", similarity=functools.partial(scaled, factor=1.0))
+    assert report.settings["similarity"] == "custom"  # a partial has no __name__
+
+
+def test_alpha_curve_plot_draws_each_curve_over_the_alphas():
+    gt = {1: _one(0), 2: _one(5)}
+    report = evaluate_tracking(gt, gt, preprocess="none")
+    ax = report.plot_alpha_curves()
+    lines = {line.get_label().split(" ")[0]: line for line in ax.lines}
+    assert set(lines) == {"HOTA", "DetA", "AssA", "LocA", "DetRe", "DetPr", "AssRe", "AssPr"}
+    for name, values in report.curves().items():
+        assert list(lines[name].get_xdata()) == report.alphas.tolist()
+        assert list(lines[name].get_ydata()) == values.tolist()
+        assert lines[name].get_linestyle() == ("-" if name in ("HOTA", "DetA", "AssA", "LocA") else "--")
+    assert ax.get_ylim() == (0, 1.02)
