@@ -3,6 +3,8 @@ consider flag's truncation, MOTChallenge's class range, the last frame, and the 
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from labkit.data.annotations import Detections
@@ -96,8 +98,6 @@ def test_empty_sequence_frame_lists_and_class_check_only_for_mot17():
 
 
 def test_custom_similarity_is_named_in_the_settings():
-    import functools
-
     def scaled(gt, pred, factor):
         return factor * box_iou(xywh_to_xyxy(gt), xywh_to_xyxy(pred))
 
