@@ -287,6 +287,9 @@ def test_camera_motion_statuses_and_excluded_boxes():
     visible.estimate(textured, np.array([[-10.0, -10.0, 30.0, 30.0]]))  # a small box leaves most features
     visible.estimate(textured, np.array([[-10.0, -10.0, 30.0, 30.0]]))
     assert visible.last_status.startswith("ok"), visible.last_status
+    ecc = CameraMotion("ecc")
+    np.testing.assert_array_equal(ecc.estimate(textured), np.eye(2, 3))
+    assert ecc.last_status == "first frame"
 
 
 def test_warp_states_moves_centres_and_scales_heights():
