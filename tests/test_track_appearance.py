@@ -23,12 +23,13 @@ def test_crops_are_clipped_resized_and_black_when_empty():
                       [25.0, 15.0, 20.0, 20.0],   # past the bottom-right corner: x 25..30, y 15..20 (blue)
                       [40.0, 40.0, 5.0, 5.0],     # entirely outside: black
                       [3.0, 3.0, 0.0, 4.0],       # zero width: black
-                      [-20.0, 2.0, 10.0, 5.0]])   # entirely left of the image: black
+                      [-20.0, 2.0, 10.0, 5.0],    # entirely left of the image: black
+                      [5.0, 25.0, 5.0, 5.0]])     # entirely below it (inside its columns): black
     out = crops(_image(), boxes, size=(4, 2))
-    assert out.shape == (6, 4, 2, 3) and out.dtype == np.uint8
+    assert out.shape == (7, 4, 2, 3) and out.dtype == np.uint8
     assert (out[0] == (255, 0, 0)).all() and (out[1] == (255, 0, 0)).all()
     assert (out[2] == (0, 0, 255)).all()
-    assert (out[3] == 0).all() and (out[4] == 0).all() and (out[5] == 0).all()
+    assert (out[3] == 0).all() and (out[4] == 0).all() and (out[5] == 0).all() and (out[6] == 0).all()
     # a box over the boundary (x 10..20) holds both colours, red on the left
     mixed = crops(_image(), np.array([[10.0, 0.0, 10.0, 20.0]]), size=(2, 2))[0]
     assert (mixed[:, 0] == (255, 0, 0)).all() and (mixed[:, 1] == (0, 0, 255)).all()
