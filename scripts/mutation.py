@@ -15,6 +15,11 @@ For each module (one ``.py`` file) this script
 3. records killed / survived / untested / timeout counts, the score and the surviving mutants'
    diffs in ``artifacts/mutation.json`` (merged by module, so runs on subsets add up).
 
+Equivalent mutants (a change no test can detect because the behaviour is the same, e.g.
+``float("nan")`` -> ``float("NAN")``) are listed by name with the reason in the config's
+``equivalent`` map; a sampled survivor listed there counts as ``equivalent`` and leaves the
+score's denominator. A listed mutant that a test kills is reported as an error (the list is stale).
+
 The floor (``configs/mutation.yaml``: ``floor``, per-module ``floors``) is the score new code must
 not lower; the exit status is 1 when a module is below its floor, 0 otherwise. Not part of
 ``make test``: it runs the tests once per mutant and takes a minute or more per module. Install
@@ -48,11 +53,14 @@ from labkit.errors import DataError  # noqa: E402
 
 CONFIG = REPO / "configs" / "mutation.yaml"
 CONFIG_KEYS = ("scope", "floor", "floors", "max_mutants_per_module", "seed", "timeout_s", "skip", "tests",
-               "exclude_tests", "pytest_args")
+               "exclude_tests", "pytest_args", "equivalent")
 #: Copied next to the mutated package: what the selected tests read besides labkit/ and tests/.
 ALSO_COPY = ("configs", "course.yaml", "pyproject.toml", "autograder", "notebooks")
 #: mutmut's exit code of a mutant run -> our verdict (mutmut.stats.status_by_exit_code, grouped).
 KILLED, SURVIVED, NO_TESTS, TIMEOUT = "killed", "survived", "no tests", "timeout"
+#: A survivor listed under ``equivalent`` in the config: it behaves like the original (no test can
+#: tell them apart), so it leaves the score's denominator; a listed mutant that is killed is an error.
+EQUIVALENT = "equivalent"
 
 
 def load_config(path: Path = CONFIG) -> dict:
@@ -65,6 +73,9 @@ def load_config(path: Path = CONFIG) -> dict:
     for module, value in (values.get("floors") or {}).items():
         if not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise DataError(f"floors: {module} must be a fraction in [0, 1], got {value!r}", source=str(path))
+    for name, why in (values.get("equivalent") or {}).items():
+        if not isinstance(why, str) or not why.strip():
+            raise DataError(f"equivalent: {name} needs the reason it cannot be killed", source=str(path))
     return values
 
 
@@ -184,10 +195,13 @@ def run_module(module: Path, cfg: dict, args: argparse.Namespace, scratch: Path)
     """Mutation-test one file; the artifact entry for it."""
     started = time.monotonic()
     tests = tests_for(module, cfg.get("tests") or {}, list(cfg.get("exclude_tests") or []))
+    if args.only_tests:  # a quicker, partial measure: the score counts only these tests' kills
+        tests = [t for t in tests if any(Path(t).match(g) for g in args.only_tests)]
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "labkit", "tests"], cwd=REPO, capture_output=True,
                                 text=True).stdout.strip())
-    entry: dict = {"module": str(module), "tests": tests, "commit": head + ("+changes" if dirty else ""),
+    entry: dict = {"module": str(module), "tests": tests, "partial_tests": bool(args.only_tests),
+                   "commit": head + ("+changes" if dirty else ""),
                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if not tests:
         entry.update(score=0.0, mutants_total=None, note="no test file imports this module")
@@ -207,14 +221,26 @@ def run_module(module: Path, cfg: dict, args: argparse.Namespace, scratch: Path)
     with open(log_path, "w") as log:
         rc = _mutmut(work, ["run", "--max-children", str(args.jobs), *sample], args.timeout, log)
     found = verdicts(work, module, sample)
-    counts = {k: sum(v == k for v in found.values()) for k in (KILLED, SURVIVED, NO_TESTS, TIMEOUT)}
+    listed = cfg.get("equivalent") or {}
+    mine = [n for n in listed if n.startswith(dotted(module) + ".")]
+    stale = sorted(n for n in mine if found.get(n) in (KILLED, TIMEOUT))
+    gone = sorted(n for n in mine if n not in names)
+    for name in found:
+        if name in listed and found[name] == SURVIVED:
+            found[name] = EQUIVALENT
+    counts = {k: sum(v == k for v in found.values()) for k in (KILLED, SURVIVED, NO_TESTS, TIMEOUT, EQUIVALENT)}
     counts["other"] = len(found) - sum(counts.values())
-    tried = len(found) - sum(v == "not checked" for v in found.values())
+    tried = len(found) - sum(v in ("not checked", EQUIVALENT) for v in found.values())
     survivors = [n for n, v in found.items() if v in (SURVIVED, NO_TESTS)]
     entry.update(counts, tried=tried, mutmut_rc=rc, log=str(log_path),
                  score=round((counts[KILLED] + counts[TIMEOUT]) / tried, 4) if tried else None,
                  survivors={n: {"status": found[n], "diff": diff_of(work, n)} for n in survivors[:args.max_survivors]},
+                 equivalents={n: {"why": listed[n], "diff": diff_of(work, n)} for n, v in found.items() if v == EQUIVALENT},
                  seconds=round(time.monotonic() - started, 1))
+    if gone:  # the function changed and mutmut numbers its mutants anew: check the list by the diffs
+        entry["warning"] = f"listed as equivalent but no longer generated: {', '.join(gone)}"
+    if stale:  # listed as equivalent, yet a test kills it: the list is out of date
+        entry["error"] = f"listed as equivalent but {', '.join(f'{n} is {found[n]}' for n in stale)}; fix the config"
     if not tried:
         entry["error"] = f"mutmut tried no mutant (exit status {rc}); see {log_path}"
     if not args.keep:
@@ -236,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--log-dir", default=str(REPO / "artifacts" / "mutation_logs"))
     parser.add_argument("--keep", action="store_true", help="keep each module's scratch copy")
+    parser.add_argument("--only-tests", nargs="+", metavar="GLOB",
+                        help="run only the selected tests matching these globs (e.g. to leave out the slow sandbox "
+                             "tests); the score is then a lower bound, marked partial_tests in the artifact")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     args.max_mutants = args.max_mutants or int(cfg.get("max_mutants_per_module", 40))
@@ -252,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         entry = run_module(module, cfg, args, scratch)
         entry["floor"] = float(floors.get(str(module), cfg["floor"]))
         # a module whose run failed (no mutant tried) counts as below the floor: no silent pass
-        entry["below_floor"] = entry.get("score") is None or entry["score"] < entry["floor"]
+        entry["below_floor"] = entry.get("score") is None or entry["score"] < entry["floor"] or "error" in entry
         results[str(module)] = entry
         print(f"[mutation] {module}: score {entry.get('score')} ({entry.get('killed')} killed of "
               f"{entry.get('tried')} tried, {entry.get('mutants_total')} mutants) floor {entry['floor']}", flush=True)

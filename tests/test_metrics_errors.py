@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from labkit.metrics.errors import ERROR_TYPES, analyze_errors, error_gallery
+from labkit.metrics.errors import ERROR_TYPES, ErrorCase, ErrorReport, _rule, analyze_errors, error_gallery, size_label
 
 
 def _scene() -> tuple[dict, list[dict]]:
@@ -108,3 +108,89 @@ def test_segm_errors_match_bbox_errors_for_box_shaped_masks() -> None:
     report = analyze_errors(gt, preds, iou_type="segm")
     assert report.counts == {"cls": 1, "loc": 1, "both": 1, "dupe": 1, "bkg": 1, "miss": 2}
     assert report.delta["loc"] > 0.05 and np.isfinite(report.base)
+
+
+# --------------------------------------------------------------------------- TIDE's rule at its thresholds
+@pytest.mark.parametrize("iou, same, used, expected", [
+    ([], [], [], ("bkg", None)),                       # an image without ground truth
+    ([0.1], [True], [False], ("loc", 0)),              # IoU exactly t_b: localisation
+    ([0.0999], [True], [False], ("bkg", None)),        # just below t_b: background
+    ([0.4999], [True], [False], ("loc", 0)),           # just below t_f
+    ([0.5], [False], [False], ("cls", 0)),             # exactly t_f with another class
+    ([0.4999], [False], [False], ("both", 0)),         # just below t_f with another class
+    ([0.1], [False], [False], ("both", 0)),            # exactly t_b with another class
+    ([0.5], [True], [True], ("dupe", 0)),              # exactly t_f with an already matched object
+    ([0.2, 0.4, 0.9], [True, True, False], [False, False, False], ("loc", 1)),  # loc first, best same-class IoU
+    ([0.05, 0.6, 0.7], [True, False, False], [False, False, False], ("cls", 2)),  # best other-class IoU
+    ([0.3, 0.9, 0.7], [False, True, True], [False, False, True], ("dupe", 2)),  # only matched objects are dupes
+    ([0.3, 0.45, 0.0], [False, False, True], [False, False, False], ("both", 1)),  # both: the best IoU overall
+])
+def test_rule_at_the_thresholds(iou, same, used, expected) -> None:
+    got = _rule(np.array(iou, dtype=float), np.array(same, dtype=bool), np.array(used, dtype=bool), 0.5, 0.1)
+    assert got == expected
+
+
+def test_size_label_boundaries_belong_to_the_larger_bucket() -> None:
+    assert [size_label(a) for a in (0, 32**2 - 1, 32**2, 96**2 - 1, 96**2)] == \
+        ["small", "small", "medium", "medium", "large"]
+
+
+def test_to_dict_and_gallery_order_by_hand() -> None:
+    cases = [ErrorCase("bkg", 1, 3, "small", 0.0, score=0.4, box=[0, 0, 5, 5], result_index=0),
+             ErrorCase("bkg", 2, 1, "large", 0.0, score=0.9, box=[0, 0, 99, 99], result_index=1),
+             ErrorCase("miss", 1, 2, "medium", 0.0, gt_id=5, gt_class=2, gt_box=[0, 0, 40, 40]),
+             ErrorCase("miss", 1, 2, "large", 0.0, gt_id=6, gt_class=2, gt_box=[0, 0, 100, 100])]
+    delta = {k: 0.0 for k in ERROR_TYPES} | {"bkg": 0.25, "miss": float("nan")}
+    report = ErrorReport(cases, "AP50", 0.5, delta, {}, 3, 1, 2, 0.5, 0.1)
+    zero_sizes = {"small": 0, "medium": 0, "large": 0}
+    assert report.to_dict() == {
+        "metric": "AP50", "base": 0.5, "delta": {k: 0.0 for k in ("cls", "loc", "both", "dupe")} | {"bkg": 0.25, "miss": None},
+        "counts": {"cls": 0, "loc": 0, "both": 0, "dupe": 0, "bkg": 2, "miss": 2},
+        "counts_by_class": {"cls": {}, "loc": {}, "both": {}, "dupe": {}, "bkg": {"1": 1, "3": 1}, "miss": {"2": 2}},
+        "counts_by_size": {"cls": zero_sizes, "loc": zero_sizes, "both": zero_sizes, "dupe": zero_sizes,
+                           "bkg": {"small": 1, "medium": 0, "large": 1}, "miss": {"small": 0, "medium": 1, "large": 1}},
+        "true_positives": 3, "ignored": 1, "not_evaluated": 2, "pos_threshold": 0.5, "bg_threshold": 0.1}
+    assert report.to_markdown().splitlines()[0] == "AP50 = 0.500; 3 true positives, 1 ignored (crowd), 2 beyond max_dets"
+    assert "| background | 2 | 1 | 0 | 1 | +0.2500 |" in report.to_markdown()
+    gallery = error_gallery(report, per_type=2, kinds=["bkg", "miss"])
+    assert [c.result_index for c in gallery["bkg"]] == [1, 0]  # most confident first
+    assert [c.gt_id for c in gallery["miss"]] == [6, 5]  # largest object first
+    assert len(error_gallery(report, per_type=1)["bkg"]) == 1
+    with pytest.raises(ValueError, match="order must be"):
+        error_gallery(report, order="area")
+
+
+def test_an_image_with_only_an_unfound_object_of_the_second_class() -> None:
+    """Image 2 holds one class-2 object and no prediction: COCOeval has no entry for (class 1,
+    image 2) and an entry without detections for (class 2, image 2). Every prediction of image 1
+    is still judged as before, and the new object is one more miss."""
+    gt, preds = _scene()
+    gt["images"].append({"id": 2, "width": 200, "height": 200})
+    gt["annotations"].append({"id": 7, "image_id": 2, "category_id": 2, "bbox": [20, 20, 40, 40], "area": 1600,
+                              "iscrowd": 0})
+    report = analyze_errors(gt, preds)
+    assert report.counts == {"cls": 1, "loc": 1, "both": 1, "dupe": 1, "bkg": 1, "miss": 3}
+    assert (report.num_true_positives, report.num_ignored, report.num_not_evaluated) == (2, 0, 0)
+    misses = [c for c in report.cases if c.kind == "miss"]
+    assert sorted(c.gt_id for c in misses) == [4, 6, 7] and all(c.iou == 0.0 and c.score is None for c in misses)
+
+
+def test_an_object_smaller_than_one_pixel_is_still_an_object() -> None:
+    """COCO's "all" area range starts at 0: a 0.5 x 0.5 object (area 0.25) found exactly is a true positive."""
+    gt = {"images": [{"id": 1, "width": 50, "height": 50}], "categories": [{"id": 1, "name": "dot"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 0.5, 0.5], "area": 0.25,
+                           "iscrowd": 0}]}
+    report = analyze_errors(gt, [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 0.5, 0.5], "score": 0.9}])
+    assert (report.num_true_positives, report.num_ignored) == (1, 0)
+    assert sum(report.counts.values()) == 0
+
+
+def test_random_gallery_defaults_to_seed_zero() -> None:
+    cases = [ErrorCase("bkg", 1, 1, "small", 0.0, score=s, result_index=k) for k, s in enumerate(np.linspace(0.1, 0.9, 8))]
+    report = ErrorReport(cases, "AP50", 0.0, {k: 0.0 for k in ERROR_TYPES}, {}, 0, 0, 0, 0.5, 0.1)
+    order = [c.result_index for c in error_gallery(report, per_type=8, kinds=["bkg"], order="random")["bkg"]]
+    assert order == [c.result_index for c in error_gallery(report, per_type=8, kinds=["bkg"], order="random",
+                                                          seed=0)["bkg"]]
+    assert order != [c.result_index for c in error_gallery(report, per_type=8, kinds=["bkg"], order="random",
+                                                          seed=1)["bkg"]]
+    assert sorted(order) == list(range(8))

@@ -112,3 +112,54 @@ def test_summary_is_json_ready_and_renders():
 def test_empty_matrix_gives_nan_not_a_crash():
     cm = ConfusionMatrix(2).update(np.full((2, 2), IGNORE), np.zeros((2, 2), int))
     assert np.isnan(cm.pixel_accuracy()) and np.isnan(cm.mean_iou()) and np.isnan(cm.frequency_weighted_iou())
+
+
+def _half_right() -> ConfusionMatrix:
+    """gt [0, 1], pred [0, 0]: n00 = 1, n10 = 1; t = (1, 1), p = (2, 0). IoU (1/2, 0), Dice (2/3, 0),
+    accuracy (1, 0); pixel accuracy 1/2, mIoU 1/4, fwIoU (1 * 1/2 + 1 * 0) / 2 = 1/4, mean Dice 1/3."""
+    return ConfusionMatrix(2).update(np.array([[0, 1]]), np.array([[0, 0]]))
+
+
+def test_summary_by_hand():
+    assert _half_right().summary(["bg", "disc"]) == {
+        "num_classes": 2, "ignore_index": 255, "pixels": 2, "pixel_accuracy": 0.5, "mean_accuracy": 0.5,
+        "mean_iou": 0.25, "frequency_weighted_iou": 0.25, "mean_dice": pytest.approx(1 / 3),
+        "per_class": [
+            {"class_id": 0, "name": "bg", "iou": 0.5, "dice": pytest.approx(2 / 3), "accuracy": 1.0,
+             "gt_pixels": 1, "pred_pixels": 2},
+            {"class_id": 1, "name": "disc", "iou": 0.0, "dice": 0.0, "accuracy": 0.0, "gt_pixels": 1, "pred_pixels": 0},
+        ]}
+
+
+def test_markdown_by_hand_with_boundary_columns_and_an_unnamed_class():
+    summary = _half_right().summary(["bg", ""])
+    summary["mean_boundary_f"] = 0.75
+    summary["per_class"][0].update(boundary_f=1.0, boundary_iou=None)
+    summary["per_class"][1].update(boundary_f=0.5, boundary_iou=0.25)
+    assert summary_to_markdown(summary) == "\n".join([
+        "pixels counted: 2 (ignore index 255)",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        "| pixel_accuracy | 0.5000 |",
+        "| mean_accuracy | 0.5000 |",
+        "| mean_iou | 0.2500 |",
+        "| frequency_weighted_iou | 0.2500 |",
+        "| mean_dice | 0.3333 |",
+        "| mean_boundary_f | 0.7500 |",
+        "",
+        "| class | IoU | Dice | accuracy | boundary_f | boundary_iou | gt pixels | pred pixels |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| 0 bg | 0.5000 | 0.6667 | 1.0000 | 1.0000 | n/a | 1 | 2 |",
+        "| 1 | 0.0000 | 0.0000 | 0.0000 | 0.5000 | 0.2500 | 1 | 0 |",
+    ])
+
+
+def test_bad_values_are_listed_up_to_ten():
+    gt = np.arange(20, 32).reshape(3, 4)  # 12 distinct values outside [0, 5): the first 10 are named
+    with pytest.raises(DataError) as info:
+        ConfusionMatrix(K).update(gt, np.zeros((3, 4), int))
+    assert f"values {list(range(20, 30))} that are neither" in str(info.value)
+    with pytest.raises(DataError) as info:
+        ConfusionMatrix(K).update(np.zeros((3, 4), int), gt)
+    assert f"values {list(range(20, 30))} outside" in str(info.value)

@@ -126,3 +126,49 @@ def test_padilla_precision_recall_lists(padilla, shared_data: Path) -> None:
     c = voc_evaluate(*padilla, iou_threshold=0.3, pixel_plus_one=True).classes[0]
     np.testing.assert_allclose(c.precision, lists["Precision"], atol=0.005)
     np.testing.assert_allclose(c.recall, lists["Recall"], atol=0.005)
+
+
+# --------------------------------------------------------------------------- boundaries (mutation run)
+def test_iou_exactly_at_the_threshold_is_a_true_positive() -> None:
+    """VOCevaldet.m: ``if ovmax >= VOCopts.minoverlap`` -> TP. A 10 x 10 object and a 20 x 10
+    detection over it share 100 of 200 pixels: IoU 0.5 exactly, a TP at 0.5 and an FP just above."""
+    gt = {1: _det([[0, 0, 10, 10]], [1])}
+    preds = {1: _det([[0, 0, 20, 10]], [1], score=[0.9])}
+    at = voc_evaluate(gt, preds, iou_threshold=0.5).classes[1]
+    np.testing.assert_array_equal(at.tp, [1])
+    assert at.ap == 1.0 and at.class_id == 1
+    above = voc_evaluate(gt, preds, iou_threshold=0.5 + 1e-9).classes[1]
+    np.testing.assert_array_equal(above.fp, [1])
+    assert above.ap == 0.0
+
+
+def test_no_predictions_at_all_scores_zero_per_class() -> None:
+    """An empty prediction dict: every class with objects has recall 0, so AP 0 (not a crash)."""
+    gt = {1: _det([[0, 0, 10, 10]], [1]), 2: _det([[5, 5, 10, 10], [30, 30, 5, 5]], [2, 3])}
+    report = voc_evaluate(gt, {})
+    assert sorted(report.classes) == [1, 2, 3]
+    for cid, c in report.classes.items():
+        assert (c.class_id, c.ap, c.num_positives, c.scores.size) == (cid, 0.0, 1, 0)
+    assert report.mean_ap == 0.0
+    # an image listed with no detections at all is the same as no entry
+    assert voc_evaluate(gt, {1: _det(np.zeros((0, 4)), np.zeros(0, np.int64), score=np.zeros(0))}).mean_ap == 0.0
+
+
+def test_error_messages_name_the_image() -> None:
+    gt = {1: _det([[0, 0, 10, 10]], [1])}
+    with pytest.raises(DataError) as info:
+        voc_evaluate(gt, {1: _det([[0, 0, 1, 1]], [1])})
+    assert str(info.value) == "record image 1: predictions need scores"
+    with pytest.raises(DataError) as info:
+        voc_evaluate(gt, {1: _det([[np.nan, 0, 1, 1]], [1], score=[0.5])})
+    assert str(info.value) == "record image 1: a predicted box has a NaN or infinite coordinate"
+
+
+def test_to_dict_by_hand() -> None:
+    """Two TPs of class 1 (AP 1) and one object of class 2 that nothing found (AP 0)."""
+    gt = {1: _det([[0, 0, 10, 10], [20, 20, 10, 10]], [1, 1]), 2: _det([[0, 0, 10, 10]], [2])}
+    preds = {1: _det([[0, 0, 10, 10], [20, 20, 10, 10]], [1, 1], score=[0.9, 0.8])}
+    assert voc_evaluate(gt, preds, pixel_plus_one=True).to_dict() == {
+        "iou_threshold": 0.5, "interpolation": "all_point", "pixel_plus_one": True, "mAP": 0.5,
+        "per_class": [{"class_id": 1, "AP": 1.0, "num_positives": 2, "num_detections": 2},
+                      {"class_id": 2, "AP": 0.0, "num_positives": 1, "num_detections": 0}]}

@@ -47,6 +47,7 @@ def test_tests_for_finds_importers_adds_listed_and_drops_excluded():
     ("floor: 1.5\n", "floor must be a fraction"),
     ("floor: 0.8\nmax_mutant: 3\n", "unknown config keys"),
     ("floor: 0.8\nfloors: {labkit/x.py: 80}\n", "floors: labkit/x.py must be a fraction"),
+    ("floor: 0.8\nequivalent: {labkit.x.x_f__mutmut_1: ''}\n", "labkit.x.x_f__mutmut_1 needs the reason"),
 ])
 def test_bad_config_names_the_file(tmp_path, text, message):
     path = tmp_path / "mutation.yaml"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from labkit.data.annotations import Detections
-from labkit.track.analysis import analyse_switches, threshold_tradeoff
+from labkit.metrics.id_events import IdEvent
+from labkit.track.analysis import analyse_switches, switch_cause, threshold_tradeoff
 
 
 def _frame(boxes, ids, vis=None) -> Detections:
@@ -76,3 +77,47 @@ def test_threshold_tradeoff_counts_recall_and_false_positives():
     assert [r["detection_recall"] for r in rows] == [1.0, 1.0, 0.0]
     assert [r["detection_false_positives"] for r in rows] == [10, 0, 0]
     assert rows[1]["IDSW"] == 0 and rows[2]["HOTA"] == 0.0
+
+
+# --------------------------------------------------------------------------- each cause at its threshold
+def _event(frame: int = 10, gap: int = 4) -> IdEvent:
+    return IdEvent(frame=frame, gt_id=1, previous_track_id=5, new_track_id=6, iou=0.8, switch=True,
+                   fragmentation=gap > 1, gap=gap)
+
+
+def test_reentry_needs_exactly_reentry_frames_absent():
+    """Window frames 6..10 (gap 4): absent in 3 of them -> re-entry; in 2 -> the next rule (other)."""
+    present = {f: _frame([[10.0, 50.0, 20.0, 40.0]], [1]) for f in (6, 10)}
+    s = switch_cause(_event(), present)
+    assert (s["cause"], s["frames_absent"]) == ("re-entry", 3)
+    present[7] = present[6]
+    s = switch_cause(_event(), present)
+    assert (s["cause"], s["frames_absent"], s["crossed_by"], s["camera_shift_per_frame"]) == ("other", 2, [], 0.0)
+    assert (s["frame"], s["gt_id"], s["previous_track_id"], s["new_track_id"], s["gap"]) == (10, 1, 5, 6, 4)
+
+
+def test_occlusion_is_strictly_below_the_visibility_threshold():
+    box = [10.0, 50.0, 20.0, 40.0]
+    for vis, cause, level in ((0.5, "other", "0.50-0.75"), (0.4999, "occlusion", "0.25-0.50"),
+                              (0.25, "occlusion", "0.25-0.50"), (1.0, "other", "0.75-1.00")):
+        gt = {f: _frame([box], [1], [vis if f == 8 else 1.0]) for f in range(6, 11)}
+        s = switch_cause(_event(), gt)
+        assert (s["cause"], s["min_visibility"], s["occlusion_level"]) == (cause, vis, level)
+
+
+def test_crossing_iou_is_inclusive_and_pan_is_strictly_above():
+    """g = x 0..20, the other box x 18..38 (same rows): IoU 2 / 38 = 0.0526."""
+    gt = {f: _frame([[0.0, 0.0, 20.0, 10.0], [18.0, 0.0, 20.0, 10.0]], [1, 2]) for f in range(6, 11)}
+    assert switch_cause(_event(), gt, crossing_iou=2 / 38)["crossed_by"] == [2]
+    assert switch_cause(_event(), gt, crossing_iou=0.06)["cause"] == "other"
+    shift = {f: 1.0 for f in range(6, 11)}
+    assert switch_cause(_event(), gt, crossing_iou=0.06, camera_shift=shift)["cause"] == "other"  # 1.0 is not > 1.0
+    shift[6] = 1.5  # mean 1.1 over the window's 5 frames
+    s = switch_cause(_event(), gt, crossing_iou=0.06, camera_shift=shift)
+    assert s["cause"] == "camera pan" and s["camera_shift_per_frame"] == pytest.approx(1.1)
+
+
+def test_visibility_outside_zero_to_one_is_an_error():
+    gt = {f: _frame([[0.0, 0.0, 20.0, 10.0]], [1], [-0.1]) for f in range(6, 11)}
+    with pytest.raises(ValueError, match=r"visibility -0.1 is outside \[0, 1\]"):
+        switch_cause(_event(), gt)

@@ -7,7 +7,7 @@ import pytest
 
 from labkit.data.annotations import Detections
 from labkit.track.association import assign, centre_distance, cosine_distance, iou_xywh
-from labkit.track.gating import chi2_threshold, iou_gate, mahalanobis_gate
+from labkit.track.gating import chi2_threshold, class_gate, iou_gate, mahalanobis_gate
 from labkit.track.kalman import BoxKalman, measurement_to_xywh, xywh_to_measurement
 from labkit.track.lifecycle import TrackState, after_match, after_miss
 from labkit.track.tracker import Tracker
@@ -44,6 +44,19 @@ def test_kalman_predict_update_matches_a_hand_computed_step():
     np.testing.assert_allclose(mean[0, 1:4], [20, 0.5, 100])  # no innovation there
 
 
+def test_initial_process_and_measurement_covariances_by_hand():
+    """h = 100, sp = 0.05, sv = 0.00625, sm = 0.1 (the module docstring's formulas):
+    P0 std = (2 sp h, 2 sp h, 1e-2, 2 sp h, 10 sv h, 10 sv h, 1e-5, 10 sv h) = (10, 10, .01, 10, 6.25, 6.25, 1e-5, 6.25);
+    Q std = (sp h, sp h, 1e-2, sp h, sv h, sv h, 1e-5, sv h) = (5, 5, .01, 5, .625, .625, 1e-5, .625);
+    R std = (sm h, sm h, 1e-1, sm h) = (10, 10, .1, 10). All diagonal."""
+    kf = BoxKalman(0.05, 0.00625, 0.1)
+    mean, cov = kf.initiate(np.array([[10.0, 20.0, 0.5, 100.0]]))
+    np.testing.assert_allclose(cov[0], np.diag(np.array([10, 10, 1e-2, 10, 6.25, 6.25, 1e-5, 6.25]) ** 2), rtol=1e-12)
+    np.testing.assert_allclose(kf.process_cov(mean)[0],
+                               np.diag(np.array([5, 5, 1e-2, 5, 0.625, 0.625, 1e-5, 0.625]) ** 2), rtol=1e-12)
+    np.testing.assert_allclose(kf.measurement_cov(mean)[0], np.diag(np.array([10, 10, 0.1, 10]) ** 2), rtol=1e-12)
+
+
 def test_kalman_is_vectorised_over_tracks():
     kf = BoxKalman()
     z = np.array([[10.0, 20.0, 0.5, 100.0], [300.0, 40.0, 0.4, 50.0]])
@@ -76,6 +89,13 @@ def test_iou_gate_boundary_and_off():
     iou = np.array([[0.3, 0.2999, 0.0]])
     assert iou_gate(iou, 0.3).tolist() == [[True, False, False]]
     assert iou_gate(iou, 0.0).all()
+    for gate in (iou_gate(iou, 0.3), iou_gate(iou, 0.0)):
+        assert gate.dtype == bool and gate.shape == (1, 3)  # a mask, combined with & by the tracker
+
+
+def test_class_gate_allows_only_same_class_pairs():
+    assert class_gate(np.array([1, 2]), np.array([1, 2, 1])).tolist() == [[True, False, True], [False, True, False]]
+    assert class_gate(np.array([3]), np.zeros(0, int)).shape == (1, 0)
 
 
 def test_iou_and_centre_distance_hand_values():
@@ -100,6 +120,9 @@ def test_xywh_iou_agrees_with_the_metrics_helper():
 def test_cosine_distance():
     d = cosine_distance(np.array([[1.0, 0.0]]), np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]]))
     np.testing.assert_allclose(d, [[0.0, 1.0, 1 - 1 / np.sqrt(2)]])
+    # no tracks (an empty list) or no detections: an empty (T, D) matrix
+    assert cosine_distance([], np.ones((2, 3))).shape == (0, 2)
+    assert cosine_distance(np.ones((2, 3)), []).shape == (2, 0)
 
 
 def test_assign_ties_go_to_the_same_index_pairing():
@@ -114,6 +137,7 @@ def test_assign_empty_inputs():
     assert no_dets.matches.shape == (0, 2) and no_dets.unmatched_tracks.tolist() == [0, 1]
     no_tracks = assign(np.zeros((0, 3)), 0.8)
     assert no_tracks.matches.shape == (0, 2) and no_tracks.unmatched_detections.tolist() == [0, 1, 2]
+    assert no_dets.costs.shape == no_tracks.costs.shape == (0,)  # one cost per match, none here
 
 
 def test_assign_everything_gated_out():
@@ -128,6 +152,9 @@ def test_assign_threshold_is_inclusive_and_forbidden_pairs_never_match():
     # cheapest single pair (0,0) = 0.1, but (0,1) + (1,0) = 0.9 matches both: more matches first
     both = assign(np.array([[0.1, 0.7], [0.2, 0.9]]), 0.8)
     assert both.matches.tolist() == [[0, 1], [1, 0]]
+    # with a gate mask the threshold stays inclusive
+    gated = assign(np.array([[0.8, 0.1]]), 0.8, allowed=np.array([[True, False]]))
+    assert gated.matches.tolist() == [[0, 0]] and gated.costs.tolist() == [0.8]
 
 
 def test_lifecycle_transitions_at_the_boundaries():
@@ -136,6 +163,9 @@ def test_lifecycle_transitions_at_the_boundaries():
     # unmatched: tentative deleted at once; confirmed lost; lost deleted only past max_misses
     assert after_miss(np.array([T, C, L, L]), np.array([1, 1, 2, 3]), 2).tolist() == [D, L, L, D]
     assert after_miss(np.array([C]), np.array([1]), 0).tolist() == [D]
+    # states stay integer codes (the ``state`` column of logs and videos)
+    assert after_match(np.array([T]), np.array([1]), 3).dtype == np.int64
+    assert after_miss(np.array([T]), np.array([1]), 3).dtype == np.int64
 
 
 def _box(x: float, y: float = 100.0) -> np.ndarray:
@@ -229,6 +259,37 @@ def test_camera_motion_recovers_a_known_shift(method: str):
     assert camera.last_status.startswith("ok"), camera.last_status
     np.testing.assert_allclose(affine[:, 2], [3, -2], atol=0.5)
     np.testing.assert_allclose(affine[:, :2], np.eye(2), atol=0.02)
+    assert affine.dtype == np.float64
+
+
+def test_camera_motion_statuses_and_excluded_boxes():
+    """First frame: identity. A blank frame has no features: identity, "too few features". Boxes
+    (the tracked objects) are left out of the ORB features: a box covering the whole textured frame,
+    even one reaching past its top-left corner, leaves none."""
+    import cv2
+
+    from labkit.track.camera import CameraMotion
+
+    rng = np.random.default_rng(1)
+    textured = cv2.cvtColor(cv2.GaussianBlur(rng.integers(0, 255, (120, 160)).astype(np.uint8), (0, 0), 1.5),
+                            cv2.COLOR_GRAY2RGB)
+    blank = np.zeros((120, 160, 3), np.uint8)
+    camera = CameraMotion("orb")
+    np.testing.assert_array_equal(camera.estimate(textured), np.eye(2, 3))
+    assert camera.last_status == "first frame"
+    np.testing.assert_array_equal(camera.estimate(blank), np.eye(2, 3))
+    assert camera.last_status == "too few features"
+    masked = CameraMotion("orb")
+    masked.estimate(textured, np.array([[-10.0, -10.0, 200.0, 150.0]]))
+    masked.estimate(textured, np.array([[-10.0, -10.0, 200.0, 150.0]]))
+    assert masked.last_status == "too few features"
+    visible = CameraMotion("orb")
+    visible.estimate(textured, np.array([[-10.0, -10.0, 30.0, 30.0]]))  # a small box leaves most features
+    visible.estimate(textured, np.array([[-10.0, -10.0, 30.0, 30.0]]))
+    assert visible.last_status.startswith("ok"), visible.last_status
+    ecc = CameraMotion("ecc")
+    np.testing.assert_array_equal(ecc.estimate(textured), np.eye(2, 3))
+    assert ecc.last_status == "first frame"
 
 
 def test_warp_states_moves_centres_and_scales_heights():
@@ -260,3 +321,54 @@ def test_confirmed_tracks_choose_before_tentative_ones(confirmed_first: bool, wi
     result = _run(frames, 4, min_hits=3, confirmed_first=confirmed_first)[3]
     matched = [t["track_id"] for t in result.log["tracks"] if t["detection"] == 0]
     assert matched == [winner]
+
+
+def _step_all(tracker: Tracker, frames: list[tuple[np.ndarray, list[int], list[float]]]) -> list:
+    return [tracker.step(Detections(boxes, cls, score=scores), frame=f)
+            for f, (boxes, cls, scores) in enumerate(frames, start=1)]
+
+
+BYTE = {"min_hits": 1, "high_score": 0.6, "low_score": 0.1, "new_track_score": 0.7, "low_score_pass": True,
+        "score_fusion": True}
+
+
+def test_second_pass_gives_each_track_its_own_low_score_detection():
+    """ByteTrack's second pass: two confirmed tracks far apart, then only low-score detections, listed
+    in the other order. Each track keeps its own object: ids follow the boxes, not the list order."""
+    a, b = (lambda f: _box(10.0 + 2 * f)), (lambda f: _box(400.0 + 2 * f))
+    frames = [(np.concatenate([a(f), b(f)]), [1, 1], [0.9, 0.9]) for f in (1, 2, 3)]
+    frames.append((np.concatenate([b(4), a(4)]), [1, 1], [0.3, 0.3]))
+    results = _step_all(Tracker(BYTE), frames)
+
+    def ids_by_x(r):
+        return {round(float(x) / 100): int(i) for x, i in zip(r.output.xywh[:, 0], r.output.track_id)}
+
+    assert len(results[3].output) == 2
+    assert ids_by_x(results[3]) == ids_by_x(results[2])
+    low = [entry for entry in results[3].log["tracks"] if entry.get("stage")]
+    assert [entry["stage"] for entry in low] == ["low", "low"]
+    # the log reports the second pass's own cost, the IoU distance (not the score-fused first-pass cost)
+    assert all(entry["cost"] == pytest.approx(1 - entry["iou"], abs=1e-4) for entry in low)
+
+
+def test_second_pass_respects_the_gates():
+    """With class_aware, a low-score detection of another class on top of a confirmed track does not
+    continue it: the track is lost on that frame (no output)."""
+    frames = [(_box(10.0 + 2 * f), [1], [0.9]) for f in (1, 2, 3)] + [(_box(18.0), [2], [0.3])]
+    results = _step_all(Tracker(dict(BYTE, class_aware=True)), frames)
+    assert len(results[2].output) == 1 and len(results[3].output) == 0
+    assert results[3].tracks.data["state"].tolist() == [L]
+
+
+def test_mahalanobis_gate_stops_a_jump_in_height_that_iou_would_accept():
+    """A steady 20 x 40 box, then the same centre 60 px tall: IoU 40 / 60 = 0.67 (cost 0.33, accepted
+    without the gate), but a height jump of 20 px against the filter's few-px uncertainty is far
+    outside the 95 % ellipsoid (d^2 >> 9.49): with the gate the track misses that frame."""
+    frames = [(_box(10.0), [1], [0.9]) for _ in range(4)] + [(np.array([[10.0, 90.0, 20.0, 60.0]]), [1], [0.9])]
+    off = _step_all(Tracker({"min_hits": 1}), frames)
+    on = _step_all(Tracker({"min_hits": 1, "gate_probability": 0.95}), frames)
+    assert [len(r.output) for r in off] == [1] * 5 and len({int(r.output.track_id[0]) for r in off}) == 1
+    assert [len(r.output) for r in on[:4]] == [1] * 4
+    first = int(on[0].output.track_id[0])
+    assert first not in on[4].output.track_id.tolist()  # the old track did not take the jumped box
+    assert on[4].tracks.data["state"][on[4].tracks.track_id.tolist().index(first)] == L
