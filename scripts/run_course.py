@@ -30,7 +30,8 @@ from nbclient.exceptions import CellExecutionError
 
 from labkit.artifacts import REPO_ROOT, artifacts_dir, read_metrics, write_json
 from labkit.exercises import LESSON_SOURCES
-from labkit.repro import read_notes
+from labkit import budget
+from labkit.repro import git_commit, read_notes
 
 #: The Binder memory line of issue 17: 1.8 GB (10^9 bytes), in the MiB that ``peak_rss_mb`` uses.
 BINDER_LINE_MB = round(1.8e9 / 2**20, 1)
@@ -129,6 +130,7 @@ def run_notebook(path: Path, out_dir: Path, timeout: int) -> dict:
     peak_mb = round(rss.peak / 2**20, 1)
     machine = {"cpus": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1)}  # how busy it was: seconds depend on it
     return {"path": rel, "status": status, "seconds": round(seconds, 2), "peak_rss_mb": peak_mb, "machine": machine,
+            "budget": budget.current(), "git_commit": git_commit(REPO_ROOT), "finished_unix": round(time.time(), 1),
             "over_binder_line": peak_mb > BINDER_LINE_MB, "error": error, "failed_cell": failed_cell,
             "slow_cells": [c["index"] for c in cells if c["seconds"] > SLOW_CELL_SECONDS], "cells": cells}
 

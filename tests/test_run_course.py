@@ -2,6 +2,7 @@
 values, the summary carries no ANSI codes, and per-cell seconds and the Binder flag are recorded."""
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -30,7 +31,8 @@ def write_notebook(path: Path, sources: list[str]) -> Path:
 
 
 @pytest.mark.slow
-def test_a_failing_notebook_reports_cell_assertion_and_values(run_course, tmp_path, capsys):
+def test_a_failing_notebook_reports_cell_assertion_and_values(run_course, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LABKIT_BUDGET", "ci")
     path = write_notebook(tmp_path / "fails.ipynb", [
         "ratio = 1.01",
         'assert ratio < 1.0, f"expected the training loss ratio below 1, got {ratio:.2f}"',
@@ -47,6 +49,9 @@ def test_a_failing_notebook_reports_cell_assertion_and_values(run_course, tmp_pa
     assert second["error"] == "cell 2: AssertionError [at: assert x == 4]"
     assert "\x1b" not in json.dumps(rows)
     assert isinstance(first["over_binder_line"], bool) and first["peak_rss_mb"] < run_course.BINDER_LINE_MB
+    # what the seconds depend on travels with them: the budget, the machine's cores and load, the commit
+    assert first["budget"] == second["budget"] == "ci" and first["machine"]["cpus"] == os.cpu_count()
+    assert first["machine"]["load_average"] >= 0 and first["finished_unix"] <= second["finished_unix"]
     run_course.print_table(rows)
     out = capsys.readouterr().out
     assert "\x1b" not in out and "2 notebook(s) failed" in out
