@@ -1,0 +1,144 @@
+"""Record a chapter's measured ``make course`` run and write it into the chapter README.
+
+Two steps, so that a README states only what a run measured and a test can prove it:
+
+``record``: from a run's ``artifacts/course_summary.json`` (the chapter's notebooks: status, seconds,
+peak memory, budget, machine load, commit) and its metric log ``artifacts/metrics/<log>.json`` (the
+keys the lessons logged, selected by shell patterns), write a small record to commit, e.g.
+``benchmarks/results/course_05_robustness.json``. Every notebook of the chapter must have run at
+the budget asked for (``--budget``, default ``full``), else nothing is written.
+
+``write``: render a record as Markdown between ``<!-- course-run:start -->`` and
+``<!-- course-run:end -->`` in the chapter README (``--check``: exit 1 when the README differs).
+
+Run: ``.venv/bin/python scripts/course_table.py record --chapter 05_robustness --log robustness
+--keys 'l1_*_s3_AP' 'l4_*' --out benchmarks/results/course_05_robustness.json``, then
+``.venv/bin/python scripts/course_table.py write --record benchmarks/results/course_05_robustness.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+START, END = "<!-- course-run:start -->", "<!-- course-run:end -->"
+
+
+def make_record(summary: dict[str, Any], metrics: dict[str, Any], *, chapter: str, log: str,
+                patterns: list[str], budget: str = "full") -> dict[str, Any]:
+    """The record of ``chapter`` from a course summary and the chapter's metric log ``metrics``.
+
+    A :class:`ValueError` when the summary has no notebook of the chapter, when one ran at another
+    budget (or did not say), or when a pattern selects no logged key."""
+    rows = [r for r in summary.get("notebooks", []) if Path(r.get("path", "")).parent.name == chapter]
+    if not rows:
+        raise ValueError(f"no notebook of {chapter} in the summary")
+    other = [f"{Path(r['path']).name} ({r.get('budget', 'budget not recorded')})" for r in rows if r.get("budget") != budget]
+    if other:
+        raise ValueError(f"not every notebook of {chapter} ran at the {budget} budget: {', '.join(other)}")
+    chosen: dict[str, Any] = {}
+    for pattern in patterns:
+        keys = sorted(k for k in metrics if fnmatch.fnmatchcase(k, pattern))
+        if not keys:
+            raise ValueError(f"pattern {pattern!r} selects no key of the metric log {log}")
+        chosen.update({k: metrics[k] for k in keys})
+    notebooks = [{"lesson": Path(r["path"]).stem, "status": r["status"], "seconds": r["seconds"],
+                  "peak_rss_mb": r["peak_rss_mb"], "machine": r.get("machine"), "git_commit": r.get("git_commit"),
+                  "finished_unix": r.get("finished_unix")} for r in rows]
+    return {"chapter": chapter, "budget": budget, "metric_log": f"artifacts/metrics/{log}.json",
+            "notebooks": notebooks, "metrics": chosen}
+
+
+def _value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else "n/a" if value is None else str(value)
+
+
+def render(record: dict[str, Any]) -> str:
+    """The Markdown block (markers excluded) for ``record``."""
+    rows = record["notebooks"]
+    finished = [r["finished_unix"] for r in rows if r.get("finished_unix")]
+    when = time.strftime("%Y-%m-%d", time.gmtime(max(finished))) if finished else "an unrecorded date"
+    commits = sorted({(r.get("git_commit") or "unknown")[:12] for r in rows})
+    total = sum(r["seconds"] for r in rows)
+    intro = (f"Measured by `make course` (`scripts/run_course.py`) at the {record['budget']} budget on {when}, "
+             f"commit {', '.join(commits)}; {len(rows)} notebooks, {total / 60:.1f} min in all. The load average "
+             "is the machine's when each notebook finished: above the core count, other work shared the CPU "
+             f"and the seconds are longer than on a quiet machine. Metric values: `{record['metric_log']}`.")
+    lines = [textwrap.fill(intro, 104, break_on_hyphens=False, break_long_words=False), "",
+             "| lesson | status | seconds | peak MiB | cores | load average |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        machine = r.get("machine") or {}
+        lines.append(f"| {r['lesson']} | {r['status']} | {r['seconds']:.0f} | {r['peak_rss_mb']:.0f} "
+                     f"| {_value(machine.get('cpus'))} | {_value(machine.get('load_average'))} |")
+    lines += ["", "| key | value |", "| --- | ---: |"]
+    lines += [f"| `{k}` | {_value(v)} |" for k, v in record["metrics"].items()]
+    return "\n".join(lines)
+
+
+def with_block(text: str, block: str, source: str) -> str:
+    """``text`` with the part between the markers replaced by ``block``."""
+    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
+        raise ValueError(f"{source}: needs exactly one {START} ... {END} pair")
+    head, rest = text.split(START)
+    return head + START + "\n" + block + "\n" + END + rest.split(END, 1)[1]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read JSON ({exc})") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    steps = parser.add_subparsers(dest="step", required=True)
+    rec = steps.add_parser("record", help="write a chapter's record from a run's artifacts")
+    rec.add_argument("--chapter", required=True, help="chapter folder, e.g. 05_robustness")
+    rec.add_argument("--log", required=True, help="metric log name: artifacts/metrics/<log>.json")
+    rec.add_argument("--keys", nargs="+", required=True, help="shell patterns of the logged keys to keep")
+    rec.add_argument("--budget", default="full")
+    rec.add_argument("--artifacts", type=Path, default=None, help="default: the artifacts folder")
+    rec.add_argument("--out", type=Path, required=True)
+    wr = steps.add_parser("write", help="write a record into its chapter README")
+    wr.add_argument("--record", type=Path, required=True)
+    wr.add_argument("--readme", type=Path, default=None, help="default: notebooks/<chapter>/README.md")
+    wr.add_argument("--check", action="store_true", help="only report whether the README is current")
+    args = parser.parse_args(argv)
+    try:
+        if args.step == "record":
+            if args.artifacts is None:
+                from labkit.artifacts import artifacts_dir
+
+                args.artifacts = artifacts_dir()
+            record = make_record(_read_json(args.artifacts / "course_summary.json"),
+                                 _read_json(args.artifacts / "metrics" / f"{args.log}.json"),
+                                 chapter=args.chapter, log=args.log, patterns=args.keys, budget=args.budget)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            print(f"wrote {args.out}")
+            return 0
+        record = _read_json(args.record)
+        readme = args.readme or REPO / "notebooks" / record["chapter"] / "README.md"
+        text = readme.read_text(encoding="utf-8")
+        new = with_block(text, render(record), str(readme))
+    except (ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.check:
+        print(f"{readme}: {'current' if new == text else 'out of date'}")
+        return 0 if new == text else 1
+    readme.write_text(new, encoding="utf-8")
+    print(f"wrote the measured run of {record['chapter']} into {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
