@@ -7,7 +7,7 @@ from scipy import ndimage
 from scipy.spatial.distance import cdist
 
 from labkit.errors import DataError
-from labkit.metrics.boundary import (BoundaryScores, boundary_f_score, boundary_iou, diagonal_fraction,
+from labkit.metrics.boundary import (BoundaryScores, boundary_distance, boundary_f_score, class_scores, boundary_iou, diagonal_fraction,
                                      mask_boundary)
 from labkit.metrics.segmentation import ConfusionMatrix
 
@@ -156,3 +156,31 @@ def test_boundary_scores_per_class_with_ignore_and_absent_classes():
 
 def test_diagonal_fraction():
     assert diagonal_fraction(300, 400, 0.02) == pytest.approx(10.0)
+
+
+def test_boundary_distance_counts_pixels_to_the_nearest_contour() -> None:
+    labels = np.zeros((9, 9), np.uint8)
+    labels[3:6, 3:6] = 1
+    got = boundary_distance(labels)
+    # contours: the square's ring (rows/cols 3..5 minus the centre) and the background pixels touching it
+    assert got[4, 4] == 1.0 and got[3, 3] == 0.0 and got[2, 4] == 0.0
+    assert got[0, 4] == 2.0 and got[0, 0] == pytest.approx(np.hypot(2, 2))
+    assert np.all(boundary_distance(np.zeros((4, 4), np.uint8)) > 0)  # one region: no contour
+    with pytest.raises(DataError, match="2-D"):
+        boundary_distance(np.zeros((2, 2, 2)))
+
+
+def test_class_scores_table_against_hand_counts() -> None:
+    truth = np.zeros((10, 10), np.uint8)
+    truth[2:6, 2:6] = 1  # 16 pixels
+    truth[0, :] = 255
+    pred = np.zeros_like(truth)
+    pred[2:6, 2:8] = 1  # 24 pixels: TP 16, FP 8
+    table = class_scores([truth], [pred], ["background", "disc", "rod"])
+    assert list(table.index) == ["background", "disc", "rod"] and list(table.columns) == ["IoU", "Dice", "boundary F"]
+    assert table.loc["disc", "IoU"] == pytest.approx(16 / 24) and table.loc["disc", "Dice"] == pytest.approx(32 / 40)
+    assert table.loc["background", "IoU"] == pytest.approx(66 / 74)  # 90 valid pixels: 74 true bg, 66 kept
+    assert np.isnan(table.loc["rod", "IoU"]) and np.isnan(table.loc["rod", "boundary F"])
+    assert table.loc["disc", "boundary F"] == pytest.approx(boundary_f_score(truth == 1, pred == 1, 2.0, valid=truth != 255).f)
+    with pytest.raises(ValueError):
+        class_scores([truth], [], ["background", "disc", "rod"])

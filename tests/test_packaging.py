@@ -28,7 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 #: runs as its source copy: the learner's copy stops at its first unanswered exercise by design.
 LESSONS = ["autograder/lessons/01_data_foundations/01_lab_environment.ipynb",
            "autograder/lessons/02_detection/05_confidence.ipynb",
-           "notebooks/03_segmentation/01_semantic_vs_instance.ipynb"]
+           "autograder/lessons/03_segmentation/01_semantic_vs_instance.ipynb",
+           "autograder/lessons/04_tracking/01_track_ready_data.ipynb",
+           "autograder/lessons/05_robustness/05_monitoring.ipynb",
+           "autograder/lessons/06_capstone/02_unified_dataset.ipynb"]
 
 
 def test_config_path_finds_every_course_config_through_the_package():

@@ -12,7 +12,7 @@ from labkit.data.annotations import Detections
 from labkit.data.coco import coco_to_dataset
 from labkit.errors import DataError
 from labkit.segment.plots import (FALSE_POSITIVE_COLOUR, IGNORE_COLOUR, MISSED_COLOUR, RIGHT_COLOUR, class_overlay,
-                                  mask_errors, paint_instances, plot_class_masks, plot_confusion,
+                                  mask_errors, paint_instances, plot_class_masks, plot_confusion, plot_error_map,
                                   plot_instance_comparison, plot_pointrend_crops, plot_refinement_crops,
                                   plot_semantic_predictions, plot_training_log)
 from labkit.viz import color_for
@@ -212,3 +212,25 @@ def test_pointrend_crops_never_worse_with_an_exact_fine_map() -> None:
     assert titled._suptitle.get_text() == "disc\ngrey right, red false positive, blue missed"
     wrong = [int(t.split(": ")[1].split(" px")[0]) for t in titles]
     assert all(after <= before for before, after in zip(wrong[::2], wrong[1::2])) and sum(wrong[::2]) > 0
+
+
+def test_error_map_colours_right_false_positive_missed_and_band() -> None:
+    image, truth, pred = _scene()
+    pred[5:15, 5:10] = 0  # the disc's left half missed
+    fig = plot_error_map(image, truth, pred, band=1, title="scene")
+    axes = fig.axes
+    assert len(axes) == 2 and [len(ax.images) for ax in axes] == [1, 1]
+    assert axes[0].get_title() == "scene" and "1-px band" in axes[1].get_title()
+    err = np.asarray(axes[1].images[0].get_array())
+    assert tuple(err[10, 12]) == (40, 170, 40)  # disc found
+    assert tuple(err[10, 7]) == MISSED_COLOUR  # disc missed
+    assert tuple(err[30, 20]) == FALSE_POSITIVE_COLOUR  # rod painted as disc
+    assert tuple(err[4, 10]) == (90, 90, 90)  # background, 1 px above the disc's top contour
+    assert tuple(err[22, 30]) == (0, 0, 0)  # background far from any contour
+    assert not err[0].any()  # ignored row: nowhere
+
+
+def test_error_map_refuses_mismatched_shapes() -> None:
+    image, truth, pred = _scene()
+    with pytest.raises(DataError, match="must match"):
+        plot_error_map(image, truth, pred[:-1])

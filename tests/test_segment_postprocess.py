@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from labkit.errors import DataError
-from labkit.segment.postprocess import (clean_label_map, closing, connected_components, fill_holes, opening,
+from labkit.segment.postprocess import (apply_per_class, clean_label_map, closing, connected_components, fill_holes, opening,
                                         remove_small_components)
 from labkit.segment.tiling import predict_tiled, tile_origins
 
@@ -91,3 +91,17 @@ def test_tiling_matches_whole_image_for_a_pixelwise_model():
 def test_tiling_rejects_wrong_model_output():
     with pytest.raises(DataError, match="model returned shape"):
         predict_tiled(np.zeros((40, 40, 3)), lambda c: np.zeros((2, 5, 5)), tile=32, overlap=8, num_classes=2)
+
+
+def test_apply_per_class_keeps_ignore_and_lets_the_higher_class_win() -> None:
+    labels = np.zeros((8, 8), np.uint8)
+    labels[1:3, 2:4] = 1
+    labels[1:3, 4:6] = 2
+    labels[7, :] = 255
+    grown = apply_per_class(labels, lambda m: np.roll(m, 1, axis=1) | m, 3)
+    assert grown[1, 3] == 1 and grown[1, 4] == 2 and grown[1, 6] == 2  # class 2 wins col 4 where class 1 grew into it
+    assert (grown[7] == 255).all() and grown[0].sum() == 0
+    emptied = apply_per_class(labels, lambda m: np.zeros_like(m), 3)
+    assert set(np.unique(emptied)) == {0, 255}
+    with pytest.raises(DataError, match="2-D"):
+        apply_per_class(labels[None], lambda m: m, 3)

@@ -99,6 +99,18 @@ def mask_boundary(mask: Any, width: int = 1, *, frame_is_contour: bool = False) 
     return m & (depth <= width)
 
 
+def boundary_distance(labels: Any) -> np.ndarray:
+    """Euclidean distance (pixels) of every pixel of a label map to the nearest one-pixel contour
+    (:func:`mask_boundary`) of any of its class regions; 0 on the contours themselves."""
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        raise DataError(f"expected a 2-D label map, got shape {lab.shape}")
+    edges = np.zeros(lab.shape, bool)
+    for cls in np.unique(lab):
+        edges |= mask_boundary(lab == cls)
+    return ndimage.distance_transform_edt(~edges)
+
+
 def _matched(points: np.ndarray, targets: np.ndarray, tolerance: float) -> int:
     """How many ``points`` pixels lie within ``tolerance`` (Euclidean) of a ``targets`` pixel.
 
@@ -202,3 +214,20 @@ class BoundaryScores:
             row["boundary_f"] = _num(f)
             row["boundary_iou"] = _num(biou)
         return summary
+
+
+def class_scores(truths: Any, preds: Any, class_names: list[str], *, ignore_index: int | None = 255,
+                 tolerance: float = 2.0):
+    """A ``pandas.DataFrame`` indexed by ``class_names``: per-class IoU and Dice (pixels pooled over
+    the image pairs, :class:`~labkit.metrics.segmentation.ConfusionMatrix`) and boundary F (mean
+    over the images where the class occurs, :class:`BoundaryScores` at ``tolerance`` pixels)."""
+    import pandas as pd
+
+    from labkit.metrics.segmentation import ConfusionMatrix
+
+    k = len(class_names)
+    cm, bs = ConfusionMatrix(k, ignore_index=ignore_index), BoundaryScores(k, ignore_index=ignore_index, tolerance=tolerance)
+    for truth, pred in zip(truths, preds, strict=True):
+        cm.update(truth, pred)
+        bs.update(truth, pred)
+    return pd.DataFrame({"IoU": cm.iou(), "Dice": cm.dice(), "boundary F": bs.boundary_f()}, index=list(class_names))

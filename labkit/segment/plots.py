@@ -291,3 +291,31 @@ def plot_pointrend_crops(truth: np.ndarray, fine: np.ndarray, factor: int, n_poi
     refined, _ = subdivide(low, (h, w), n_points, from_fine_map(fine))
     return plot_refinement_crops(truth, upsample(low, (h, w)), refined, n=n, side=side,
                                  labels=(f"bilinear x{factor}", "PointRend"), title=title)
+
+
+def plot_error_map(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, *, band: float = 2.0,
+                   ignore_index: int | None = 255, title: str | None = None) -> Figure:
+    """A label-map prediction's errors beside its image: right foreground green, a predicted class
+    where the truth differs red (false positive), a true object predicted as background blue
+    (missed), and, among the remaining pixels, those within ``band`` px of a ground-truth contour
+    (:func:`labkit.metrics.boundary.boundary_distance`) grey; ignore pixels count nowhere."""
+    from labkit.metrics.boundary import boundary_distance
+
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    if truth.shape != pred.shape or np.shape(image)[:2] != truth.shape:
+        raise DataError(f"image {np.shape(image)}, truth {truth.shape} and pred {pred.shape} must match")
+    valid = truth != ignore_index if ignore_index is not None else np.ones(truth.shape, bool)
+    err = np.zeros(truth.shape + (3,), np.uint8)
+    err[(pred == truth) & (truth > 0) & valid] = (40, 170, 40)
+    err[(pred != truth) & (pred > 0) & valid] = FALSE_POSITIVE_COLOUR
+    err[(pred != truth) & (truth > 0) & (pred == 0) & valid] = MISSED_COLOUR
+    err[(boundary_distance(truth) <= band) & ~err.any(axis=2) & valid] = (90, 90, 90)
+    fig = new_figure(10, 4)
+    axes = fig.subplots(1, 2)
+    axes[0].imshow(image)
+    axes[0].set_title(title or "image", fontsize=9)
+    axes[1].imshow(err, interpolation="nearest")
+    axes[1].set_title(f"green right, red false positive, blue missed, grey {band:g}-px band", fontsize=9)
+    for ax in axes:
+        _off(ax)
+    return fig

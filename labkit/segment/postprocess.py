@@ -90,3 +90,16 @@ def clean_label_map(labels: np.ndarray, min_area: int, ignore_index: int = 255) 
         region = lab == cls
         out[region & ~remove_small_components(region, min_area)] = 0
     return out
+
+
+def apply_per_class(labels: np.ndarray, op, num_classes: int, ignore_index: int | None = 255) -> np.ndarray:
+    """Apply the binary-mask operation ``op`` (mask -> mask) to every foreground class region
+    ``1 .. num_classes-1`` of a label map: pixels a region loses become background 0, where grown
+    regions overlap the higher class id wins, and ``ignore_index`` pixels stay ignore."""
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        raise DataError(f"expected a 2-D label map, got shape {lab.shape}")
+    out = np.zeros_like(lab)
+    for cls in range(1, num_classes):
+        out[_mask(op(lab == cls))] = cls
+    return out if ignore_index is None else np.where(lab == ignore_index, ignore_index, out).astype(lab.dtype)
