@@ -11,7 +11,8 @@
 replaces, so the same pre- and post-processing runs on both: :func:`onnx_detector` gives a
 :class:`labkit.detect.predict.Detector` (letterbox, NMS, boxes back in original pixels) and
 :func:`onnx_segmenter` a network for :func:`labkit.segment.predict.iter_semantic`.
-:func:`max_abs_diff` compares raw outputs of the two runtimes on the same input.
+:func:`max_abs_diff` compares raw outputs of the two runtimes on the same input, and
+:func:`box_set_distance` their post-NMS boxes whatever their order.
 
 **INT8** (:func:`quantize_int8`): post-training static quantization with ONNX Runtime's
 ``quantize_static`` (QDQ format: unsigned 8-bit activations, signed 8-bit weights, the
@@ -195,6 +196,24 @@ def max_abs_diff(a: Any, b: Any) -> float:
     if x.shape != y.shape:
         raise DataError(f"outputs differ in shape: {x.shape} vs {y.shape}")
     return float(np.abs(x - y).max()) if x.size else 0.0
+
+
+def box_set_distance(a_xyxy: Any, b_xyxy: Any) -> float:
+    """How far apart two sets of boxes are, whatever their order: the largest, over the boxes of
+    either set, of the distance to the nearest box of the other set, a box's distance being its
+    largest coordinate difference (pixels). 0.0 for two empty sets; a :class:`DataError` when only
+    one is empty or a set is not ``(N, 4)``.
+
+    Post-NMS boxes of two runtimes are compared this way because their *order* is not part of the
+    parity: scores that differ in the 7th digit may swap two nearly tied boxes, and comparing by
+    index would then report the distance between two different objects."""
+    a, b = (np.asarray(v, dtype=np.float64).reshape(-1, 4) if np.size(v) else np.zeros((0, 4)) for v in (a_xyxy, b_xyxy))
+    if len(a) == 0 or len(b) == 0:
+        if len(a) or len(b):
+            raise DataError(f"one set of boxes is empty and the other has {len(a) + len(b)}")
+        return 0.0
+    gaps = np.abs(a[:, None, :] - b[None, :, :]).max(axis=-1)  # (A, B) Chebyshev distance of every pair
+    return float(max(gaps.min(axis=1).max(), gaps.min(axis=0).max()))
 
 
 # ------------------------------------------------------------------------------------ INT8
