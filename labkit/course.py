@@ -1,5 +1,6 @@
 """Course-wide settings: the repository URL (``course.yaml``), the notebook setup cell and the
-Colab / Binder badges that are generated from it (``scripts/sync_course.py`` writes them)."""
+Colab / Binder badges that are generated from it (``scripts/sync_course.py`` writes them), and
+:func:`with_marked_block`, how the scripts write measured tables into a README."""
 
 from __future__ import annotations
 
@@ -91,3 +92,12 @@ def setup_cell_source() -> str:
         "\n"
         "print(environment_line())"
     )
+
+
+def with_marked_block(text: str, start: str, end: str, block: str, source: str) -> str:
+    """``text`` with the part between the marker lines ``start`` and ``end`` replaced by ``block``
+    (the markers kept); a :class:`ValueError` naming ``source`` unless there is exactly one pair, in order."""
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{source}: needs exactly one {start} ... {end} pair")
+    head, rest = text.split(start)
+    return head + start + "\n" + block + "\n" + end + rest.split(end, 1)[1]

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labkit.course import with_marked_block
+
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- course-run:start -->", "<!-- course-run:end -->"
 
@@ -82,14 +84,6 @@ def render(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def with_block(text: str, block: str, source: str) -> str:
-    """``text`` with the part between the markers replaced by ``block``."""
-    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise ValueError(f"{source}: needs exactly one {START} ... {END} pair")
-    head, rest = text.split(START)
-    return head + START + "\n" + block + "\n" + END + rest.split(END, 1)[1]
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -128,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         record = _read_json(args.record)
         readme = args.readme or REPO / "notebooks" / record["chapter"] / "README.md"
         text = readme.read_text(encoding="utf-8")
-        new = with_block(text, render(record), str(readme))
+        new = with_marked_block(text, START, END, render(record), str(readme))
     except (ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

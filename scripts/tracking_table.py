@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labkit.course import with_marked_block
+
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- tracking-detectors:start -->", "<!-- tracking-detectors:end -->"
 
@@ -51,14 +53,6 @@ def render(bench: dict[str, Any], source: str) -> str:
     return "\n".join(lines)
 
 
-def with_block(text: str, block: str, source: str) -> str:
-    """``text`` with the part between the markers replaced by ``block``."""
-    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise ValueError(f"{source}: needs exactly one {START} ... {END} pair")
-    head, rest = text.split(START)
-    return head + START + "\n" + block + "\n" + END + rest.split(END, 1)[1]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", type=Path, default=None, help="default: artifacts/bench_tracking.json")
@@ -76,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = args.bench.relative_to(REPO) if args.bench.is_relative_to(REPO) else args.bench
         block = render(json.loads(args.bench.read_text(encoding="utf-8")), str(shown))
         text = args.readme.read_text(encoding="utf-8")
-        new = with_block(text, block, str(args.readme))
+        new = with_marked_block(text, START, END, block, str(args.readme))
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 1
