@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report what is out of date, change nothing")
     parser.add_argument("--durations", type=Path, metavar="SUMMARY",
-                        help="also state each slow cell's measured duration and a lesson's memory above the "
+                        help="also state each slow cell's measured duration (rows that record their machine) and a lesson's memory above the "
                              "Binder line, from this course_summary.json")
     args = parser.parse_args(argv)
     measured = measured_rows(args.durations) if args.durations else {}
@@ -151,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in notebooks():
         nb = synced_notebook(path)
         if path in measured:
-            try:
-                nb = with_memory_note(with_durations(nb, measured[path]["cells"], measured[path].get("machine")), measured[path])
+            row = measured[path]
+            try:  # a duration is stated only with the machine it was measured on (how busy it was)
+                nb = with_memory_note(with_durations(nb, row["cells"], row["machine"]) if row.get("machine") else nb, row)
             except ValueError as exc:
                 print(f"{path.relative_to(REPO_ROOT)}: durations not written: {exc}", file=sys.stderr)
         new = nbformat.writes(nb) + "\n"

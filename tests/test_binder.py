@@ -293,3 +293,25 @@ def test_a_lesson_above_the_binder_line_says_so_at_its_top():
     assert nb.cells[1].source == "# 3.5"
     sync.with_memory_note(nb, {"peak_rss_mb": 1717.0})  # an older summary without the flag: 1717 MiB > 1.8e9 bytes
     assert "peaked at 1717 MiB" in nb.cells[1].source
+
+
+def test_durations_are_written_only_with_their_machine_memory_notes_always(tmp_path, monkeypatch):
+    sync = _sync_module()
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    paths = [tmp_path / "with_machine.ipynb", tmp_path / "without.ipynb"]
+    for path in paths:
+        nbformat.write(nbformat.v4.new_notebook(cells=[md("Title."), md("Train."), code("x = 1")]), path)
+    row = {"status": "ok", "cells": [{"index": 2, "seconds": 50.0}], "peak_rss_mb": 1900.0, "over_binder_line": True}
+    summary = tmp_path / "course_summary.json"
+    summary.write_text(json.dumps({"notebooks": [{**row, "path": paths[0].name, "machine": {"cpus": 2, "load_average": 1.5}},
+                                                 {**row, "path": paths[1].name}]}))
+    monkeypatch.setattr(sync, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(sync, "notebooks", lambda: paths)
+    monkeypatch.setattr(sync, "readmes", lambda: {})
+    monkeypatch.setattr(sync, "synced_notebook", lambda path: nbformat.read(path, as_version=4))
+    monkeypatch.setattr(sync, "release_lessons", lambda *args: None)
+    assert sync.main(["--durations", str(summary)]) == 0
+    timed, untimed = (nbformat.read(p, as_version=4) for p in paths)
+    assert "about 50 s, as measured by `make course` on 2 CPU cores at a load average of 1.5" in timed.cells[1].source
+    assert "expected-duration" not in str(untimed)  # no machine recorded: no duration stated
+    assert all("this lesson peaked at 1900 MiB" in nb.cells[0].source for nb in (timed, untimed))
