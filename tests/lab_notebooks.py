@@ -28,6 +28,20 @@ def load(lab: str) -> nbformat.NotebookNode:
     return nbformat.read(COURSE.source / lab / f"{lab}.ipynb", as_version=4)
 
 
+@pytest.fixture(scope="module")
+def source(request: pytest.FixtureRequest) -> nbformat.NotebookNode:
+    """The instructor notebook of the test module's ``LAB``."""
+    return load(request.module.LAB)
+
+
+def student_text(nb: nbformat.NotebookNode, secrets: Sequence[str]) -> str:
+    """The text of ``nb``'s student copy, asserted to show none of ``secrets`` (the leaked ones named)."""
+    text = "\n".join(c.source for c in student_view(nb).cells)
+    leaked = [secret for secret in secrets if secret in text]
+    assert not leaked, f"the student copy shows {leaked}"
+    return text
+
+
 def nbgrader_meta(cell: nbformat.NotebookNode) -> dict:
     return cell.metadata.get("nbgrader", {})
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab_notebooks import check_metadata, grade_variants, item_points, load, lost, student_view, with_answers
+from lab_notebooks import check_metadata, grade_variants, item_points, lost, source, student_view, with_answers  # noqa: F401 (source: the lab notebook fixture)
 from test_grading import require_bwrap
 
 LAB = "ch01_dataset_card"
@@ -64,11 +64,6 @@ WRONG = {
         ('    out += [("duplicate-ann-id", i) for i in _duplicates([a.get("id") for a in coco["annotations"]])]\n', "")]},
         {"validator_schema", "validator_no_false_alarms"}),
 }
-
-
-@pytest.fixture(scope="module")
-def source():
-    return load(LAB)
 
 
 def test_nbgrader_metadata_is_valid(source):
