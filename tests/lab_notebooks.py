@@ -103,3 +103,19 @@ def grade_variants(lab: str, variants: Mapping[str, nbformat.NotebookNode], tmp:
 def lost(scores: dict[str, float], points: dict[str, float]) -> set[str]:
     """Items that did not get their full points."""
     return {item for item, full in points.items() if scores.get(item) != full}
+
+
+def assert_each_variant_earns(lab: str, source: nbformat.NotebookNode, correct: Mapping[str, nbformat.NotebookNode],
+                              wrong: Mapping[str, tuple[Mapping[str, Sequence[tuple[str, str]] | str], set[str]]],
+                              tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grade the instructor copy, the ``correct`` alternatives, the blank student copy and each
+    ``wrong`` variant (``name -> (edits, the items it must lose)``) with the real grader: the correct
+    ones lose nothing, the blank copy loses every item, each wrong one exactly its items."""
+    variants = {"instructor": source, **correct, "blank": student_view(source),
+                **{name: with_answers(source, edits) for name, (edits, _) in wrong.items()}}
+    scores, points = grade_variants(lab, variants, tmp, monkeypatch), item_points(lab)
+    for name in ("instructor", *correct):
+        assert not lost(scores[name], points), (name, scores[name])
+    assert lost(scores["blank"], points) == set(points), scores["blank"]
+    for name, (_, expected) in wrong.items():
+        assert lost(scores[name], points) == expected, (name, scores[name])

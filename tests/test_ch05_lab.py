@@ -15,9 +15,9 @@ The planted variant itself is checked in ``tests/test_planted.py``.
 
 from __future__ import annotations
 
-import pytest
 
-from lab_notebooks import check_metadata, grade_variants, item_points, lost, source, student_text, student_view, with_answers  # noqa: F401 (source: the lab notebook fixture)
+from lab_notebooks import (  # noqa: F401 (source: the lab notebook fixture)
+    assert_each_variant_earns, check_metadata, source, student_text, with_answers)
 from test_grading import require_bwrap
 
 LAB = "ch05_robustness"
@@ -92,10 +92,4 @@ def test_student_copy_reveals_nothing(source):
 
 def test_grading_earns_exactly_what_each_variant_deserves(source, tmp_path, monkeypatch):
     require_bwrap()
-    variants = {"instructor": source, "alternative": with_answers(source, ALT), "blank": student_view(source),
-                **{name: with_answers(source, edits) for name, (edits, _) in WRONG.items()}}
-    scores, points = grade_variants(LAB, variants, tmp_path, monkeypatch), item_points(LAB)
-    assert not lost(scores["instructor"], points) and not lost(scores["alternative"], points), scores
-    assert lost(scores["blank"], points) == set(points)
-    for name, (_, expected) in WRONG.items():
-        assert lost(scores[name], points) == expected, (name, scores[name])
+    assert_each_variant_earns(LAB, source, {"alternative": with_answers(source, ALT)}, WRONG, tmp_path, monkeypatch)

@@ -12,7 +12,6 @@ the grader, with each submission's drills drawn from its folder name.
 
 from __future__ import annotations
 
-import pytest
 
 from lab_notebooks import check_metadata, grade_variants, item_points, lost, source, student_text, student_view, with_answers  # noqa: F401 (source: the lab notebook fixture)
 from test_grading import require_bwrap
