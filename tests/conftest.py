@@ -58,9 +58,10 @@ def network_attempts(monkeypatch: pytest.MonkeyPatch) -> list:
     return attempts
 
 
-def load_script(name: str) -> ModuleType:
-    """``scripts/<name>.py`` imported as a module (the scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+def load_script(name: str, folder: str = "scripts") -> ModuleType:
+    """``<folder>/<name>.py`` (default ``scripts/``; also ``benchmarks/``) imported as a module
+    (neither folder is a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
