@@ -10,14 +10,16 @@ For each model of :data:`labkit.models.specs.COURSE_MODELS` (or ``--models``), n
   (``run/`` of the cache folder: Ultralytics ``results.csv`` merged with labkit's COCO AP of
   ``epochs.csv`` for YOLO, ``log.csv`` for the U-Net), else from what the checkpoint carries
   (``ap_vs_minutes.json``, ``metrics.json`` details); for each goal, the first epoch that reached
-  it (``None``: not within the budget) and the gain per epoch over the last two points.
+  it (``None``: not within the budget) and the gain per epoch over the last two points;
+- with ``--reevaluate``, the val evaluation run again on the checkpoint file loaded afresh (the
+  shipped copy, fp16 where it was shipped so), beside the metrics it records.
 
 Writes ``artifacts/bench_models.json`` and ``artifacts/bench_models.md``. ``--readme RECORD``
 writes the tables of a record (e.g. the committed ``benchmarks/results/bench_models.json``) into
 the chapter 2 and 3 READMEs between ``<!-- bench_models:start -->`` and ``<!-- bench_models:end -->``,
 so every figure there comes from a logged run. Usage::
 
-    python benchmarks/model_levers.py [--models NAME ...] [--data-root DIR]
+    python benchmarks/model_levers.py [--models NAME ...] [--data-root DIR] [--reevaluate]
     python benchmarks/model_levers.py --readme benchmarks/results/bench_models.json
 """
 
@@ -137,8 +139,24 @@ def _unet_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
              **{f"{k}_letterboxed": r[k] for k in ("iou_rod", "iou_star") if k in r}} for r in rows]
 
 
-def measure(name: str, data_root: Path | None = None) -> dict[str, Any] | None:
-    """One model's row (``None`` when it is neither shipped nor built here: nothing is trained)."""
+def reevaluate(model: Any, data_root: Path | None = None) -> dict[str, Any]:
+    """The spec's val evaluation run again on the checkpoint file, loaded afresh, beside the metrics
+    its ``metrics.json`` records (``max_abs_change``: the largest difference)."""
+    from labkit.models import get
+    from labkit.models.dataset import dataset_root
+
+    spec = get(model.name)
+    cfg = spec.load_config(model.info["config"])
+    root = dataset_root(cfg.dataset_size, cfg.dataset_seed, data_root)
+    again = spec.evaluate_fn()(model.weights, cfg, root, False).metrics
+    changes = [abs(again[k] - v) for k, v in model.metrics.items() if v is not None and again.get(k) is not None
+               and k != "ms_per_crop"]  # a timing, not a score
+    return {"metrics": again, "max_abs_change": max(changes, default=None)}
+
+
+def measure(name: str, data_root: Path | None = None, again: bool = False) -> dict[str, Any] | None:
+    """One model's row (``None`` when it is neither shipped nor built here: nothing is trained);
+    ``again``: also :func:`reevaluate` it."""
     from labkit.artifacts import finished_model
     from labkit.models import Model, cache_dir, get, read_info
     from labkit.models.checkpoints import locate, read_manifest
@@ -166,7 +184,8 @@ def measure(name: str, data_root: Path | None = None) -> dict[str, Any] | None:
     return {"name": name, "source": model.source, "key": key, "epochs": info["epochs"], "steps": info["steps"],
             "train_minutes": info["train_minutes"], "device": info["device"], "weights_bytes": size, "dtype": dtype,
             "metrics": values, "goals": goal_rows(name, values, curve["points"]), "curve": curve,
-            "gain_per_epoch": {m: gain_per_epoch(curve["points"], m) for m, _, _ in GOALS.get(name, [])}}
+            "gain_per_epoch": {m: gain_per_epoch(curve["points"], m) for m, _, _ in GOALS.get(name, [])},
+            "reevaluated": reevaluate(model, data_root) if again else None}
 
 
 def _fmt(value: Any) -> str:
@@ -178,9 +197,9 @@ def _fmt(value: Any) -> str:
 def render(record: dict[str, Any], names: tuple[str, ...] | None = None) -> str:
     """Markdown: the goal table, then each model's learning curve."""
     rows = [r for r in record["models"] if names is None or r["name"] in names]
-    out = ["| model | source | epochs / steps | train min | device | weights | metric | measured | goal | met | "
-           "first epoch reaching it | gain per epoch at the end |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| model | source | epochs / steps | train min | device | weights | metric | measured | re-measured from "
+           "the file | goal | met | first epoch reaching it | gain per epoch at the end |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         goals = r["goals"] or [{"metric": m, "value": v, "goal": "-", "met": None, "first_epoch_reaching": None}
                                for m, v in r["metrics"].items() if not m.startswith("iou_")]
@@ -188,9 +207,10 @@ def render(record: dict[str, Any], names: tuple[str, ...] | None = None) -> str:
             met = "-" if g["met"] is None else ("yes" if g["met"] else "no")
             first = g["first_epoch_reaching"]
             reach = "-" if g["met"] is None else (f"not within {r['epochs']}" if first is None else str(first))
+            again = _fmt((r.get("reevaluated") or {}).get("metrics", {}).get(g["metric"], "-"))
             out.append(f"| {r['name']} | {r['source']} | {r['epochs']} / {r['steps']} | {r['train_minutes']:.1f} | "
                        f"{r['device']} | {r['weights_bytes'] / 1e6:.1f} MB {r['dtype']} | {g['metric']} | "
-                       f"{_fmt(g['value'])} | {g['goal']} | {met} | {reach} | "
+                       f"{_fmt(g['value'])} | {again} | {g['goal']} | {met} | {reach} | "
                        f"{_fmt(r['gain_per_epoch'].get(g['metric']))} |")
     for r in rows:
         points = r["curve"]["points"]
@@ -228,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(COURSE_MODELS))
     parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="run each model's val evaluation again on its checkpoint file (minutes)")
     parser.add_argument("--readme", metavar="RECORD", default=None,
                         help="write the tables of this bench_models.json into the chapter 2/3 READMEs, then stop")
     args = parser.parse_args(argv)
@@ -240,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import datetime
 
-    rows = [measure(name, args.data_root) for name in args.models]
+    rows = [measure(name, args.data_root, args.reevaluate) for name in args.models]
     record = {"created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "models": [r for r in rows if r is not None],
               "missing": [n for n, r in zip(args.models, rows) if r is None], "versions": package_versions()}
