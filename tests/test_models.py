@@ -19,6 +19,7 @@ from labkit.cli import main
 from labkit.datasets.fetch import DownloadError
 from labkit.errors import DataError
 from labkit.models import checkpoints
+from labkit.models.specs import COURSE_MODELS
 from labkit.repro import sha256_file
 
 pytestmark = pytest.mark.slow
@@ -268,6 +269,40 @@ def test_shipping_in_fp16_is_measured_and_kept_only_when_it_loses_nothing(built:
     assert again == pytest.approx(shipped["metrics"], abs=1e-9)
     with pytest.raises(DataError, match="metrics.json"):  # a build that never finished cannot be shipped
         checkpoints.ship(tmp_path / "nothing" / "weights.pt", tmp_path / "out", manifest=manifest)
+
+
+def test_a_checkpoint_too_large_to_commit_is_refused_for_the_packaged_folder(built: models.Model, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    size = built.weights.stat().st_size
+    manifest = tmp_path / "checkpoints.json"
+    monkeypatch.setattr(checkpoints, "PACKAGED_MAX_BYTES", size)  # the boundary: a file of exactly the limit is fine
+    checkpoints.ship(built.weights, tmp_path / "packaged", manifest=manifest, packaged=True, half="never")
+    monkeypatch.setattr(checkpoints, "PACKAGED_MAX_BYTES", size - 1)
+    with pytest.raises(DataError, match="too large to commit"):
+        checkpoints.ship(built.weights, tmp_path / "packaged2", manifest=manifest, packaged=True, half="never")
+    assert not (tmp_path / "packaged2" / "segment-tiny").exists()
+    assert set(checkpoints.read_manifest(manifest)) == {"segment-tiny"}  # the refused copy is not recorded
+    # the release location has no such limit
+    checkpoints.ship(built.weights, tmp_path / "release", manifest=manifest, half="never")
+
+
+@pytest.mark.parametrize("name", COURSE_MODELS)
+def test_a_fresh_checkout_loads_every_course_model_from_its_packaged_checkpoint(name: str, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch):
+    """What `make models` does on a fresh checkout, at the learners' (full) budget: no cache, nothing
+    pulled, no network; each model the chapters need is the verified copy in the committed folder,
+    so nothing is trained (``find`` never trains; ``load`` only trains when ``find`` finds nothing)."""
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LABKIT_BUDGET", "full")
+    found = models.find(name, pull=False, progress=False)
+    assert found is not None, f"no packaged checkpoint of {name} for this config and data: make models would train it"
+    assert found.source == "shipped" and found.folder == checkpoints.PACKAGED / name
+    assert checkpoints.read_manifest()[name]["packaged"] is True
+    loaded = models.load(name, pull=False, progress=False)
+    assert (loaded.source, loaded.weights) == ("shipped", found.weights)
+    assert sha256_file(loaded.weights) == loaded.info["weights_sha256"]
+    assert not (tmp_path / "artifacts").exists() or not any((tmp_path / "artifacts").rglob("*.pt"))
 
 
 # ----------------------------------------------------------------------------- reproducible budgets

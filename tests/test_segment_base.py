@@ -55,6 +55,10 @@ def test_first_call_trains_and_writes_the_val_scores(model: Model):
     assert m["details"]["val_images"] == 10  # the whole val split, not max_val_images
     assert set(m["dataset"]["sha256"]) == {"annotations/instances_train.json", "annotations/instances_val.json"}
     assert not (built.parent / "run" / "last.pt").exists()  # optimizer state dropped once finished
+    # the learning curve travels in metrics.json (a shipped checkpoint has no run folder): one row per epoch
+    (row,) = m["details"]["miou_vs_epochs"]
+    assert row["epoch"] == 1 and row["minutes"] == pytest.approx(m["train_minutes"])
+    assert {"iou_rod", "iou_star"} <= set(row) and 0 <= row["val_miou_letterboxed"] <= 1
     assert {"run/manifest.json", "run/log.csv", "run/summary.json", "run/curves.png"} <= set(_snapshot(built.parent))
 
 

@@ -2,7 +2,8 @@
 chapters start from (base detector, Faster R-CNN, U-Net, YOLO-seg, and later ones).
 
 Notebooks call ``labkit.models.load("detect-base")``: the cached build, else the verified shipped
-checkpoint, else a build (under ``LABKIT_BUDGET=ci``, the tiny variant). The command line is
+checkpoint (``labkit.models.find`` stops there: it never trains), else a build (under
+``LABKIT_BUDGET=ci``, the tiny variant). The command line is
 ``labkit models list | build NAME | load NAME | pull [NAME] | verify [NAME]``.
 
 Modules: :mod:`~labkit.models.registry` (specs, and how to add one), :mod:`~labkit.models.specs`
@@ -11,8 +12,8 @@ Modules: :mod:`~labkit.models.registry` (specs, and how to add one), :mod:`~labk
 :mod:`~labkit.models.dataset` (dataset root and fingerprint) and :mod:`~labkit.models.cli`.
 """
 
-from labkit.models.flow import Model, build, cache_dir, load, read_info
+from labkit.models.flow import Model, build, cache_dir, find, load, read_info
 from labkit.models.registry import ModelSpec, Scores, Trained, config_path, get, names, register
 
-__all__ = ["Model", "ModelSpec", "Scores", "Trained", "build", "cache_dir", "config_path", "get", "load", "names",
-           "read_info", "register"]
+__all__ = ["Model", "ModelSpec", "Scores", "Trained", "build", "cache_dir", "config_path", "find", "get", "load",
+           "names", "read_info", "register"]

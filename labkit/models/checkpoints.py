@@ -38,6 +38,9 @@ from labkit.repro import sha256_file
 MANIFEST = Path(__file__).with_name("checkpoints.json")
 PACKAGED = Path(__file__).with_name("checkpoints")
 MIRROR_ENV = "LABKIT_MODELS_MIRROR"
+#: The largest file :func:`ship` puts in the committed folder (GitHub warns above 50 MB a file and
+#: refuses 100 MB); a larger checkpoint goes to the release location and is fetched by :func:`pull`.
+PACKAGED_MAX_BYTES = 50_000_000
 
 
 def read_manifest(path: str | Path | None = None) -> dict[str, Any]:
@@ -192,7 +195,8 @@ def ship(weights: str | Path, dest: str | Path, *, manifest: str | Path | None =
          progress: bool = False) -> dict:
     """Copy a finished model (its ``weights`` file, the files ``metrics.json`` lists, and
     ``metrics.json``) into ``dest/<name>/`` and record it in the manifest (sizes, sha256, key,
-    headline metrics). ``packaged``: ``dest`` is the committed folder (:data:`PACKAGED`).
+    headline metrics). ``packaged``: ``dest`` is the committed folder (:data:`PACKAGED`); a file
+    over :data:`PACKAGED_MAX_BYTES` (after fp16) is then refused with a :class:`DataError`.
 
     ``half``: ``"auto"`` stores float32 weights in fp16 only when the spec's evaluation of the fp16
     copy moves no headline metric by more than ``tolerance`` (both sets of scores and both sizes are
@@ -234,6 +238,12 @@ def ship(weights: str | Path, dest: str | Path, *, manifest: str | Path | None =
         precision["dtype"] = "fp16" if target.stat().st_size < src.stat().st_size else "fp32"
         shipped["precision"] = precision
     _without_machine_paths(target)
+    too_big = [f"{f.name}: {f.stat().st_size} bytes" for f in folder.iterdir() if f.stat().st_size > PACKAGED_MAX_BYTES]
+    if packaged and too_big:
+        shutil.rmtree(folder)
+        raise DataError(f"too large to commit with the course (limit {PACKAGED_MAX_BYTES} bytes a file: "
+                        f"{', '.join(too_big)}); ship it to the release location instead (--to DIR, then upload)",
+                        source=str(src))
     shipped["weights_sha256"] = sha256_file(target)
     write_json(folder / MODEL_METRICS, shipped)
     files = [info["weights"], *info.get("files", {}), MODEL_METRICS]

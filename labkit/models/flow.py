@@ -141,18 +141,14 @@ def build(name: str, *, config: Any = None, data_root: str | Path | None = None,
     return Model(spec.name, weights, info, "built")
 
 
-def load(name: str, *, data_root: str | Path | None = None, cache_root: str | Path | None = None,
-         progress: bool = True, follow_budget: bool = True, pull: bool = True) -> Model:
-    """The model notebooks use: the finished build in its cache folder, else the shipped checkpoint
-    (verified against ``checkpoints.json``; pulled from the release location first when it is not
-    here and ``pull``), else a build (:func:`build`).
-
-    Under ``LABKIT_BUDGET=ci`` a spec with a tiny variant loads that variant instead (the returned
-    :attr:`Model.name` says which); ``follow_budget=False`` always loads ``name``.
-    """
+def find(name: str, *, data_root: str | Path | None = None, cache_root: str | Path | None = None,
+         progress: bool = True, pull: bool = True) -> Model | None:
+    """``name`` as it is here, without training: the finished build in its cache folder, else the
+    shipped checkpoint (verified against ``checkpoints.json``; pulled from the release location
+    first when it is not here and ``pull``), else ``None``."""
     from labkit.models import checkpoints
 
-    spec = _pick_variant(name, follow_budget)
+    spec = get(name)
     cfg = spec.load_config()
     root = dataset_root(cfg.dataset_size, cfg.dataset_seed, data_root)
     key = model_key(spec, cfg, root)
@@ -163,4 +159,19 @@ def load(name: str, *, data_root: str | Path | None = None, cache_root: str | Pa
     shipped = checkpoints.locate(spec.name, key=key, allow_pull=pull, progress=progress)
     if shipped is not None:
         return Model(spec.name, shipped / spec.weights, read_info(shipped / spec.weights), "shipped")
-    return build(spec.name, data_root=root, cache_root=cache_root, progress=progress)
+    return None
+
+
+def load(name: str, *, data_root: str | Path | None = None, cache_root: str | Path | None = None,
+         progress: bool = True, follow_budget: bool = True, pull: bool = True) -> Model:
+    """The model notebooks use: :func:`find` (the finished build in its cache folder, else the
+    verified shipped checkpoint, pulled first when allowed), else a build (:func:`build`).
+
+    Under ``LABKIT_BUDGET=ci`` a spec with a tiny variant loads that variant instead (the returned
+    :attr:`Model.name` says which); ``follow_budget=False`` always loads ``name``.
+    """
+    spec = _pick_variant(name, follow_budget)
+    found = find(spec.name, data_root=data_root, cache_root=cache_root, progress=progress, pull=pull)
+    if found is not None:
+        return found
+    return build(spec.name, data_root=data_root, cache_root=cache_root, progress=progress)

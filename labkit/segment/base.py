@@ -26,7 +26,7 @@ from labkit.models.registry import Scores, Trained
 from labkit.segment.semantic import SemanticConfig, load_checkpoint, train_semantic
 
 WEIGHTS = "weights.pt"
-__all__ = ["BaseConfig", "evaluate_cached", "fine_tune", "load_split", "train_cached"]
+__all__ = ["BaseConfig", "evaluate_cached", "fine_tune", "load_split", "miou_vs_epochs", "train_cached"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,18 @@ def train_cached(config: BaseConfig, data_root: Path, out: Path, progress: bool 
     log = summary["last"] or {}
     return Trained(epochs=summary["epochs"], steps=summary["steps"], train_minutes=log.get("elapsed_s", 0.0) / 60.0,
                    device=summary["device"],
-                   details={"best_epoch_val_miou_letterboxed": summary["best_val_miou"]})
+                   details={"best_epoch_val_miou_letterboxed": summary["best_val_miou"],
+                            "miou_vs_epochs": miou_vs_epochs(run / "log.csv")})
+
+
+def miou_vs_epochs(log_csv: Path) -> list[dict[str, float | None]]:
+    """The learning curve of a U-Net run (its ``log.csv``): per epoch the cumulative training
+    minutes, the val mIoU measured during training (letterboxed, as trained) and each class's IoU."""
+    import pandas as pd
+
+    rows = pd.read_csv(log_csv).astype(object).where(lambda df: df.notna(), None).to_dict("records")
+    return [{"epoch": int(r["epoch"]), "minutes": r["elapsed_s"] / 60.0, "val_miou_letterboxed": r["val_miou"],
+             **{k: v for k, v in r.items() if k.startswith("iou_")}} for r in rows]
 
 
 def evaluate_cached(weights: Path, config: BaseConfig, data_root: Path, progress: bool = True) -> Scores:
