@@ -3,14 +3,16 @@ input checks at their exact boundaries (values just inside pass, just outside na
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
 
 import numpy as np
 import pytest
 
 from labkit.errors import DataError
 from labkit.metrics.coco_inputs import prepare_ground_truth, prepare_results
-from labkit.metrics.detection import BACKENDS, evaluate_coco, stat_names
+from labkit.metrics.detection import BACKENDS, coco_objects, evaluate_coco, stat_names
 from test_metrics_detection import _edit, _gt, _res
 
 
@@ -100,8 +102,8 @@ def test_pr_plot_shows_one_labelled_curve_per_class_and_their_mean(tmp_path) -> 
         np.testing.assert_allclose(line.get_ydata(), np.full(101, precision))
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
         "a (AP50 1.00)", "b (AP50 0.00)", "mean of 2 classes (AP50 0.500)"]
-    # the mean stands out: black and thicker than the class curves
-    assert mean.get_color() == "black" and mean.get_linewidth() > a.get_linewidth() == b.get_linewidth()
+    # the mean stands out: black and at least twice as thick as the class curves
+    assert mean.get_color() == "black" and mean.get_linewidth() >= 2 * a.get_linewidth() == 2 * b.get_linewidth()
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("recall", "precision")
     assert ax.get_title() == "COCO bbox precision-recall (IoU 0.50, area all)"
     # the axes show the whole [0, 1] range, with room above 1 so a perfect curve is not on the frame
@@ -123,6 +125,11 @@ def test_pr_plot_shows_one_labelled_curve_per_class_and_their_mean(tmp_path) -> 
     report.plot_pr(ax, max_legend=2)  # exactly max_legend classes are still labelled
     assert len(ax.get_legend().get_texts()) == 3
 
+    # a category without a name is labelled by its id (as in per_class)
+    ax = Figure().add_subplot()
+    dataclasses.replace(report, category_names={1: "a"}).plot_pr(ax)
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["a (AP50 1.00)", "2 (AP50 0.00)"]
+
     # no class has ground truth in the large range: nothing drawn, no legend
     ax = Figure().add_subplot()
     report.plot_pr(ax, area="large")
@@ -132,3 +139,20 @@ def test_pr_plot_shows_one_labelled_curve_per_class_and_their_mean(tmp_path) -> 
     fig = report.plot_pr(tmp_path / "sub" / "pr.png")
     assert (tmp_path / "sub" / "pr.png").stat().st_size > 1000 and len(fig.axes) == 1 and len(fig.axes[0].lines) == 3
     assert report.plot_pr().axes[0].get_legend() is not None  # None: a new figure, not saved
+
+
+def test_empty_predictions_give_an_empty_result_set_over_the_ground_truth() -> None:
+    gt = prepare_ground_truth(_gt())
+    for backend in BACKENDS:
+        coco_gt, coco_dt = coco_objects(gt, prepare_results([], gt), backend)
+        assert sorted(coco_dt.getImgIds()) == [1, 2] and sorted(coco_dt.getCatIds()) == [1, 2]
+        assert coco_dt.getAnnIds() == [] and len(coco_gt.getAnnIds()) == 2
+
+
+def test_pycocotools_backend_needs_no_faster_coco_eval(monkeypatch) -> None:
+    """backend="pycocotools" must run where faster-coco-eval is missing (an import of it fails)."""
+    monkeypatch.setitem(sys.modules, "faster_coco_eval", None)
+    report = evaluate_coco(_gt(), _res(), backend="pycocotools")
+    assert report.backend == "pycocotools" and report.class_ap(1, 0.5) == pytest.approx(1.0)
+    with pytest.raises(ImportError):
+        evaluate_coco(_gt(), _res(), backend="faster")
