@@ -227,8 +227,9 @@ def test_training_prints_progress_only_when_asked(data_root: Path, capsys):
     assert capsys.readouterr().out == f"ReID epoch 1/1: loss {details['loss_per_epoch'][0]:.3f}\n"
 
 
-def test_saved_weights_load_as_the_trained_network(data_root: Path, tmp_path: Path, trained):
-    report = train_cached(TINY, data_root, tmp_path)
+def test_saved_weights_load_as_the_trained_network(data_root: Path, tmp_path: Path, trained, capsys):
+    report = train_cached(TINY, data_root, tmp_path, progress=True)
+    assert capsys.readouterr().out.count("ReID epoch") == 2  # progress reaches the training loop
     assert (report.epochs, report.steps, report.device) == (2, 4, "cpu")
     assert report.train_minutes >= 0
     assert report.details == {k: trained[1][k] for k in ("loss_per_epoch", "train_crops", "train_identities")}
@@ -312,3 +313,29 @@ def test_evaluation_on_hand_made_val_crops(data_root: Path, tmp_path: Path, trai
     assert cached.metrics == {"rank1": scores["reid"]["rank1"], "mAP": scores["reid"]["mAP"], "histogram_rank1": 1.0,
                               "histogram_mAP": 1.0, "ms_per_crop": cached.details["retrieval"]["ms_per_crop"]}
     assert cached.details["retrieval"]["reid"] == scores["reid"] and cached.metrics["ms_per_crop"] > 0
+
+
+# ----------------------------------------------------------------------------------------- wiring
+def test_build_reid_asks_the_registry_for_track_reid(monkeypatch, tmp_path: Path):
+    """The registry build itself is the slow test in test_track_reid.py; here only what is asked of it."""
+    import labkit.models
+    from labkit.track.reid import build_reid
+
+    calls = []
+
+    class Built:
+        weights = tmp_path / "weights.pt"
+
+    monkeypatch.setattr(labkit.models, "build", lambda name, **kw: calls.append((name, kw)) or Built)
+    assert build_reid(TINY, "data", tmp_path / "cache", progress=True) == tmp_path / "weights.pt"
+    assert calls == [("track-reid", {"config": TINY, "data_root": "data", "cache_root": tmp_path / "cache",
+                                     "progress": True})]
+
+
+def test_sequences_without_frames_are_refused(data_root: Path, tmp_path: Path):
+    import shutil
+
+    shutil.copytree(data_root / "sequences" / "val" / "s1", tmp_path / "sequences" / "val" / "s1",
+                    ignore=shutil.ignore_patterns("img1"))
+    with pytest.raises(DataError, match="frames folder missing or empty"):
+        sequence_crops(tmp_path, "val", TINY)
