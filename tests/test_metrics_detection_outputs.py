@@ -3,14 +3,16 @@ input checks at their exact boundaries (values just inside pass, just outside na
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
 
 import numpy as np
 import pytest
 
 from labkit.errors import DataError
 from labkit.metrics.coco_inputs import prepare_ground_truth, prepare_results
-from labkit.metrics.detection import BACKENDS, evaluate_coco, stat_names
+from labkit.metrics.detection import BACKENDS, coco_objects, evaluate_coco, stat_names
 from test_metrics_detection import _edit, _gt, _res
 
 
@@ -82,3 +84,75 @@ def test_scores_exactly_zero_and_one_are_accepted_and_just_outside_are_not() -> 
         with pytest.raises(DataError) as err:
             prepare_results(_edit(_res(), (k, "score"), score), gt)
         assert str(err.value) == f"<results list>: record result #{k}: score {score} is outside [0, 1]"
+
+
+def test_pr_plot_shows_one_labelled_curve_per_class_and_their_mean(tmp_path) -> None:
+    """The hand case of test_report_outputs_by_hand: class a found exactly (precision 1 at every
+    recall point), class b not at all (precision 0), so the mean curve is 0.5 everywhere."""
+    from matplotlib.figure import Figure
+
+    res = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20], "score": 0.9}]
+    report = evaluate_coco(_gt(), res)
+    recall = np.linspace(0, 1, 101)
+    ax = Figure().add_subplot()
+    assert report.plot_pr(ax) is ax.figure
+    a, b, mean = ax.lines
+    for line, precision in ((a, 1.0), (b, 0.0), (mean, 0.5)):
+        np.testing.assert_allclose(line.get_xdata(), recall)
+        np.testing.assert_allclose(line.get_ydata(), np.full(101, precision))
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "a (AP50 1.00)", "b (AP50 0.00)", "mean of 2 classes (AP50 0.500)"]
+    # the mean stands out: black and at least twice as thick as the class curves
+    assert mean.get_color() == "black" and mean.get_linewidth() >= 2 * a.get_linewidth() == 2 * b.get_linewidth()
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("recall", "precision")
+    assert ax.get_title() == "COCO bbox precision-recall (IoU 0.50, area all)"
+    # the axes show the whole [0, 1] range, with room above 1 so a perfect curve is not on the frame
+    assert ax.get_xlim() == (0, 1) and ax.get_ylim()[0] == 0 and 1 < ax.get_ylim()[1] <= 1.05
+    assert ax.xaxis.get_gridlines()[0].get_visible()
+
+    # IoU 0.75 is named in the legend and title; one chosen class gives its curve and a mean of 1
+    ax = Figure().add_subplot()
+    report.plot_pr(ax, iou=0.75, categories=[1])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a (AP75 1.00)", "mean of 1 classes (AP75 1.000)"]
+    assert ax.get_title() == "COCO bbox precision-recall (IoU 0.75, area all)"
+
+    # more classes than max_legend: class curves grey and unlabelled, only the mean in the legend
+    ax = Figure().add_subplot()
+    report.plot_pr(ax, max_legend=1)
+    assert [line.get_color() for line in ax.lines] == ["0.7", "0.7", "black"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["mean of 2 classes (AP50 0.500)"]
+    ax = Figure().add_subplot()
+    report.plot_pr(ax, max_legend=2)  # exactly max_legend classes are still labelled
+    assert len(ax.get_legend().get_texts()) == 3
+
+    # a category without a name is labelled by its id (as in per_class)
+    ax = Figure().add_subplot()
+    dataclasses.replace(report, category_names={1: "a"}).plot_pr(ax)
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["a (AP50 1.00)", "2 (AP50 0.00)"]
+
+    # no class has ground truth in the large range: nothing drawn, no legend
+    ax = Figure().add_subplot()
+    report.plot_pr(ax, area="large")
+    assert len(ax.lines) == 0 and ax.get_legend() is None and ax.get_title().endswith("(IoU 0.50, area large)")
+
+    # a path: a new figure saved there (folders made)
+    fig = report.plot_pr(tmp_path / "sub" / "pr.png")
+    assert (tmp_path / "sub" / "pr.png").stat().st_size > 1000 and len(fig.axes) == 1 and len(fig.axes[0].lines) == 3
+    assert report.plot_pr().axes[0].get_legend() is not None  # None: a new figure, not saved
+
+
+def test_empty_predictions_give_an_empty_result_set_over_the_ground_truth() -> None:
+    gt = prepare_ground_truth(_gt())
+    for backend in BACKENDS:
+        coco_gt, coco_dt = coco_objects(gt, prepare_results([], gt), backend)
+        assert sorted(coco_dt.getImgIds()) == [1, 2] and sorted(coco_dt.getCatIds()) == [1, 2]
+        assert coco_dt.getAnnIds() == [] and len(coco_gt.getAnnIds()) == 2
+
+
+def test_pycocotools_backend_needs_no_faster_coco_eval(monkeypatch) -> None:
+    """backend="pycocotools" must run where faster-coco-eval is missing (an import of it fails)."""
+    monkeypatch.setitem(sys.modules, "faster_coco_eval", None)
+    report = evaluate_coco(_gt(), _res(), backend="pycocotools")
+    assert report.backend == "pycocotools" and report.class_ap(1, 0.5) == pytest.approx(1.0)
+    with pytest.raises(ImportError):
+        evaluate_coco(_gt(), _res(), backend="faster")
