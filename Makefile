@@ -9,8 +9,19 @@ SEED   ?= 0
 
 .PHONY: course test lab install data models models-rebuild release grade bench sync system-deps clean
 
-course: install data models ## venv + data + base models + every chapter notebook executed + artifacts/course_summary.json
-	$(BIN)/python scripts/run_course.py
+# `make course` times each set-up step (step, seconds, finished unix time) into $(SETUP_TIMES);
+# run_course.py stores them as the "setup" of artifacts/course_summary.json beside the notebooks.
+ARTIFACTS   = $${LABKIT_ARTIFACTS:-artifacts}
+SETUP_TIMES = $(ARTIFACTS)/course_setup.tsv
+TIMED       = t=$$(date +%s); $(MAKE) --no-print-directory $(1) && \
+              printf '%s\t%s\t%s\n' $(1) $$(($$(date +%s) - t)) $$(date +%s) >> $(SETUP_TIMES)
+
+course: ## venv + data + base models + every chapter notebook executed + artifacts/course_summary.json
+	@mkdir -p $(ARTIFACTS) && rm -f $(SETUP_TIMES)
+	@$(call TIMED,install)
+	@$(call TIMED,data)
+	@$(call TIMED,models)
+	$(BIN)/python scripts/run_course.py --setup-times $(SETUP_TIMES)
 
 test: install ## install and run the whole test suite
 	$(BIN)/python -m pytest

@@ -207,12 +207,36 @@ def print_table(rows: list[dict]) -> None:
         print(f"  {r['path']}, {strip_ansi(r['error'] or 'no error recorded')}")
 
 
+def read_setup_times(path: Path) -> list[dict]:
+    """The timed set-up steps of ``make course`` from ``path`` (lines ``step<TAB>seconds<TAB>finished unix time``).
+
+    Raises ``ValueError`` naming the file and line for a line that is not three such fields.
+    """
+    steps = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split("\t")
+        try:
+            if len(fields) != 3 or not fields[0]:
+                raise ValueError
+            steps.append({"step": fields[0], "seconds": int(fields[1]), "finished_unix": int(fields[2])})
+        except ValueError:
+            raise ValueError(f"{path}: line {number} is not 'step<TAB>seconds<TAB>finished unix time': {line!r}") from None
+    return steps
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chapters", nargs="*", help="chapter folder prefixes, e.g. 01 02 (default: all)")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per cell")
+    parser.add_argument("--setup-times", type=Path, help="the set-up steps `make course` timed before the notebooks "
+                        "(step, seconds, finished unix time per line), stored as the summary's 'setup'")
     args = parser.parse_args(argv)
     out = artifacts_dir()
+    try:
+        setup = read_setup_times(args.setup_times) if args.setup_times else []
+    except (OSError, ValueError) as exc:
+        print(f"--setup-times: {exc}", file=sys.stderr)
+        return 2
     notebooks = lesson_notebooks(REPO_ROOT / "notebooks", args.chapters)
     if not notebooks:
         print("no notebooks found", file=sys.stderr)
@@ -233,9 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     data = Path(os.environ.get("LABKIT_DATA") or REPO_ROOT / "data")  # where the generated datasets live
     disk = disk_mb({".venv": Path(sys.prefix), "data": data, "artifacts": out})
     disk[".venv GPU stack"] = gpu_stack_mb(Path(torch_site_packages()))
-    summary = {"notebooks": rows, "chapters": chapters, "disk_mb": disk, "metrics": read_metrics(out),
+    summary = {"setup": setup, "notebooks": rows, "chapters": chapters, "disk_mb": disk, "metrics": read_metrics(out),
                "notes": read_notes(out)}  # the learners' "what changed / why / next" per section
     write_json(out / "course_summary.json", summary)
+    for step in setup:
+        print(f"set-up step {step['step']}: {step['seconds'] / 60:.1f} min")
     print_table(rows)
     for name, ch in chapters.items():
         print(f"{name}: {ch['notebooks']} notebooks, {ch['seconds']:.1f} s, peak {ch['peak_rss_mb']:.0f} MB")

@@ -101,3 +101,31 @@ def test_summary_carries_the_notes_the_notebooks_recorded(run_course, tmp_path, 
     summary = json.loads((tmp_path / "art" / "course_summary.json").read_text())
     assert [(n["lesson"], n["section"], n["changed"], n["why"], n["next"]) for n in summary["notes"]] == \
         [("9.1", "2", "nms iou 0.5", "duplicates cost most", "try 0.4")]
+
+
+def test_setup_times_are_read_per_step(run_course, tmp_path):
+    path = tmp_path / "course_setup.tsv"
+    path.write_text("install\t151\t1796820000\ndata\t0\t1796820001\nmodels\t1620\t1796821621\n")
+    assert run_course.read_setup_times(path) == [
+        {"step": "install", "seconds": 151, "finished_unix": 1796820000},
+        {"step": "data", "seconds": 0, "finished_unix": 1796820001},
+        {"step": "models", "seconds": 1620, "finished_unix": 1796821621}]
+
+
+@pytest.mark.parametrize("line", ["install\t151", "install 151 1796820000", "\t5\t6", "data\tfive\t6", "data\t1\t2\t3"])
+def test_a_bad_setup_line_names_the_file_and_line(run_course, tmp_path, line):
+    path = tmp_path / "course_setup.tsv"
+    path.write_text(f"install\t1\t2\n{line}\n")
+    with pytest.raises(ValueError, match=rf"course_setup.tsv: line 2 is not"):
+        run_course.read_setup_times(path)
+
+
+def test_make_course_times_install_data_and_models_before_the_notebooks():
+    import subprocess
+
+    plan = subprocess.run(["make", "-n", "--no-print-directory", "course"], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+    timed = [line for line in plan if "course_setup.tsv" in line]
+    assert [line.split("make --no-print-directory ")[1].split()[0] for line in timed[1:4]] == ["install", "data", "models"]
+    assert timed[0].startswith("mkdir -p") and "rm -f" in timed[0]  # a stale file from an earlier run goes first
+    assert timed[-1].endswith("scripts/run_course.py --setup-times ${LABKIT_ARTIFACTS:-artifacts}/course_setup.tsv")

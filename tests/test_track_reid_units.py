@@ -12,7 +12,7 @@ import pytest
 
 from labkit.errors import DataError
 from labkit.track.reid import (CropSet, ReidConfig, ReidEmbedder, _network, _tensor, evaluate_cached, evaluate_reid,
-                               load_reid, retrieval_scores, sequence_crops, train_cached, train_reid)
+                               flip_half, load_reid, retrieval_scores, sequence_crops, train_cached, train_reid)
 
 torch = pytest.importorskip("torch")
 
@@ -193,6 +193,26 @@ def _state(net) -> dict:
 def trained(data_root: Path):
     """The tiny network trained on the train crops (2 epochs), with its details."""
     return train_reid(TINY, sequence_crops(data_root, "train", TINY))
+
+
+def test_flip_half_mirrors_the_drawn_images_left_right_only():
+    x = torch.arange(6 * 2 * 2 * 3, dtype=torch.float32).reshape(6, 2, 2, 3)
+    before = x.clone()
+    drawn = torch.rand(6, generator=torch.Generator().manual_seed(5)) < 0.5
+    assert 0 < int(drawn.sum()) < 6  # this seed flips some images and keeps others
+    out = flip_half(x, torch.Generator().manual_seed(5))
+    reference = x.numpy()
+    for i in range(6):
+        # a mirrored image reverses each row (width, the last axis); rows and channels stay in place
+        expected = reference[i, :, :, ::-1] if drawn[i] else reference[i]
+        np.testing.assert_array_equal(out[i].numpy(), expected)
+    assert torch.equal(x, before)
+
+
+def test_flip_half_flips_about_half_of_many_images():
+    out = flip_half(torch.tensor([[[[0.0, 1.0]]]]).repeat(2000, 1, 1, 1), torch.Generator().manual_seed(0))
+    flipped = int((out[:, 0, 0, 0] == 1.0).sum())
+    assert 900 < flipped < 1100  # Binomial(2000, 1/2): mean 1000, sd 22
 
 
 def test_training_counts_its_steps(trained):

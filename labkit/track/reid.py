@@ -177,6 +177,20 @@ class ReidEmbedder:
         return self.embed_crops(crops(image, xywh, (self.config.crop_height, self.config.crop_width)))
 
 
+def flip_half(x: Any, generator: Any) -> Any:
+    """``x`` (a batch, ``N x C x H x W``) with each image mirrored left-right with probability 1/2.
+
+    One uniform draw per image from ``generator`` (``draw < 0.5`` flips it); the width axis is
+    the last one. Returns a new tensor; ``x`` is left as it was.
+    """
+    import torch
+
+    x = x.clone()
+    flip = torch.rand(len(x), generator=generator) < 0.5
+    x[flip] = x[flip].flip(-1)
+    return x
+
+
 def train_reid(config: ReidConfig, train: CropSet, *, progress: bool = False) -> tuple[Any, dict[str, Any]]:
     """Train the network on ``train`` crops for ``config.epochs`` epochs; returns ``(net, details)``."""
     import torch
@@ -198,9 +212,7 @@ def train_reid(config: ReidConfig, train: CropSet, *, progress: bool = False) ->
         total = 0.0
         for i in range(0, len(order), config.batch):
             idx = order[i:i + config.batch]
-            x = x_all[idx]
-            flip = torch.rand(len(idx), generator=generator) < 0.5
-            x[flip] = x[flip].flip(-1)
+            x = flip_half(x_all[idx], generator)
             loss = nn.functional.cross_entropy(head(net(x)), y_all[idx])
             optimiser.zero_grad()
             loss.backward()
