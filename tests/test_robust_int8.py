@@ -102,3 +102,18 @@ def test_int8_unet_keeps_its_labkit_metadata_and_stays_near_fp32(tmp_path: Path)
     x = torch.from_numpy(rng.normal(0, 1, (2, 3, 64, 64)).astype(np.float32))
     a, b = OrtModule(fp32)(x), module(x)
     assert 0 < max_abs_diff(a, b) <= UNET_RELATIVE_TOLERANCE * float(a.abs().max()), (max_abs_diff(a, b), float(a.abs().max()))
+
+
+def test_segmenter_calibration_batches_hand_worked() -> None:
+    """A uniform 2 x 4 image of grey level 51 (0.2) at size 4: scale 1, two content rows centred
+    (rows 1-2) and one zero-padded row above and below; ImageNet normalisation per channel."""
+    from labkit.robust.export import segmenter_calibration_batches
+    from labkit.segment.semantic import SemanticConfig
+
+    config = SemanticConfig(size=4, encoder_weights=None, device="cpu")
+    (batch,) = segmenter_calibration_batches(config, [np.full((2, 4, 3), 51, np.uint8)])
+    assert batch.shape == (1, 3, 4, 4) and batch.dtype == np.float32
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    for c in range(3):
+        np.testing.assert_allclose(batch[0, c, 1:3], (0.2 - mean[c]) / std[c], rtol=1e-5)
+        np.testing.assert_allclose(batch[0, c, [0, 3]], -mean[c] / std[c], rtol=1e-5)

@@ -20,7 +20,8 @@ convolutions quantized and everything after the last convolution -- box decoding
 concatenation -- left in float so box coordinates keep their precision; a convolution that
 writes a model output, the U-Net's logits, stays float too). The activation ranges
 (scale and zero point of each quantized tensor) are observed on calibration batches: letterboxed
-*train* images for the detector (:func:`calibration_batches`), never the images it is scored on.
+*train* images for the detector (:func:`calibration_batches`) or the U-Net
+(:func:`segmenter_calibration_batches`), never the images it is scored on.
 The export's metadata is copied to the INT8 file (plus ``labkit_precision: int8``), so the loaders
 above accept it and refuse a file from another model just the same.
 """
@@ -107,11 +108,12 @@ def export_segmenter(model: torch.nn.Module, config: Any, path: str | Path, opse
     return path
 
 
-def onnx_segmenter(path: str | Path, config: Any | None = None) -> OrtModule:
+def onnx_segmenter(path: str | Path, config: Any | None = None, threads: int | None = None) -> OrtModule:
     """The ONNX U-Net for :func:`labkit.segment.predict.iter_semantic` with ``config`` (default:
-    the config stored in the file, :func:`exported_config`); a file that is not a labkit U-Net of
-    the same classes and input size is a :class:`DataError` naming it."""
-    module = OrtModule(_check_file(path))
+    the config stored in the file, :func:`exported_config`), run with ``threads`` intra-op threads
+    (default: ONNX Runtime's choice); a file that is not a labkit U-Net of the same classes and
+    input size is a :class:`DataError` naming it."""
+    module = OrtModule(_check_file(path), threads=threads)
     meta = module.metadata
     if meta.get("labkit_task") != "segment":
         raise DataError(f"not a labkit segmentation export (task {meta.get('labkit_task') or meta.get('task')!r})",
@@ -227,6 +229,16 @@ def calibration_batches(detector: Any, images: Any) -> list[np.ndarray]:
         lb = detector.letterbox(image)
         out.append(detector._batch_tensor([lb.image(image, pad_value=PAD_VALUE)]).float().cpu().numpy())
     return out
+
+
+def segmenter_calibration_batches(config: Any, images: Any) -> list[np.ndarray]:
+    """One float32 ``1 x 3 x S x S`` batch per RGB image, letterboxed (zero padding) and normalised
+    with ``config``'s preprocessing (a :class:`labkit.segment.semantic.SemanticConfig`) exactly as
+    :func:`labkit.segment.predict.network_input` prepares the U-Net's input: the segmenter's
+    counterpart of :func:`calibration_batches`."""
+    from labkit.segment.predict import network_input
+
+    return [network_input(image, config.preprocessing)[0][None].astype(np.float32) for image in images]
 
 
 def quantize_int8(fp32: str | Path, out: str | Path, batches: Any, *, per_channel: bool = False) -> Path:
