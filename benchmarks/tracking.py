@@ -19,15 +19,20 @@ motion-only), and, when the embedded dataset is there, labkit's HOTA/MOTA/IDF1 o
 sequences with the simulated detector (``typical`` preset) and with the course base detector, each
 beside that detector's AP50 on the same frames (``embedded_val.by_detector``), and the ReID's ms per crop.
 
-Writes ``artifacts/bench_tracking.json``.
-Run: ``.venv/bin/python benchmarks/tracking.py [--repeats 5] [--sections embedded_val ...]``; then
-``scripts/tracking_table.py`` writes the detector table into ``notebooks/04_tracking/README.md``.
+Writes ``artifacts/bench_tracking.json``, with the machine's 1/5/15-minute load averages at the start
+and the end (the frames/s are only comparable within one run).
+A peer whose package is not installed is a row saying so (the run goes on), as is a section whose
+data is not here.
+Run: ``.venv/bin/python benchmarks/tracking.py [--repeats 5] [--sections embedded_val ...]``; copied to
+``benchmarks/results/bench_tracking.json``, ``scripts/tracking_table.py`` writes its tables into
+``notebooks/04_tracking/README.md`` and ``README.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import os
 import time
 import warnings
 from pathlib import Path
@@ -248,16 +253,25 @@ def analysis(seed: int) -> dict[str, Any]:
     return out
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the record names it: relative to the repository or the artifacts folder, else
+    only its name (never a machine's own folder)."""
+    for root, prefix in ((project_root(), ""), (artifacts_dir(), "artifacts/")):
+        if path.resolve().is_relative_to(root.resolve()):
+            return prefix + path.resolve().relative_to(root.resolve()).as_posix()
+    return path.name
+
+
 def _reid_weights() -> Path | None:
-    """The course ReID (registry ``track-reid``) on the default dataset, if it is built here."""
-    from labkit.artifacts import finished_model
+    """The course ReID (registry ``track-reid``) for the default dataset: its finished build here,
+    else the verified shipped checkpoint (never trained nor pulled here); None without either."""
     from labkit.data.synth import default_root
-    from labkit.models import cache_dir
+    from labkit.models import find
 
     if not (default_root() / "manifest.json").is_file():
         return None
-    weights = cache_dir("track-reid", data_root=default_root()) / "weights.pt"
-    return weights if finished_model(weights) else None
+    model = find("track-reid", data_root=default_root(), progress=False, pull=False)
+    return None if model is None else model.weights
 
 
 def detections_ap(loaded: list[tuple[Any, dict, dict]]) -> dict[str, float | None]:
@@ -321,8 +335,8 @@ def embedded_val(preset: str, seed: int) -> dict[str, Any] | None:
     simulated_name = f"simulated ({preset}, seed {seed})"
     by_detector = {simulated_name: {"detections": detections_ap(simulated), **_score(simulated, None)},
                    "course base detector (detect-base)": {"detections": detections_ap(base), **_score(base, None),
-                                                          "weights": str(detector), "conf": 0.05}}
-    return {"data": str(root), "detector": simulated_name, "preprocess": "none",
+                                                          "weights": _shown(detector), "conf": 0.05}}
+    return {"data": _shown(root), "detector": simulated_name, "preprocess": "none",
             "results": {name: _score(simulated, config) for name, config in configs.items()},
             "by_detector": by_detector}
 
@@ -335,7 +349,7 @@ def reid_section() -> dict[str, Any]:
 
     weights = _reid_weights()
     if weights is None:
-        return {"skipped": "the course ReID is not built (labkit models build track-reid)"}
+        return {"skipped": "the course ReID is neither built nor shipped here (labkit models load track-reid)"}
     embedder = load_reid(weights)
     val = sequence_crops(default_root(), "val", embedder.config)
     timings = {}
@@ -347,7 +361,7 @@ def reid_section() -> dict[str, Any]:
             best = min(best, time.perf_counter() - start)
         timings[name] = 1000 * best / len(val.labels)
     metrics = reid_metrics(weights)
-    return {"weights": str(weights), "retrieval": metrics["details"]["retrieval"],
+    return {"weights": _shown(weights), "retrieval": metrics["details"]["retrieval"],
             "training": {k: metrics[k] for k in ("epochs", "steps", "train_minutes")},
             "val_crops": int(len(val.labels)), "ms_per_crop": timings["reid"],
             "histogram_ms_per_crop": timings["histogram"]}
@@ -365,12 +379,13 @@ def main() -> None:
                         help="run only these parts (tud: TUD-Campus and TUD-Stadtmitte against the peers); default all")
     args = parser.parse_args()
     out = args.out or artifacts_dir() / "bench_tracking.json"
-    payload: dict[str, Any] = {"what": __doc__.splitlines()[0], "sections": args.sections}
+    payload: dict[str, Any] = {"what": __doc__.splitlines()[0], "sections": args.sections,
+                               "load_average": {"start": list(os.getloadavg())}, "cpus": os.cpu_count()}
     if "tud" in args.sections and TUD.is_dir():
         payload["tud_campus"] = tud_campus(args.repeats)
         payload["tud_stadtmitte_simulated"] = tud_stadtmitte_simulated(args.repeats, args.seed)
     elif "tud" in args.sections:
-        skipped = {"skipped": f"{TUD} not found (../shared is only beside CI and dev checkouts)"}
+        skipped = {"skipped": f"../shared/data/{TUD.name} not found (../shared is only beside CI and dev checkouts)"}
         payload["tud_campus"] = payload["tud_stadtmitte_simulated"] = skipped
     if "embedded_val" in args.sections:
         payload["embedded_val"] = embedded_val("typical", args.seed) or {"skipped": "embedded dataset not generated (make data)"}
@@ -378,8 +393,9 @@ def main() -> None:
         payload["reid"] = reid_section()
     if "analysis" in args.sections:
         payload["analysis"] = analysis(args.seed)
-    payload["manifest"] = run_manifest(seed=args.seed, config={"repeats": args.repeats, "out": str(out),
+    payload["manifest"] = run_manifest(seed=args.seed, config={"repeats": args.repeats, "out": _shown(out),
                                                                "sections": args.sections})
+    payload["load_average"]["end"] = list(os.getloadavg())
     write_json(out, payload)
     for section in ("tud_campus", "tud_stadtmitte_simulated"):
         if section not in payload:
