@@ -286,14 +286,7 @@ def test_a_checkpoint_too_large_to_commit_is_refused_for_the_packaged_folder(bui
     checkpoints.ship(built.weights, tmp_path / "release", manifest=manifest, half="never")
 
 
-#: Course models without a packaged checkpoint yet: a fresh `make models` still trains them (issue 11).
-#: Strict: once one is shipped its test passes and this entry must go.
-NOT_SHIPPED_YET = {"detect-frcnn": "its full-budget build (12 epochs, ~55 CPU-minutes on a busy 2-core machine) "
-                                   "had not finished when this was committed"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=NOT_SHIPPED_YET[n]))
-                                  if n in NOT_SHIPPED_YET else n for n in COURSE_MODELS])
+@pytest.mark.parametrize("name", COURSE_MODELS)
 def test_a_fresh_checkout_loads_every_course_model_from_its_packaged_checkpoint(name: str, tmp_path: Path,
                                                                                 monkeypatch: pytest.MonkeyPatch):
     """What `make models` does on a fresh checkout, at the learners' (full) budget: no cache, nothing
