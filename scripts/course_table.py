@@ -11,6 +11,11 @@ the budget asked for (``--budget``, default ``full``), else nothing is written.
 ``write``: render a record as Markdown between ``<!-- course-run:start -->`` and
 ``<!-- course-run:end -->`` in the chapter README (``--check``: exit 1 when the README differs).
 
+``record-course`` / ``write-course``: the same for the whole ``make course`` run (its timed set-up
+steps from ``course_summary.json``'s ``setup``, each chapter's minutes and peak memory, the disk it
+used), e.g. ``benchmarks/results/make_course.json``, written into the top-level README between
+``<!-- make-course:start -->`` and ``<!-- make-course:end -->``.
+
 Run: ``.venv/bin/python scripts/course_table.py record --chapter 05_robustness --log robustness
 --keys 'l1_*_s3_AP' 'l4_*' --out benchmarks/results/course_05_robustness.json``, then
 ``.venv/bin/python scripts/course_table.py write --record benchmarks/results/course_05_robustness.json``.
@@ -31,6 +36,7 @@ from labkit.course import with_marked_block
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- course-run:start -->", "<!-- course-run:end -->"
+COURSE_START, COURSE_END = "<!-- make-course:start -->", "<!-- make-course:end -->"
 
 
 def make_record(summary: dict[str, Any], metrics: dict[str, Any], *, chapter: str, log: str,
@@ -84,6 +90,59 @@ def render(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def make_course_record(summary: dict[str, Any], *, budget: str = "full") -> dict[str, Any]:
+    """The record of a whole ``make course`` run: set-up steps, chapters, disk, machine.
+
+    A :class:`ValueError` when the summary has no timed set-up steps (a run of
+    ``scripts/run_course.py`` without ``make course``), no notebook, or a notebook at another budget."""
+    setup, rows = summary.get("setup") or [], summary.get("notebooks") or []
+    if not setup:
+        raise ValueError("the summary has no timed set-up steps ('setup'): record a run of `make course`")
+    if not rows:
+        raise ValueError("the summary has no notebook")
+    other = [Path(r["path"]).name for r in rows if r.get("budget") != budget]
+    if other:
+        raise ValueError(f"not every notebook ran at the {budget} budget: {', '.join(other)}")
+    chapters: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        ch = chapters.setdefault(Path(r["path"]).parent.name, {"notebooks": 0, "ok": 0, "seconds": 0.0, "peak_rss_mb": 0.0})
+        ch["notebooks"] += 1
+        ch["ok"] += r["status"] == "ok"
+        ch["seconds"] = round(ch["seconds"] + r["seconds"], 2)
+        ch["peak_rss_mb"] = max(ch["peak_rss_mb"], r["peak_rss_mb"])
+    loads = [r["machine"]["load_average"] for r in rows if r.get("machine")]
+    return {"budget": budget, "setup": setup, "chapters": chapters, "disk_mb": summary.get("disk_mb", {}),
+            "cpus": max((r["machine"]["cpus"] for r in rows if r.get("machine")), default=None),
+            "load_average": [min(loads), max(loads)] if loads else None,
+            "git_commit": sorted({(r.get("git_commit") or "unknown") for r in rows}),
+            "finished_unix": max(r.get("finished_unix") or 0 for r in rows)}
+
+
+def render_course(record: dict[str, Any]) -> str:
+    """The Markdown block (markers excluded) for a whole-course ``record``."""
+    setup_s = sum(step["seconds"] for step in record["setup"])
+    chapters = record["chapters"]
+    notebooks_s = sum(ch["seconds"] for ch in chapters.values())
+    total, ok = sum(ch["notebooks"] for ch in chapters.values()), sum(ch["ok"] for ch in chapters.values())
+    load = record["load_average"]
+    when = time.strftime("%Y-%m-%d", time.gmtime(record["finished_unix"]))
+    intro = (f"Measured on {when} (commit {', '.join(c[:12] for c in record['git_commit'])}): a fresh clone, "
+             f"`make course` at the {record['budget']} budget on {_value(record['cpus'])} CPU cores, load average "
+             f"{load[0]:.1f}-{load[1]:.1f} while the notebooks ran. {ok} of {total} notebooks ok; "
+             f"{(setup_s + notebooks_s) / 60:.1f} min in all: set-up {setup_s / 60:.1f} min, notebooks "
+             f"{notebooks_s / 60:.1f} min (a second run reuses the set-up and takes the notebooks' time).")
+    lines = [textwrap.fill(intro, 104, break_on_hyphens=False, break_long_words=False), "",
+             "| step | minutes | peak MiB |", "| --- | ---: | ---: |"]
+    lines += [f"| set-up: `make {step['step']}` | {step['seconds'] / 60:.1f} | |" for step in record["setup"]]
+    lines += [f"| {name} ({ch['ok']}/{ch['notebooks']} ok) | {ch['seconds'] / 60:.1f} | {ch['peak_rss_mb']:.0f} |"
+              for name, ch in chapters.items()]
+    disk = record["disk_mb"]
+    if disk:
+        lines += ["", "Disk after the run (MiB): " + ", ".join(f"{k} {_value(v if v is None else round(v))}"
+                                                            for k, v in disk.items()) + "."]
+    return "\n".join(lines)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -105,13 +164,27 @@ def main(argv: list[str] | None = None) -> int:
     wr.add_argument("--record", type=Path, required=True)
     wr.add_argument("--readme", type=Path, default=None, help="default: notebooks/<chapter>/README.md")
     wr.add_argument("--check", action="store_true", help="only report whether the README is current")
+    rc = steps.add_parser("record-course", help="write the record of a whole `make course` run")
+    rc.add_argument("--budget", default="full")
+    rc.add_argument("--artifacts", type=Path, default=None, help="default: the artifacts folder")
+    rc.add_argument("--out", type=Path, required=True)
+    wc = steps.add_parser("write-course", help="write a whole-course record into the top-level README")
+    wc.add_argument("--record", type=Path, required=True)
+    wc.add_argument("--readme", type=Path, default=REPO / "README.md")
+    wc.add_argument("--check", action="store_true", help="only report whether the README is current")
     args = parser.parse_args(argv)
-    try:
-        if args.step == "record":
-            if args.artifacts is None:
-                from labkit.artifacts import artifacts_dir
+    if args.step in ("record", "record-course") and args.artifacts is None:
+        from labkit.artifacts import artifacts_dir
 
-                args.artifacts = artifacts_dir()
+        args.artifacts = artifacts_dir()
+    try:
+        if args.step == "record-course":
+            record = make_course_record(_read_json(args.artifacts / "course_summary.json"), budget=args.budget)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            print(f"wrote {args.out}")
+            return 0
+        if args.step == "record":
             record = make_record(_read_json(args.artifacts / "course_summary.json"),
                                  _read_json(args.artifacts / "metrics" / f"{args.log}.json"),
                                  chapter=args.chapter, log=args.log, patterns=args.keys, budget=args.budget)
@@ -120,9 +193,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.out}")
             return 0
         record = _read_json(args.record)
-        readme = args.readme or REPO / "notebooks" / record["chapter"] / "README.md"
+        if args.step == "write-course":
+            readme, block, what = args.readme, (COURSE_START, COURSE_END, render_course(record)), "make course"
+        else:
+            readme = args.readme or REPO / "notebooks" / record["chapter"] / "README.md"
+            block, what = (START, END, render(record)), record["chapter"]
         text = readme.read_text(encoding="utf-8")
-        new = with_marked_block(text, START, END, render(record), str(readme))
+        new = with_marked_block(text, *block, str(readme))
     except (ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -130,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{readme}: {'current' if new == text else 'out of date'}")
         return 0 if new == text else 1
     readme.write_text(new, encoding="utf-8")
-    print(f"wrote the measured run of {record['chapter']} into {readme}")
+    print(f"wrote the measured run of {what} into {readme}")
     return 0
 
 

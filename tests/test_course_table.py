@@ -76,3 +76,53 @@ def test_write_replaces_only_the_marked_block_and_check_reports(tmp_path):
 @pytest.mark.parametrize("record", sorted((REPO / "benchmarks" / "results").glob("course_*.json")), ids=lambda p: p.stem)
 def test_committed_readmes_show_their_committed_records(record):
     assert table.main(["write", "--record", str(record), "--check"]) == 0, f"run scripts/course_table.py write --record {record}"
+
+
+def _course_summary(**extra) -> dict:
+    rows = [_row("01_a", seconds=30.0, machine={"cpus": 2, "load_average": 1.0}),
+            _row("02_b", seconds=90.0, peak_rss_mb=1900.4, machine={"cpus": 2, "load_average": 2.5}),
+            {**_row("01_c", seconds=60.0, status="failed"), "path": "autograder/lessons/06_capstone/01_c.ipynb"}]
+    return {"setup": [{"step": "install", "seconds": 120, "finished_unix": 1}, {"step": "data", "seconds": 6, "finished_unix": 2},
+                      {"step": "models", "seconds": 54, "finished_unix": 3}],
+            "notebooks": rows, "disk_mb": {".venv": 7472.4, "data": 44.0, ".venv GPU stack": None}, **extra}
+
+
+def test_course_record_sums_setup_and_chapters_and_renders_them():
+    record = table.make_course_record(_course_summary())
+    assert record["chapters"] == {"05_robustness": {"notebooks": 2, "ok": 2, "seconds": 120.0, "peak_rss_mb": 1900.4},
+                                  "06_capstone": {"notebooks": 1, "ok": 0, "seconds": 60.0, "peak_rss_mb": 1200.6}}
+    assert record["load_average"] == [1.0, 3.5] and record["cpus"] == 2
+    text = table.render_course(record)
+    flat = " ".join(text.split())
+    # set-up 120 + 6 + 54 s = 3.0 min; notebooks 30 + 90 + 60 s = 3.0 min
+    assert ("2 of 3 notebooks ok; 6.0 min in all: set-up 3.0 min, notebooks 3.0 min" in flat
+            and "load average 1.0-3.5" in flat and "on 2 CPU cores" in flat)
+    assert "| set-up: `make install` | 2.0 | |" in text and "| set-up: `make data` | 0.1 | |" in text
+    assert "| 05_robustness (2/2 ok) | 2.0 | 1900 |" in text and "| 06_capstone (0/1 ok) | 1.0 | 1201 |" in text
+    assert "Disk after the run (MiB): .venv 7472, data 44, .venv GPU stack n/a." in text
+
+
+def test_course_record_refuses_a_run_without_setup_times_or_at_another_budget():
+    with pytest.raises(ValueError, match="no timed set-up steps"):
+        table.make_course_record(_course_summary(setup=[]))
+    summary = _course_summary()
+    summary["notebooks"][1]["budget"] = "ci"
+    with pytest.raises(ValueError, match="not every notebook ran at the full budget: 02_b.ipynb"):
+        table.make_course_record(summary)
+
+
+def test_write_course_fills_the_top_readme_block(tmp_path):
+    (tmp_path / "course_summary.json").write_text(json.dumps(_course_summary()))
+    record, readme = tmp_path / "make_course.json", tmp_path / "README.md"
+    assert table.main(["record-course", "--artifacts", str(tmp_path), "--out", str(record)]) == 0
+    readme.write_text(f"# Course\n{table.COURSE_START}\n{table.COURSE_END}\n")
+    assert table.main(["write-course", "--record", str(record), "--readme", str(readme), "--check"]) == 1
+    assert table.main(["write-course", "--record", str(record), "--readme", str(readme)]) == 0
+    assert "| 06_capstone (0/1 ok) | 1.0 | 1201 |" in readme.read_text()
+    assert table.main(["write-course", "--record", str(record), "--readme", str(readme), "--check"]) == 0
+
+
+def test_the_committed_make_course_record_is_what_the_readme_shows():
+    record = REPO / "benchmarks" / "results" / "make_course.json"
+    assert record.is_file(), "record a fresh-clone `make course`: scripts/course_table.py record-course"
+    assert table.main(["write-course", "--record", str(record), "--check"]) == 0, f"run scripts/course_table.py write-course --record {record}"
