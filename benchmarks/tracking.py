@@ -372,7 +372,7 @@ SECTIONS = ("tud", "embedded_val", "reid", "analysis")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timing runs per tracker (best counts)")
+    parser.add_argument("--repeats", type=int, default=15, help="timing runs per tracker (best counts)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated detector")
     parser.add_argument("--out", type=Path, default=None, help="output JSON (default artifacts/bench_tracking.json)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),

@@ -57,6 +57,30 @@ def test_initial_process_and_measurement_covariances_by_hand():
     np.testing.assert_allclose(kf.measurement_cov(mean)[0], np.diag(np.array([10, 10, 0.1, 10]) ** 2), rtol=1e-12)
 
 
+def _textbook_update(kf: BoxKalman, mean, cov, z):
+    """K = P H^T S^-1, x + K (z - H x), (I - K H) P with NumPy's general inverse: the reference."""
+    h = np.hstack([np.eye(4), np.zeros((4, 4))])
+    s = h @ cov @ h.T + np.diag(kf.measurement_cov(mean[None])[0].diagonal())
+    k = cov @ h.T @ np.linalg.inv(s)
+    new_cov = (np.eye(8) - k @ h) @ cov
+    return mean + k @ (z - h @ mean), (new_cov + new_cov.T) / 2
+
+
+@pytest.mark.parametrize("coupled", [False, True], ids=["diagonal S", "coupled S (camera warp)"])
+def test_kalman_update_equals_the_textbook_update(coupled: bool):
+    kf = BoxKalman()
+    mean, cov = kf.predict(*kf.initiate(np.array([[10.0, 20.0, 0.5, 100.0], [300.0, 40.0, 0.4, 50.0]])))
+    if coupled:  # a rotation-like warp couples cx and cy, as warp_states does with a camera affine
+        cov = cov.copy()
+        cov[:, 0, 1] = cov[:, 1, 0] = 0.3 * cov[:, 0, 0]
+    z = np.array([[12.0, 19.0, 0.52, 104.0], [297.0, 41.0, 0.41, 49.0]])
+    new_mean, new_cov = kf.update(mean, cov, z)
+    for i in range(2):
+        ref_mean, ref_cov = _textbook_update(kf, mean[i], cov[i], z[i])
+        np.testing.assert_allclose(new_mean[i], ref_mean, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(new_cov[i], ref_cov, rtol=1e-10, atol=1e-12)
+
+
 def test_kalman_is_vectorised_over_tracks():
     kf = BoxKalman()
     z = np.array([[10.0, 20.0, 0.5, 100.0], [300.0, 40.0, 0.4, 50.0]])

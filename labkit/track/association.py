@@ -23,6 +23,7 @@ solver's internal order: one track and two equally good detections -> detection 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -39,12 +40,12 @@ def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     (continuous coordinates, 0 for a zero union) written on xywh for the tracker's inner loop."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    iw = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
-    positive = union > 0
-    return np.where(positive, inter / np.where(positive, union, 1.0), 0.0)
+    ax1, ay1, bx1, by1 = a[:, 0:1], a[:, 1:2], b[:, 0], b[:, 1]
+    iw = np.minimum(ax1 + a[:, 2:3], bx1 + b[:, 2]) - np.maximum(ax1, bx1)
+    ih = np.minimum(ay1 + a[:, 3:4], by1 + b[:, 3]) - np.maximum(ay1, by1)
+    inter = np.maximum(iw, 0.0, out=iw) * np.maximum(ih, 0.0, out=ih)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3]) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def iou_distance(track_xywh: np.ndarray, det_xywh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,13 +111,20 @@ def assign(cost: np.ndarray, max_cost: float, allowed: np.ndarray | None = None)
     ok = (cost <= max_cost) if allowed is None else (np.asarray(allowed, dtype=bool) & (cost <= max_cost))
     rows = cols = np.zeros(0, dtype=np.int64)
     if ok.any():
-        ranks = _TIE * np.abs(np.subtract.outer(np.arange(n_tracks), np.arange(n_dets)))
-        solver_cost = np.where(ok, cost + ranks, _FORBIDDEN)
-        rows, cols = linear_sum_assignment(solver_cost)
+        rows, cols = linear_sum_assignment(np.where(ok, cost + _tie_nudge(n_tracks, n_dets), _FORBIDDEN))
         keep = ok[rows, cols]
-        rows, cols = rows[keep].astype(np.int64), cols[keep].astype(np.int64)
-    matched_t = np.zeros(n_tracks, dtype=bool)
-    matched_d = np.zeros(n_dets, dtype=bool)
-    matched_t[rows], matched_d[cols] = True, True
-    return Assignment(np.stack([rows, cols], axis=1) if len(rows) else np.zeros((0, 2), dtype=np.int64),
-                      cost[rows, cols], np.nonzero(~matched_t)[0], np.nonzero(~matched_d)[0])
+        rows, cols = rows[keep].astype(np.int64, copy=False), cols[keep].astype(np.int64, copy=False)
+    matches = np.empty((len(rows), 2), dtype=np.int64)
+    matches[:, 0], matches[:, 1] = rows, cols
+    free_t = np.ones(n_tracks, dtype=bool)
+    free_d = np.ones(n_dets, dtype=bool)
+    free_t[rows], free_d[cols] = False, False
+    return Assignment(matches, cost[rows, cols], free_t.nonzero()[0], free_d.nonzero()[0])
+
+
+@lru_cache(maxsize=256)
+def _tie_nudge(n_tracks: int, n_dets: int) -> np.ndarray:
+    """The tie-breaking nudge ``1e-9 * |i - j|`` of a ``(n_tracks, n_dets)`` cost matrix (read-only, cached)."""
+    nudge = _TIE * np.abs(np.subtract.outer(np.arange(n_tracks), np.arange(n_dets)))
+    nudge.flags.writeable = False
+    return nudge

@@ -37,7 +37,6 @@ NDIM = 4
 F = np.eye(2 * NDIM)
 F[:NDIM, NDIM:] = np.eye(NDIM)
 H = np.eye(NDIM, 2 * NDIM)
-_I4, _I8 = np.arange(NDIM), np.arange(2 * NDIM)
 
 
 def xywh_to_measurement(xywh: np.ndarray) -> np.ndarray:
@@ -114,13 +113,13 @@ class BoxKalman:
         p[:, :, :NDIM] += p[:, :, NDIM:]
         new_mean = mean.copy()
         new_mean[:, :NDIM] += mean[:, NDIM:]
-        p[:, _I8, _I8] += self._process_var(mean)  # + Q (diagonal)
+        p.reshape(len(p), 4 * NDIM * NDIM)[:, ::2 * NDIM + 1] += self._process_var(mean)  # + Q on the diagonal (p is a fresh C-order copy: reshape is a view)
         return new_mean, p
 
     def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Measurement-space mean ``H x (N, 4)`` and innovation covariance ``S = H P H^T + R (N, 4, 4)``."""
         s = cov[:, :NDIM, :NDIM].copy()
-        s[:, _I4, _I4] += self._measurement_var(mean)
+        s.reshape(len(s), NDIM * NDIM)[:, ::NDIM + 1] += self._measurement_var(mean)  # + R on the diagonal
         return mean[:, :NDIM].copy(), s
 
     def update(self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +128,11 @@ class BoxKalman:
             return mean, cov
         z_pred, s = self.project(mean, cov)
         pht = cov[:, :, :NDIM]  # P H^T, (N, 8, 4)
-        gain = pht @ np.linalg.inv(s)  # K = P H^T S^-1
+        diagonal = s.reshape(len(s), NDIM * NDIM)[:, ::NDIM + 1]
+        if np.count_nonzero(s) == diagonal.size:  # S diagonal (no camera warp couples the coordinates)
+            gain = pht / diagonal[:, None, :]  # K = P H^T S^-1 with S^-1 = diag(1 / s_ii)
+        else:
+            gain = pht @ np.linalg.inv(s)  # K = P H^T S^-1
         innovation = np.asarray(z, dtype=np.float64).reshape(-1, NDIM) - z_pred
         new_mean = mean + (gain @ innovation[:, :, None])[:, :, 0]
         new_cov = cov - gain @ cov[:, :NDIM, :]  # (I - K H) P

@@ -48,6 +48,8 @@ from labkit.track.lifecycle import TrackState, after_match, after_miss
 
 Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _TENTATIVE, _CONFIRMED, _DELETED = int(TrackState.TENTATIVE), int(TrackState.CONFIRMED), int(TrackState.DELETED)
+#: ``FrameResult.tracks`` of a tracker that does not record (one shared empty snapshot).
+_NO_SNAPSHOT = Detections.empty()
 
 
 @dataclass
@@ -165,7 +167,7 @@ class Tracker:
         matched = match_det >= 0
         old_state = t.state.copy()
         if matched.any():
-            m_idx = np.nonzero(matched)[0]
+            m_idx = matched.nonzero()[0]
             t.mean[m_idx], t.cov[m_idx] = self.kalman.update(t.mean[m_idx], t.cov[m_idx], z[match_det[m_idx]])
             t.hits[m_idx] += 1
             t.misses[m_idx] = 0
@@ -174,14 +176,14 @@ class Tracker:
                 for row in m_idx:
                     self.gallery.update(t.ids[row], embeddings[match_det[row]])
         if not matched.all():
-            u_idx = np.nonzero(~matched)[0]
+            u_idx = (~matched).nonzero()[0]
             t.misses[u_idx] += 1
             t.state[u_idx] = after_miss(t.state[u_idx], t.misses[u_idx], c.max_misses)
         if self.record:
             log["tracks"] = [self._track_log(row, old_state[row], a, predicted) for row in range(len(t.ids))]
 
         # output, then drop the deleted tracks and start new ones
-        out_rows = np.nonzero(matched & (t.state == _CONFIRMED))[0]
+        out_rows = (matched & (t.state == _CONFIRMED)).nonzero()[0]
         boxes = self._output_boxes(detections, match_det)
         backfill = self._collect_history(matched, old_state, boxes, scores, match_det)
         output = Detections(boxes[out_rows], t.class_id[out_rows], score=scores[match_det[out_rows]],
@@ -199,10 +201,10 @@ class Tracker:
         self._start_tracks(born, detections, z, scores, embeddings)
         if len(born) and c.min_hits <= 1:  # born confirmed: output on the birth frame too
             output = concat_outputs(output, self._newborn_output(born, detections, scores))
-        snapshot = Detections.empty()
+        snapshot = _NO_SNAPSHOT
         if self.record:  # every live track after this frame (deleted ones dropped, newborn ones added)
             log["born"] = [{"track_id": int(tid), "detection": int(i)} for tid, i in zip(t.ids[len(t.ids) - len(born):], born)]
-            log["unmatched_detections"] = [int(i) for i in np.nonzero(~used)[0] if i not in set(born.tolist())]
+            log["unmatched_detections"] = [int(i) for i in (~used).nonzero()[0] if i not in set(born.tolist())]
             snapshot = Detections(measurement_to_xywh(t.mean), t.class_id.copy(), track_id=t.ids.copy(), data={
                 "state": t.state.copy(), "detection": np.concatenate([match_det[alive], born]),
                 "predicted_xywh": np.concatenate([predicted[alive], measurement_to_xywh(t.mean[len(t.ids) - len(born):])])})
@@ -212,8 +214,8 @@ class Tracker:
                    embeddings: np.ndarray | None) -> dict[str, Any]:
         """Gates, costs and the two assignment passes; ``match_det[row]`` = detection index or -1."""
         c, t = self.config, self.tracks
-        high = np.nonzero(scores >= c.high_score)[0]
-        low = np.nonzero((scores >= c.low_score) & (scores < c.high_score))[0] if c.low_score_pass else high[:0]
+        high = (scores >= c.high_score).nonzero()[0]
+        low = ((scores >= c.low_score) & (scores < c.high_score)).nonzero()[0] if c.low_score_pass else high[:0]
         cost_iou, iou = iou_distance(predicted, detections.xywh)
         allowed = iou_gate(iou, c.gate_min_iou)
         if c.gate_probability > 0:
@@ -229,7 +231,7 @@ class Tracker:
         groups = [np.arange(len(t.ids))]
         tentative = t.state == _TENTATIVE
         if c.confirmed_first and tentative.any():  # confirmed and lost tracks first, tentative ones take the rest
-            groups = [np.nonzero(~tentative)[0], np.nonzero(tentative)[0]]
+            groups = [(~tentative).nonzero()[0], tentative.nonzero()[0]]
         free = high
         for rows in groups:
             if not len(rows) or not len(free):
@@ -241,7 +243,7 @@ class Tracker:
                 stage[row] = "high"
             free = free[found.unmatched_detections]
         if len(low):  # ByteTrack's second pass: unmatched confirmed tracks vs low-score detections, IoU only
-            rows = np.nonzero((match_det < 0) & (t.state == _CONFIRMED))[0]
+            rows = ((match_det < 0) & (t.state == _CONFIRMED)).nonzero()[0]
             pairs = (rows[:, None], low[None, :])
             second = assign(cost_iou[pairs], c.low_score_max_cost, allowed[pairs])
             match_det[rows[second.matches[:, 0]]] = low[second.matches[:, 1]]
@@ -274,14 +276,14 @@ class Tracker:
     def _output_boxes(self, detections: Detections, match_det: np.ndarray) -> np.ndarray:
         boxes = measurement_to_xywh(self.tracks.mean)
         if self.config.output_box == "detection":
-            rows = np.nonzero(match_det >= 0)[0]
+            rows = (match_det >= 0).nonzero()[0]
             boxes[rows] = detections.xywh[match_det[rows]]
         return boxes
 
     def _collect_history(self, matched, old_state, boxes, scores, match_det) -> dict[int, Detections]:
         """Keep tentative tracks' boxes; when a track is confirmed, hand them out as backfill."""
         t, out = self.tracks, {}
-        for row in np.nonzero(matched & ((t.state == _TENTATIVE) | (old_state == _TENTATIVE)))[0]:
+        for row in (matched & ((t.state == _TENTATIVE) | (old_state == _TENTATIVE))).nonzero()[0]:
             tid = int(t.ids[row])
             if t.state[row] == _TENTATIVE:
                 self._pending.setdefault(tid, []).append((self.frame, boxes[row], scores[match_det[row]]))
@@ -317,7 +319,7 @@ class Tracker:
         t, c = self.tracks, self.config
         det, stage, iou, app = int(a["match_det"][row]), a["stage"][row], a["iou"], a["appearance"]
         cost = a["cost"] if stage != "low" else 1.0 - iou  # the second pass uses the IoU distance only
-        overlapping = np.nonzero(iou[row] > 0)[0] if iou.size else np.zeros(0, int)
+        overlapping = (iou[row] > 0).nonzero()[0] if iou.size else np.zeros(0, int)
         allowed = a["allowed"][row]
         entry: dict[str, Any] = {
             "track_id": int(t.ids[row]), "state_before": TrackState(old_state).label,
