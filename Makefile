@@ -74,6 +74,7 @@ bench: install ## benchmarks: figures go to artifacts/bench_*.json
 	$(BIN)/python benchmarks/metrics_tracking.py
 	$(BIN)/python benchmarks/grading.py
 	$(BIN)/python benchmarks/robust_int8.py
+	$(BIN)/python benchmarks/robust_int8_effects.py
 	$(BIN)/python benchmarks/tracking.py
 
 system-deps: ## Debian packages: bubblewrap (grading sandbox), opencv-doc (vtest.avi), chromium (demo browser test); needs root

@@ -110,30 +110,20 @@ def ultralytics_curve(run: Path, kind: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _shown(path: Path) -> str:
-    """``path`` as a record may name it: relative to the repository or the artifacts folder, never a
-    machine's own folder."""
-    from labkit.artifacts import artifacts_dir
-
-    for root, prefix in ((REPO, ""), (artifacts_dir(), "artifacts/")):
-        if path.resolve().is_relative_to(root.resolve()):
-            return prefix + path.resolve().relative_to(root.resolve()).as_posix()
-    return path.name
-
-
 def learning_curve(name: str, model: Any, run: Path | None) -> dict[str, Any]:
     """The metric-vs-epochs history of ``model`` (see the module docstring) and where it came from."""
+    from labkit.artifacts import shown_path
     from labkit.segment.base import miou_vs_epochs
 
     details = model.info.get("details", {})
     if run is not None and (run / "results.csv").is_file():
         kind = "mask" if name.startswith("segment") else "box"
-        return {"source": _shown(run / "results.csv"), "points": ultralytics_curve(run, kind)}
+        return {"source": shown_path(run / "results.csv"), "points": ultralytics_curve(run, kind)}
     if run is not None and (run / "log.csv").is_file():
-        return {"source": _shown(run / "log.csv"), "points": _unet_points(miou_vs_epochs(run / "log.csv"))}
+        return {"source": shown_path(run / "log.csv"), "points": _unet_points(miou_vs_epochs(run / "log.csv"))}
     if (model.folder / "ap_vs_minutes.json").is_file():
         path = model.folder / "ap_vs_minutes.json"
-        return {"source": _shown(path), "points": json.loads(path.read_text(encoding="utf-8"))}
+        return {"source": shown_path(path), "points": json.loads(path.read_text(encoding="utf-8"))}
     if "ap_vs_minutes" in details:
         return {"source": "metrics.json details.ap_vs_minutes", "points": details["ap_vs_minutes"]}
     if "miou_vs_epochs" in details:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labkit.artifacts import artifacts_dir, write_json
+from labkit.artifacts import artifacts_dir, shown_path, write_json
 from labkit.data.annotations import Detections
 from labkit.data.mot import read_mot
 from labkit.data.sources import iter_frames
@@ -169,7 +169,7 @@ def tracking_section(args: argparse.Namespace, root: Path, train: list, conditio
     for name, detector in detectors.items():
         scores[name], records = track_scores(detector, sequences, conditions, args.seed, args.conf,
                                              detections_ap)
-    return {"model": args.detector, "weights": str(weights), "conf": args.conf, "tracker_config": "default",
+    return {"model": args.detector, "weights": shown_path(weights), "conf": args.conf, "tracker_config": "default",
             "preprocess": "none", "sequences": [seq.name for seq, _ in sequences],
             "frames_per_sequence": [seq.length for seq, _ in sequences], "corruptions": records,
             "scores": scores, "change_int8_minus_fp32": changes(scores, TRACK_METRICS + ("AP", "AP50")),
@@ -198,7 +198,7 @@ def segmentation_section(args: argparse.Namespace, root: Path, train: list, cond
         images = clean if condition is None else corrupt_split(clean, *condition, args.seed)
         for name, segmenter in models.items():
             scores[name][cond] = segmenter.score(subset, segmenter.predict(images), root)
-    return {"model": args.segmenter, "weights": str(weights), "val_images": sorted(clean),
+    return {"model": args.segmenter, "weights": shown_path(weights), "val_images": sorted(clean),
             "input_size": config.preprocessing.size,
             "scores": scores, "change_int8_minus_fp32": changes(scores, ("mean_iou", "mean_boundary_f")),
             "batch": 1, "throughput": speed,
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tracking = tracking_section(args, root, train, conditions, Path(tmp))
         segmentation = segmentation_section(args, root, train, conditions, Path(tmp))
-    payload = {"what": __doc__.splitlines()[0], "data": str(root), "conditions": list(conditions),
+    payload = {"what": __doc__.splitlines()[0], "data": shown_path(root), "conditions": list(conditions),
                "calibration_images": len(train), "calibration_split": "train", "threads": 1,
                "tracking": tracking, "segmentation": segmentation, "seconds": round(time.perf_counter() - start, 1),
                "load_average_1min": [load_before, os.getloadavg()[0]],

@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from labkit.artifacts import artifacts_dir, project_root, write_json
+from labkit.artifacts import artifacts_dir, project_root, shown_path, write_json
 from labkit.data.annotations import Detections
 from labkit.data.mot import read_mot
 from labkit.metrics.tracking import TrackingSequence, evaluate_sequences
@@ -253,15 +253,6 @@ def analysis(seed: int) -> dict[str, Any]:
     return out
 
 
-def _shown(path: Path) -> str:
-    """``path`` as the record names it: relative to the repository or the artifacts folder, else
-    only its name (never a machine's own folder)."""
-    for root, prefix in ((project_root(), ""), (artifacts_dir(), "artifacts/")):
-        if path.resolve().is_relative_to(root.resolve()):
-            return prefix + path.resolve().relative_to(root.resolve()).as_posix()
-    return path.name
-
-
 def _reid_weights() -> Path | None:
     """The course ReID (registry ``track-reid``) for the default dataset: its finished build here,
     else the verified shipped checkpoint (never trained nor pulled here); None without either."""
@@ -335,8 +326,8 @@ def embedded_val(preset: str, seed: int) -> dict[str, Any] | None:
     simulated_name = f"simulated ({preset}, seed {seed})"
     by_detector = {simulated_name: {"detections": detections_ap(simulated), **_score(simulated, None)},
                    "course base detector (detect-base)": {"detections": detections_ap(base), **_score(base, None),
-                                                          "weights": _shown(detector), "conf": 0.05}}
-    return {"data": _shown(root), "detector": simulated_name, "preprocess": "none",
+                                                          "weights": shown_path(detector), "conf": 0.05}}
+    return {"data": shown_path(root), "detector": simulated_name, "preprocess": "none",
             "results": {name: _score(simulated, config) for name, config in configs.items()},
             "by_detector": by_detector}
 
@@ -361,7 +352,7 @@ def reid_section() -> dict[str, Any]:
             best = min(best, time.perf_counter() - start)
         timings[name] = 1000 * best / len(val.labels)
     metrics = reid_metrics(weights)
-    return {"weights": _shown(weights), "retrieval": metrics["details"]["retrieval"],
+    return {"weights": shown_path(weights), "retrieval": metrics["details"]["retrieval"],
             "training": {k: metrics[k] for k in ("epochs", "steps", "train_minutes")},
             "val_crops": int(len(val.labels)), "ms_per_crop": timings["reid"],
             "histogram_ms_per_crop": timings["histogram"]}
@@ -393,7 +384,7 @@ def main() -> None:
         payload["reid"] = reid_section()
     if "analysis" in args.sections:
         payload["analysis"] = analysis(args.seed)
-    payload["manifest"] = run_manifest(seed=args.seed, config={"repeats": args.repeats, "out": _shown(out),
+    payload["manifest"] = run_manifest(seed=args.seed, config={"repeats": args.repeats, "out": shown_path(out),
                                                                "sections": args.sections})
     payload["load_average"]["end"] = list(os.getloadavg())
     write_json(out, payload)

@@ -29,6 +29,16 @@ def artifacts_dir() -> Path:
     return path
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` as a committed record names it: relative to the project (``labkit/...``) or the
+    artifacts folder (``artifacts/...``), else only its name -- never a machine's own folder."""
+    path = Path(path).resolve()
+    for root, prefix in ((project_root(), ""), (artifacts_dir(), "artifacts/")):
+        if path.is_relative_to(root.resolve()):
+            return prefix + path.relative_to(root.resolve()).as_posix()
+    return path.name
+
+
 def write_json(path: str | Path, payload: Any) -> Path:
     """Write JSON atomically (temp file + rename), creating parent folders."""
     path = Path(path)

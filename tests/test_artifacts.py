@@ -37,3 +37,12 @@ def test_fresh_dir_clears_only_folders_labkit_made(tmp_path: Path):
     with pytest.raises(DataError, match="not a run \\(no manifest.json\\)"):
         fresh_dir(tmp_path, marker="manifest.json", what="run")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_shown_path_names_project_and_artifacts_files_relatively_and_others_by_name(tmp_path, monkeypatch):
+    from labkit.artifacts import project_root, shown_path
+
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path / "art"))
+    assert shown_path(project_root() / "labkit" / "models" / "checkpoints.json") == "labkit/models/checkpoints.json"
+    assert shown_path(tmp_path / "art" / "models" / "x" / "weights.pt") == "artifacts/models/x/weights.pt"
+    assert shown_path(tmp_path / "elsewhere" / "default-seed0") == "default-seed0"  # never the machine's folder
