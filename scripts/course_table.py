@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.course import with_marked_block
+from labkit.data.coco import read_json
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- course-run:start -->", "<!-- course-run:end -->"
@@ -143,13 +144,6 @@ def render_course(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read JSON ({exc})") from exc
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     steps = parser.add_subparsers(dest="step", required=True)
@@ -179,20 +173,20 @@ def main(argv: list[str] | None = None) -> int:
         args.artifacts = artifacts_dir()
     try:
         if args.step == "record-course":
-            record = make_course_record(_read_json(args.artifacts / "course_summary.json"), budget=args.budget)
+            record = make_course_record(read_json(args.artifacts / "course_summary.json"), budget=args.budget)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
             print(f"wrote {args.out}")
             return 0
         if args.step == "record":
-            record = make_record(_read_json(args.artifacts / "course_summary.json"),
-                                 _read_json(args.artifacts / "metrics" / f"{args.log}.json"),
+            record = make_record(read_json(args.artifacts / "course_summary.json"),
+                                 read_json(args.artifacts / "metrics" / f"{args.log}.json"),
                                  chapter=args.chapter, log=args.log, patterns=args.keys, budget=args.budget)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
             print(f"wrote {args.out}")
             return 0
-        record = _read_json(args.record)
+        record = read_json(args.record)
         if args.step == "write-course":
             readme, block, what = args.readme, (COURSE_START, COURSE_END, render_course(record)), "make course"
         else:

@@ -14,7 +14,6 @@ Run: ``.venv/bin/python scripts/robust_table.py [--runtimes FILE] [--effects FIL
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.course import with_marked_block
+from labkit.data.coco import read_json
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- robust-int8:start -->", "<!-- robust-int8:end -->"
@@ -102,13 +102,6 @@ def render(runtimes: dict[str, Any], effects: dict[str, Any]) -> str:
     return "\n".join(render_runtimes(runtimes) + render_effects(effects))
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read JSON ({exc})") from exc
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtimes", type=Path, default=REPO / "benchmarks" / "results" / "bench_robust_int8.json")
@@ -117,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report whether the README is current")
     args = parser.parse_args(argv)
     try:
-        runtimes, effects = _read(args.runtimes), _read(args.effects)
+        runtimes, effects = read_json(args.runtimes), read_json(args.effects)
         try:
             block = render(runtimes, effects)
         except (KeyError, TypeError, IndexError) as exc:
