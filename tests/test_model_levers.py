@@ -70,4 +70,4 @@ def test_chapter_readmes_show_exactly_the_committed_record(tmp_path: Path):
 @pytest.mark.parametrize("record", sorted((REPO / "benchmarks" / "results").glob("*.json")), ids=lambda p: p.name)
 def test_a_committed_record_names_no_machine_folder(record):
     text = record.read_text()
-    assert '"/' not in text and "/work/" not in text and "/home/" not in text, f"{record.name} names an absolute path"
+    assert '"/' not in text, f"{record.name} names an absolute path (a JSON string starting with a slash)"
