@@ -38,8 +38,10 @@ from labkit.artifacts import artifacts_dir, write_json  # noqa: E402
 
 #: The base-model configs whose ``seed`` each run sets (the models every chapter starts from).
 BASE_CONFIGS = ("detect_base.yaml", "detect_frcnn.yaml", "segment_base.yaml", "segment_instance.yaml")
-#: What a copy needs to run the course: the library, the notebooks, the configs and the runner.
-COPIED = ("labkit", "notebooks", "configs", "scripts", "pyproject.toml", "course.yaml")
+#: What a copy needs to run the course: the library, the lessons as make course runs them (the
+#: sources with their answers, ``autograder/lessons``; the released ``notebooks/`` copies have the
+#: exercises blank), the configs and the runner.
+COPIED = ("labkit", "autograder/lessons", "notebooks", "configs", "scripts", "pyproject.toml", "course.yaml")
 CHECK_PREFIXES = ("check passed:", "not asserted:", "skipped at the ci budget:")
 SEED_LINE = re.compile(r"^seed:[ \t]*\d+[ \t]*(#.*)?$", re.MULTILINE)
 

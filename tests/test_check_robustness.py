@@ -36,6 +36,10 @@ def test_the_seeded_copy_seeds_every_base_config(robustness, tmp_path):
         assert seeded["seed"] == 7 and {k: v for k, v in seeded.items() if k != "seed"} == \
             {k: v for k, v in original.items() if k != "seed"}
     assert (copy / "labkit" / "budget.py").exists() and (copy / "scripts" / "run_course.py").exists()
+    # make course runs the lesson sources (answers in), not the released copies with blank exercises
+    run_course = load_script("run_course")
+    assert run_course.lesson_notebooks(copy / "notebooks", ["02"], copy / "autograder" / "lessons") == \
+        sorted((copy / "autograder" / "lessons" / "02_detection").glob("*.ipynb"))
     with pytest.raises(ValueError, match="configs/nope.yaml: no such config"):
         robustness.prepare_copy(tmp_path / "other", 1, ("nope.yaml",))
 
