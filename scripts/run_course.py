@@ -2,8 +2,8 @@
 
 For each lesson notebook (``notebooks/0*/*.ipynb``; graded-lab student copies under ``labs/``
 are skipped, their instructor sources are checked by the test suite) this records status, wall
-seconds, the seconds of every code cell, and the kernel's peak resident memory next to the 1.8 GB
-Binder line, saves the executed copy under
+seconds, the seconds and peak memory of every code cell, and the kernel's peak resident memory next
+to the 1.8 GB Binder line, saves the executed copy under
 ``artifacts/notebooks/``, and gathers the metric logs the notebooks wrote with
 ``labkit.artifacts.log_metrics`` and the learners' section notes (``labkit.repro.note``). A failed
 notebook does not stop the others; the exit code is 1 if any failed, and each failure is printed with its notebook, cell index (0-based, as nbformat
@@ -62,10 +62,13 @@ def failure_message(exc: CellExecutionError, cell_index: int) -> str:
 
 
 class PeakRSS:
-    """Samples the resident memory of a kernel and its children every ``interval`` seconds."""
+    """Samples the resident memory of a kernel and its children every ``interval`` seconds.
+
+    ``peak``: the highest sample since the start; ``window``: the highest since the last
+    :meth:`start_window` (one code cell's peak; 0 when no sample fell in it)."""
 
     def __init__(self, interval: float = 0.2):
-        self.interval, self.peak, self.pid = interval, 0, None
+        self.interval, self.peak, self.window, self.pid = interval, 0, 0, None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -78,9 +81,12 @@ class PeakRSS:
                 # the kernel's RSS plus what its children hold on their own (USS): a forked child
                 # shares the kernel's pages, and summing both RSS values would count them twice
                 total = proc.memory_info().rss + sum(c.memory_full_info().uss for c in proc.children(recursive=True))
-                self.peak = max(self.peak, total)
+                self.peak, self.window = max(self.peak, total), max(self.window, total)
             except psutil.Error:
                 continue
+
+    def start_window(self) -> None:
+        self.window = 0
 
     def __enter__(self) -> "PeakRSS":
         self._thread.start()
@@ -113,10 +119,12 @@ def run_notebook(path: Path, out_dir: Path, timeout: int) -> dict:
                     if cell.cell_type != "code":
                         continue
                     cell_start = time.perf_counter()
+                    rss.start_window()
                     try:
                         client.execute_cell(cell, index)
                     finally:
-                        cells.append({"index": index, "seconds": round(time.perf_counter() - cell_start, 2)})
+                        cells.append({"index": index, "seconds": round(time.perf_counter() - cell_start, 2),
+                                      "peak_rss_mb": round(rss.window / 2**20, 1) if rss.window else None})
         except CellExecutionError as exc:
             status, error, failed_cell = "failed", failure_message(exc, index), index
         except Exception as exc:  # a dead kernel or a timeout: record it and go on with the next notebook

@@ -87,9 +87,24 @@ def with_memory_note(nb: nbformat.NotebookNode, row: dict) -> nbformat.NotebookN
     if row.get("over_binder_line", peak > BINDER_LINE_MB):
         first.source = first.source.rstrip("\n") + "\n\n" + (
             f"{MEMORY_START}**Memory:** this lesson peaked at {peak:.0f} MiB in `make course` "
-            f"(`artifacts/course_summary.json`), above the 1.8 GB Binder line ({BINDER_LINE_MB:.0f} MiB): on Binder "
-            f"the session may be stopped for memory; run it on Colab or locally.{MEMORY_END}")
+            f"(`artifacts/course_summary.json`){peak_place(nb, row.get('cells') or [])}, above the 1.8 GB Binder line "
+            f"({BINDER_LINE_MB:.0f} MiB): on Binder the session may be stopped for memory; run it on Colab or "
+            f"locally.{MEMORY_END}")
     return nb
+
+
+def peak_place(nb: nbformat.NotebookNode, cells: list[dict]) -> str:
+    """`` in the section "N. Title"`` of the code cell whose measured peak (``cells[].peak_rss_mb``)
+    was the highest: where a learner meets the memory; empty when no cell recorded one."""
+    measured = [c for c in cells if c.get("peak_rss_mb") and int(c["index"]) < len(nb.cells)]
+    if not measured:
+        return ""
+    index = int(max(measured, key=lambda c: c["peak_rss_mb"])["index"])
+    for cell in reversed(nb.cells[:index]):
+        heading = next((line for line in reversed(cell.source.splitlines()) if line.startswith("## ")), None)
+        if cell.cell_type == "markdown" and heading:
+            return f' in the section "{heading[3:].strip()}"'
+    return f" in code cell {index}"
 
 
 def with_durations(nb: nbformat.NotebookNode, cells: list[dict], machine: dict | None = None) -> nbformat.NotebookNode:

@@ -295,6 +295,22 @@ def test_a_lesson_above_the_binder_line_says_so_at_its_top():
     assert "peaked at 1717 MiB" in nb.cells[1].source
 
 
+def test_the_memory_note_names_the_section_of_the_cell_that_peaked():
+    sync = _sync_module()
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    nb = nbformat.v4.new_notebook(cells=[code("setup"), md("# 2.1"), md("## 1. Load\ntext"), code("load()"),
+                                         md("intro\n## 2. Fine-tune the detector"), code("train()"), code("plot()")])
+    row = {"peak_rss_mb": 1990.4, "over_binder_line": True,
+           "cells": [{"index": 0, "peak_rss_mb": None}, {"index": 3, "peak_rss_mb": 900.0},
+                     {"index": 5, "peak_rss_mb": 1990.4}, {"index": 6, "peak_rss_mb": 1500.0}]}
+    sync.with_memory_note(nb, row)
+    assert 'peaked at 1990 MiB in `make course` (`artifacts/course_summary.json`) in the section "2. Fine-tune the detector", above' \
+        in nb.cells[1].source
+    row["cells"][1]["peak_rss_mb"] = 2000.0  # now the load cell peaks
+    sync.with_memory_note(nb, row)
+    assert 'in the section "1. Load"' in nb.cells[1].source and "Fine-tune" not in nb.cells[1].source
+
+
 def test_durations_are_written_only_with_their_machine_memory_notes_always(tmp_path, monkeypatch):
     sync = _sync_module()
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell

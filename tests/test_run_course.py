@@ -129,3 +129,23 @@ def test_make_course_times_install_data_and_models_before_the_notebooks():
     assert [line.split("make --no-print-directory ")[1].split()[0] for line in timed[1:4]] == ["install", "data", "models"]
     assert timed[0].startswith("mkdir -p") and "rm -f" in timed[0]  # a stale file from an earlier run goes first
     assert timed[-1].endswith("scripts/run_course.py --setup-times ${LABKIT_ARTIFACTS:-artifacts}/course_setup.tsv")
+
+
+def test_peak_rss_keeps_a_window_per_cell_beside_the_overall_peak(run_course):
+    import time
+
+    with run_course.PeakRSS(interval=0.05) as rss:
+        rss.pid = os.getpid()
+        time.sleep(0.3)
+        baseline = rss.peak
+        rss.start_window()
+        block = bytearray(300 * 2**20)  # 300 MiB, touched so that it is resident
+        block[::4096] = b"x" * len(block[::4096])
+        time.sleep(0.3)
+        big = rss.window
+        del block
+        rss.start_window()  # the block is freed: this window's samples lie below the last one's
+        time.sleep(0.3)
+        small = rss.window
+    assert big - baseline > 250 * 2**20 and rss.peak >= big
+    assert 0 < small < big - 200 * 2**20
