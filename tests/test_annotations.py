@@ -59,6 +59,33 @@ def test_letterbox_rejects_wrong_image():
         Letterbox.fit((10, 20), 32).image(np.zeros((11, 20), np.uint8))
 
 
+def test_letterbox_centres_the_resized_image():
+    """Hand-worked: a 100x50 (h x w) image in a 100x100 square keeps scale 1 and gets 25 px of
+    padding left and right; an 40x80 one in 60x100 scales by min(60/40, 100/80) = 1.25 to 50x100
+    and gets 5 px above and below."""
+    tall = Letterbox.fit((100, 50), 100)
+    assert tall == Letterbox(100, 50, 100, 100, 1.0, 25, 0)
+    assert tall.boxes(np.array([[0, 0, 50, 100]])).tolist() == [[25, 0, 75, 100]]
+    out = tall.image(np.full((100, 50), 7, np.uint8))
+    assert (out[:, 25:75] == 7).all() and (out[:, :25] == 114).all() and (out[:, 75:] == 114).all()
+    wide = Letterbox.fit((40, 80), (60, 100))
+    assert wide == Letterbox(40, 80, 60, 100, 1.25, 0, 5)
+    assert wide.boxes(np.array([[0, 0, 80, 40]])).tolist() == [[0, 5, 100, 55]]
+
+
+@pytest.mark.parametrize("src, out", [((0, 10), 8), ((10, 0), 8), ((10, 10), (0, 8)), ((10, 10), (8, 0))])
+def test_letterbox_needs_positive_sizes(src, out):
+    with pytest.raises(DataError, match="positive sizes"):
+        Letterbox.fit(src, out)
+
+
+def test_box_conversions_widen_small_integer_types():
+    """Boxes given in uint8 are computed in float64: 200 + 100 is 300, not 300 - 256."""
+    b = np.array([[200, 200, 100, 100]], np.uint8)
+    assert xywh_to_xyxy(b).tolist() == [[200, 200, 300, 300]]
+    assert xywh_to_xyxy(b).dtype == np.float64
+
+
 def test_mask_encodings_round_trip():
     m = np.zeros((40, 50), bool)
     m[5:20, 10:30] = True
