@@ -182,3 +182,27 @@ def test_dataset_helpers():
     assert ds.category_names == {1: "disc"} and len(ds.subset([2])) == 1
     with pytest.raises(DataError, match="no image root"):
         ds.image_path(ds.images[0])
+
+
+def _coco_one_image(anns, **top):
+    return {"images": [{"id": 1, "file_name": "a.png", "width": 20, "height": 10}],
+            "annotations": [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16.0, "iscrowd": 0, **a}
+                            for a in anns],
+            "categories": [{"id": 1, "name": "disc"}], **top}
+
+
+def test_dataset_to_coco_numbers_new_annotations_and_keeps_track_ids():
+    """Detections without ids get 1, 2, ... (after the largest existing id); track ids are written."""
+    det = Detections(np.array([[0, 0, 4, 4], [5, 5, 2, 2]], float), np.array([1, 1]), track_id=np.array([7, 9]))
+    coco = dataset_to_coco(Dataset([{"id": 1, "name": "disc"}], [ImageRecord(1, "a.png", 20, 10, det)]))
+    assert [(a["id"], a["track_id"]) for a in coco["annotations"]] == [(1, 7), (2, 9)]
+    ds = coco_to_dataset(_coco_one_image([{"id": 5}, {}]))
+    assert [a["id"] for a in dataset_to_coco(ds)["annotations"]] == [5, 6]
+
+
+def test_coco_round_trip_keeps_partial_track_ids_and_extra_top_level_keys():
+    """A track id on some annotations only stays on those; unknown top-level keys come back at the top."""
+    coco = _coco_one_image([{"id": 1, "track_id": 7}, {"id": 2}], type="instances")
+    back = dataset_to_coco(coco_to_dataset(coco))
+    assert [a.get("track_id") for a in back["annotations"]] == [7, None]
+    assert back["type"] == "instances" and "_extra_top_level" not in back["info"]
