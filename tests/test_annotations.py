@@ -7,7 +7,7 @@ from labkit.data.annotations import Dataset, Detections, ImageRecord
 from labkit.data.boxes import (Letterbox, cxcywh_to_xyxy, denormalize, normalize, xywh_to_xyxy,
                                xyxy_to_cxcywh, xyxy_to_xywh)
 from labkit.data.coco import coco_to_dataset, dataset_to_coco, load_coco, read_json, results_to_detections
-from labkit.data.masks import mask_to_polygons, mask_to_rle, rle_to_mask, segmentation_to_mask
+from labkit.data.masks import box_to_mask, mask_to_polygons, mask_to_rle, rle_to_mask, segmentation_to_mask
 from labkit.errors import DataError
 
 
@@ -206,3 +206,17 @@ def test_coco_round_trip_keeps_partial_track_ids_and_extra_top_level_keys():
     back = dataset_to_coco(coco_to_dataset(coco))
     assert [a.get("track_id") for a in back["annotations"]] == [7, None]
     assert back["type"] == "instances" and "_extra_top_level" not in back["info"]
+
+
+def test_box_to_mask_takes_pixels_whose_centres_are_inside():
+    """Hand-worked: pixel centres are at 0.5, 1.5, ...; [1.2, 3.2) x [0.6, 1.6) holds the centres
+    (1.5, 1.5) and (2.5, 1.5). A box partly outside is clipped; one wholly outside marks nothing
+    (it used to wrap around to the far side: a negative slice end)."""
+    expected = np.zeros((4, 5), bool)
+    expected[1, 1:3] = True
+    assert (box_to_mask([1.2, 0.6, 2.0, 1.0], 4, 5) == expected).all()
+    clipped = np.zeros((4, 5), bool)
+    clipped[:, :2] = True
+    assert (box_to_mask([-3, -3, 5, 10], 4, 5) == clipped).all()
+    assert box_to_mask([0, -10, 3, 2], 20, 5).sum() == 0 and box_to_mask([-10, 0, 2, 3], 5, 20).sum() == 0
+    assert box_to_mask([30, 0, 2, 2], 5, 20).sum() == 0
