@@ -145,8 +145,17 @@ def prepare_workdir(work: Path, module: Path, tests: list[str], pytest_args: lis
     (work / "setup.cfg").write_text("\n".join(lines), encoding="utf-8")
 
 
+def _pythonpath(*first: Path) -> str:
+    """``first``, then the caller's PYTHONPATH entries (e.g. where mutmut is installed, when it is
+    not in the environment's site-packages) minus the checkout itself, so labkit comes only from
+    ``first`` (the mutated copy) or, where ``first`` is empty, from nowhere on the path."""
+    extra = [e for e in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+             if e and Path(e).resolve() != REPO]
+    return os.pathsep.join([*map(str, first), *extra])
+
+
 def _mutmut(work: Path, args: list[str], timeout: float, log) -> int:
-    env = {**os.environ, "PYTHONPATH": str(work / "mutants"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    env = {**os.environ, "PYTHONPATH": _pythonpath(work / "mutants"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
     cmd = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())", *args]
     try:
@@ -166,7 +175,7 @@ copy_src_dir(); copy_also_copy_files(); setup_source_paths(); create_mutants(2)
 def mutant_names(work: Path, module: Path) -> list[str]:
     """Generate the mutants of ``module`` (mutmut's own generator) and list their names."""
     subprocess.run([sys.executable, "-c", GENERATE], cwd=work, check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": ""})
+                   env={**os.environ, "PYTHONPATH": _pythonpath()})
     meta = work / "mutants" / f"{module}.meta"
     if not meta.is_file():
         return []
@@ -186,7 +195,7 @@ def verdicts(work: Path, module: Path, names: list[str]) -> dict[str, str]:
 
 def diff_of(work: Path, name: str) -> str:
     out = subprocess.run([sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())",
-                          "show", name], cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+                          "show", name], cwd=work, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": _pythonpath()})
     lines = [ln for ln in out.stdout.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
     return "\n".join(lines[:6])
 

@@ -7,7 +7,7 @@ from labkit.data.annotations import Dataset, Detections, ImageRecord
 from labkit.data.boxes import (Letterbox, cxcywh_to_xyxy, denormalize, normalize, xywh_to_xyxy,
                                xyxy_to_cxcywh, xyxy_to_xywh)
 from labkit.data.coco import coco_to_dataset, dataset_to_coco, load_coco, read_json, results_to_detections
-from labkit.data.masks import mask_to_polygons, mask_to_rle, rle_to_mask, segmentation_to_mask
+from labkit.data.masks import box_to_mask, mask_to_polygons, mask_to_rle, rle_to_mask, segmentation_to_mask
 from labkit.errors import DataError
 
 
@@ -57,6 +57,33 @@ def test_letterbox_inverse_is_exact(src):
 def test_letterbox_rejects_wrong_image():
     with pytest.raises(DataError):
         Letterbox.fit((10, 20), 32).image(np.zeros((11, 20), np.uint8))
+
+
+def test_letterbox_centres_the_resized_image():
+    """Hand-worked: a 100x50 (h x w) image in a 100x100 square keeps scale 1 and gets 25 px of
+    padding left and right; an 40x80 one in 60x100 scales by min(60/40, 100/80) = 1.25 to 50x100
+    and gets 5 px above and below."""
+    tall = Letterbox.fit((100, 50), 100)
+    assert tall == Letterbox(100, 50, 100, 100, 1.0, 25, 0)
+    assert tall.boxes(np.array([[0, 0, 50, 100]])).tolist() == [[25, 0, 75, 100]]
+    out = tall.image(np.full((100, 50), 7, np.uint8))
+    assert (out[:, 25:75] == 7).all() and (out[:, :25] == 114).all() and (out[:, 75:] == 114).all()
+    wide = Letterbox.fit((40, 80), (60, 100))
+    assert wide == Letterbox(40, 80, 60, 100, 1.25, 0, 5)
+    assert wide.boxes(np.array([[0, 0, 80, 40]])).tolist() == [[0, 5, 100, 55]]
+
+
+@pytest.mark.parametrize("src, out", [((0, 10), 8), ((10, 0), 8), ((10, 10), (0, 8)), ((10, 10), (8, 0))])
+def test_letterbox_needs_positive_sizes(src, out):
+    with pytest.raises(DataError, match="positive sizes"):
+        Letterbox.fit(src, out)
+
+
+def test_box_conversions_widen_small_integer_types():
+    """Boxes given in uint8 are computed in float64: 200 + 100 is 300, not 300 - 256."""
+    b = np.array([[200, 200, 100, 100]], np.uint8)
+    assert xywh_to_xyxy(b).tolist() == [[200, 200, 300, 300]]
+    assert xywh_to_xyxy(b).dtype == np.float64
 
 
 def test_mask_encodings_round_trip():
@@ -155,3 +182,41 @@ def test_dataset_helpers():
     assert ds.category_names == {1: "disc"} and len(ds.subset([2])) == 1
     with pytest.raises(DataError, match="no image root"):
         ds.image_path(ds.images[0])
+
+
+def _coco_one_image(anns, **top):
+    return {"images": [{"id": 1, "file_name": "a.png", "width": 20, "height": 10}],
+            "annotations": [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16.0, "iscrowd": 0, **a}
+                            for a in anns],
+            "categories": [{"id": 1, "name": "disc"}], **top}
+
+
+def test_dataset_to_coco_numbers_new_annotations_and_keeps_track_ids():
+    """Detections without ids get 1, 2, ... (after the largest existing id); track ids are written."""
+    det = Detections(np.array([[0, 0, 4, 4], [5, 5, 2, 2]], float), np.array([1, 1]), track_id=np.array([7, 9]))
+    coco = dataset_to_coco(Dataset([{"id": 1, "name": "disc"}], [ImageRecord(1, "a.png", 20, 10, det)]))
+    assert [(a["id"], a["track_id"]) for a in coco["annotations"]] == [(1, 7), (2, 9)]
+    ds = coco_to_dataset(_coco_one_image([{"id": 5}, {}]))
+    assert [a["id"] for a in dataset_to_coco(ds)["annotations"]] == [5, 6]
+
+
+def test_coco_round_trip_keeps_partial_track_ids_and_extra_top_level_keys():
+    """A track id on some annotations only stays on those; unknown top-level keys come back at the top."""
+    coco = _coco_one_image([{"id": 1, "track_id": 7}, {"id": 2}], type="instances")
+    back = dataset_to_coco(coco_to_dataset(coco))
+    assert [a.get("track_id") for a in back["annotations"]] == [7, None]
+    assert back["type"] == "instances" and "_extra_top_level" not in back["info"]
+
+
+def test_box_to_mask_takes_pixels_whose_centres_are_inside():
+    """Hand-worked: pixel centres are at 0.5, 1.5, ...; [1.2, 3.2) x [0.6, 1.6) holds the centres
+    (1.5, 1.5) and (2.5, 1.5). A box partly outside is clipped; one wholly outside marks nothing
+    (it used to wrap around to the far side: a negative slice end)."""
+    expected = np.zeros((4, 5), bool)
+    expected[1, 1:3] = True
+    assert (box_to_mask([1.2, 0.6, 2.0, 1.0], 4, 5) == expected).all()
+    clipped = np.zeros((4, 5), bool)
+    clipped[:, :2] = True
+    assert (box_to_mask([-3, -3, 5, 10], 4, 5) == clipped).all()
+    assert box_to_mask([0, -10, 3, 2], 20, 5).sum() == 0 and box_to_mask([-10, 0, 2, 3], 5, 20).sum() == 0
+    assert box_to_mask([30, 0, 2, 2], 5, 20).sum() == 0

@@ -101,6 +101,8 @@ def test_mot15_layout_ignores_world_coordinates(tmp_path: Path) -> None:
         ("gt", "1,1,10,20,nan,40,1,1,1\n", "not finite"),
         ("pred", "1,1,10,20,30,40,inf\n", "not finite"),
         ("gt", "1,1,10,20,-3,40,1,1,1\n", "negative box size"),
+        ("gt", "1,1,10,20,-3,-4,1,1,1\n", r"negative box size w=-3(\.0)?, h=-4(\.0)?$"),
+        ("gt", "1,1,10,20,30,40,1,1.5,1\n", "class must be an integer"),
         ("pred", "1,1,10,20,30,-0.5,0.9\n", "negative box size"),
         ("gt", "0,1,10,20,30,40,1,1,1\n", "frame 0 < 1"),
         ("gt", "1.5,1,10,20,30,40,1,1,1\n", "frame must be an integer"),
@@ -170,3 +172,14 @@ def test_real_tud_campus_files(shared_data: Path) -> None:
     assert sum(len(d) for d in res.values()) == 222 and len({int(t) for d in res.values() for t in d.track_id}) == 13
     stadt = read_mot(root / "py-motmetrics/motmetrics/data/TUD-Stadtmitte/gt.txt", "gt", layout="mot15")
     assert sum(len(d) for d in stadt.values()) == 1156 and len(stadt) == 179
+
+
+def test_seqinfo_errors_name_file_and_section(tmp_path: Path) -> None:
+    """Errors in seqinfo.ini carry the file as source and "[Sequence]" as the record."""
+    path = tmp_path / "seqinfo.ini"
+    for text in ("[Sequence]\nname=x\n",
+                 "[Sequence]\nname=x\nimDir=img1\nframeRate=30\nseqLength=ten\nimWidth=1\nimHeight=1\nimExt=.jpg\n"):
+        path.write_text(text)
+        with pytest.raises(DataError) as info:
+            read_seqinfo(path)
+        assert (info.value.source, info.value.record) == (str(path), "[Sequence]")

@@ -55,3 +55,16 @@ def test_bad_config_names_the_file(tmp_path, text, message):
     with pytest.raises(DataError, match=message) as exc:
         mutation.load_config(path)
     assert str(path) in str(exc.value)
+
+
+def test_mutmut_path_keeps_the_callers_entries_but_not_the_checkout(monkeypatch, tmp_path):
+    """mutmut may be installed outside the environment (PYTHONPATH=checkout:site); the mutant
+    runs keep that site but not the checkout, whose unmutated labkit would shadow the mutants."""
+    import os
+
+    site = tmp_path / "site"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), str(site), ""]))
+    assert mutation._pythonpath(tmp_path / "mutants") == os.pathsep.join([str(tmp_path / "mutants"), str(site)])
+    assert mutation._pythonpath() == str(site)
+    monkeypatch.delenv("PYTHONPATH")
+    assert mutation._pythonpath(tmp_path / "mutants") == str(tmp_path / "mutants")

@@ -281,3 +281,22 @@ def test_leakage_report_needs_annotations(tmp_path):
     with pytest.raises(ValueError, match="no annotations/instances_<split>.json"):
         leakage_report(tmp_path)
     assert main(["data", "leakage", str(tmp_path / "missing")]) == 2
+
+
+def test_leakage_report_checks_sequences_unless_told_not_to(tmp_path, bursts):
+    """By default the report also reads ``sequences_<split>.json``: one sequence with frames in
+    train and val is a group overlap (the stills, split by scene, do not leak);
+    ``include_sequences=False`` leaves the sequence files unread."""
+    ids, scenes = _ids_and_scenes(bursts)
+    root = _write(tmp_path / "seq", bursts, group_split(ids, scenes, seed=0))
+    rng = np.random.default_rng(3)
+    for split in ("train", "val"):
+        (root / "sequences" / split).mkdir(parents=True)
+        cv2.imwrite(str(root / "sequences" / split / "f1.png"), rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+        frame = ImageRecord(1, f"{split}/f1.png", W, H, extra={"sequence": "seq01"})
+        save_coco(Dataset(CATEGORIES, [frame]), root / "annotations" / f"sequences_{split}.json")
+    report = leakage_report(root)
+    assert [(g.field, g.value) for g in report.group_overlaps] == [("sequences: sequence", "seq01")]
+    assert report.leaks
+    stills_only = leakage_report(root, include_sequences=False)
+    assert stills_only.group_overlaps == [] and stills_only.ok, stills_only.to_markdown()

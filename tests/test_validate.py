@@ -334,3 +334,63 @@ def test_report_without_objects_states_none_and_counts_info():
     d = report.to_dict()
     assert set(d) == {"ok", "errors", "warnings", "info", "findings", "stats"}
     assert d["info"] == sum(f.severity == "info" for f in report.findings) >= 1  # files-not-checked
+
+
+def test_segmentation_pycocotools_cannot_read_is_a_finding(clean, monkeypatch):
+    """Input that passes the structural checks but on which pycocotools raises is reported as
+    segm-bad-format on that annotation, not a crash."""
+    import labkit.data.validate as validate
+
+    def refuse(*args, **kwargs):
+        raise ValueError("cannot parse")
+
+    coco, root = clean
+    monkeypatch.setattr(validate, "segmentation_to_rle", refuse)
+    report = _validate(coco, root)
+    bad = [f.record for f in report.findings if f.code == "segm-bad-format"]
+    assert bad == [a["id"] for a in coco["annotations"]]  # every annotation has a segmentation
+    assert "ValueError: cannot parse" in next(f.message for f in report.findings if f.code == "segm-bad-format")
+
+
+def test_semantic_mask_pair_with_truncated_image_is_unreadable(tmp_path):
+    """The image of a pair is decoded, not only its header read: a truncated PNG whose header
+    is intact is file-unreadable."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "a.png").write_bytes(data[: len(data) // 2])
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "a_m.png")
+    assert Image.open(tmp_path / "a.png").size == (50, 40)  # the header alone reads fine
+    report = validate_semantic_masks([(tmp_path / "a.png", tmp_path / "a_m.png")], known_ids=[0])
+    assert [(f.code, f.record) for f in report.findings] == [("file-unreadable", "a.png")]
+
+
+def _stats_figure(monkeypatch):
+    """Keep the figure plot_stats saves, to read its bars."""
+    from matplotlib.figure import Figure
+
+    saved = []
+    original = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **kw: (saved.append(self), original(self, *a, **kw))[1])
+    return saved
+
+
+def test_plot_stats_bars_and_size(tmp_path, monkeypatch):
+    """Objects per class: the most frequent on top (barh draws bottom-up, so ascending counts),
+    cut to ``max_classes``; the PNG is 100 dpi whatever matplotlib's default figure dpi is."""
+    import matplotlib
+
+    stats = {"class_counts": {"a": 1, "b": 5, "c": 3}, "size_histogram": {"small": 2, "medium": 4, "large": 3},
+             "boxes_per_image": {1: 3, 2: 3}}
+    report = ValidationReport([], {"val": stats})
+    saved = _stats_figure(monkeypatch)
+    with matplotlib.rc_context({"figure.dpi": 50}):
+        png = plot_stats(report, tmp_path / "all.png")
+    assert Image.open(png).size == (1400, 350)  # figsize 14 x 3.5 in at 100 dpi
+    ax_cls = saved[-1].axes[0]
+    assert [p.get_width() for p in ax_cls.patches] == [1, 3, 5]
+    assert ax_cls.get_title() == "val: objects per class (all)"
+    plot_stats(report, tmp_path / "top2.png", max_classes=2)
+    ax_cls = saved[-1].axes[0]
+    assert [p.get_width() for p in ax_cls.patches] == [3, 5]
+    assert ax_cls.get_title() == "val: objects per class (top 2 of 3)"

@@ -84,7 +84,8 @@ def box_to_mask(xywh: np.ndarray, height: int, width: int) -> np.ndarray:
     out = np.zeros((height, width), dtype=bool)
     x0, y0 = max(int(np.ceil(x - 0.5)), 0), max(int(np.ceil(y - 0.5)), 0)
     x1, y1 = min(int(np.ceil(x + w - 0.5)), width), min(int(np.ceil(y + h - 0.5)), height)
-    out[y0:y1, x0:x1] = True
+    if x1 > x0 and y1 > y0:  # a box wholly left of or above the image has x1 or y1 < 0: no wrap-around
+        out[y0:y1, x0:x1] = True
     return out
 
 
