@@ -67,7 +67,9 @@ def prepare_copy(target: Path, seed: int, configs: tuple[str, ...]) -> Path:
     for name in COPIED:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, target / name, ignore=ignore)
+            # symlinks=True keeps labkit/configs a link to the copy's configs/ (the files seeded below);
+            # followed, it would copy the checkout's unseeded configs into the package
+            shutil.copytree(source, target / name, ignore=ignore, symlinks=True)
         elif source.exists():
             shutil.copy2(source, target / name)
     for name in configs:
@@ -92,21 +94,35 @@ def check_lines(notebook: Path) -> list[dict]:
     return out
 
 
+def finished_run(artifacts: Path, chapters: list[str]) -> bool:
+    """Whether ``artifacts`` holds a finished run of every chapter of ``chapters`` (for ``--resume``)."""
+    try:
+        rows = json.loads((artifacts / "course_summary.json").read_text())["notebooks"]
+    except (OSError, ValueError, KeyError):
+        return False
+    ran = {Path(r["path"]).parent.name[:2] for r in rows if r.get("budget") == "full"}
+    return all(c[:2] in ran for c in chapters)
+
+
 def run_seed(seed: int, chapters: list[str], scratch: Path, configs: tuple[str, ...], timeout: int,
-             dry_run: bool) -> dict:
-    """Run the chapters from a copy seeded ``seed``; the summary rows and check lines per notebook."""
-    copy = prepare_copy(scratch / f"seed{seed}" / "course", seed, configs)
+             dry_run: bool, resume: bool = False) -> dict:
+    """Run the chapters from a copy seeded ``seed``; the summary rows and check lines per notebook.
+    With ``resume``, a seed whose run of these chapters already finished in ``scratch`` is read, not run."""
     artifacts = scratch / f"seed{seed}" / "artifacts"
-    env = {**os.environ, "PYTHONPATH": str(copy), "LABKIT_ARTIFACTS": str(artifacts), "LABKIT_BUDGET": "full"}
     command = [sys.executable, "scripts/run_course.py", "--timeout", str(timeout), "--chapters", *chapters]
-    print(f"seed {seed}: {' '.join(command)}  (in {copy}, artifacts {artifacts})", flush=True)
-    if dry_run:
-        return {"seed": seed, "command": command, "ran": False}
-    start = time.perf_counter()
-    returncode = subprocess.run(command, cwd=copy, env=env).returncode
+    start, returncode = time.perf_counter(), 0
+    if resume and finished_run(artifacts, chapters):
+        print(f"seed {seed}: reusing the finished run in {artifacts}", flush=True)
+    else:
+        copy = prepare_copy(scratch / f"seed{seed}" / "course", seed, configs)
+        env = {**os.environ, "PYTHONPATH": str(copy), "LABKIT_ARTIFACTS": str(artifacts), "LABKIT_BUDGET": "full"}
+        print(f"seed {seed}: {' '.join(command)}  (in {copy}, artifacts {artifacts})", flush=True)
+        if dry_run:
+            return {"seed": seed, "command": command, "ran": False}
+        returncode = subprocess.run(command, cwd=copy, env=env).returncode
     summary = json.loads((artifacts / "course_summary.json").read_text())
     rows = []
-    for row in summary["notebooks"]:
+    for row in [r for r in summary["notebooks"] if any(Path(r["path"]).parent.name.startswith(c) for c in chapters)]:
         executed = artifacts / "notebooks" / Path(row["path"]).parent.name / Path(row["path"]).name
         rows.append({"path": row["path"], "status": row["status"], "error": row["error"], "seconds": row["seconds"],
                      "checks": check_lines(executed) if executed.exists() else []})
@@ -122,12 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", type=Path, default=None, help="work folder (default: <artifacts>/robustness)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     parser.add_argument("--dry-run", action="store_true", help="prepare the seeded copies and print the plan only")
+    parser.add_argument("--resume", action="store_true", help="read, not re-run, a seed whose run of the chapters "
+                        "already finished in the scratch folder")
     args = parser.parse_args(argv)
     if len(set(args.seeds)) < 2:
         parser.error("give at least two different seeds")
     scratch = args.scratch or artifacts_dir() / "robustness"
     try:
-        runs = [run_seed(s, args.chapters, scratch, tuple(args.configs), args.timeout, args.dry_run) for s in args.seeds]
+        runs = [run_seed(s, args.chapters, scratch, tuple(args.configs), args.timeout, args.dry_run, args.resume)
+                for s in args.seeds]
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

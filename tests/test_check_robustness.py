@@ -1,6 +1,7 @@
 """scripts/check_robustness.py: the seed patch, the seeded copy and the check-line reader (the
 full run takes hours and is not part of the suite)."""
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -36,6 +37,9 @@ def test_the_seeded_copy_seeds_every_base_config(robustness, tmp_path):
         assert seeded["seed"] == 7 and {k: v for k, v in seeded.items() if k != "seed"} == \
             {k: v for k, v in original.items() if k != "seed"}
     assert (copy / "labkit" / "budget.py").exists() and (copy / "scripts" / "run_course.py").exists()
+    # what labkit reads (labkit/configs, a link to configs/ in a checkout) is the seeded file in the copy
+    for name in robustness.BASE_CONFIGS:
+        assert yaml.safe_load((copy / "labkit" / "configs" / name).read_text())["seed"] == 7
     # make course runs the lesson sources (answers in), not the released copies with blank exercises
     run_course = load_script("run_course")
     assert run_course.lesson_notebooks(copy / "notebooks", ["02"], copy / "autograder" / "lessons") == \
@@ -62,3 +66,21 @@ def test_one_seed_is_a_usage_error(robustness):
     with pytest.raises(SystemExit) as exit_info:
         robustness.main(["--seeds", "1", "1"])
     assert exit_info.value.code == 2
+
+
+def test_resume_reads_a_finished_run_of_the_chapters_instead_of_running_it(robustness, tmp_path):
+    artifacts = tmp_path / "seed0" / "artifacts"
+    (artifacts / "notebooks" / "02_detection").mkdir(parents=True)
+    rows = [{"path": "autograder/lessons/02_detection/01_a.ipynb", "status": "ok", "error": None, "seconds": 1.0,
+             "budget": "full"},
+            {"path": "autograder/lessons/05_robustness/01_b.ipynb", "status": "ok", "error": None, "seconds": 2.0,
+             "budget": "full"}]
+    (artifacts / "course_summary.json").write_text(json.dumps({"notebooks": rows}))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="check passed: a > b\n")])])
+    nbformat.write(nb, artifacts / "notebooks" / "02_detection" / "01_a.ipynb")
+    assert robustness.finished_run(artifacts, ["02"]) and not robustness.finished_run(artifacts, ["02", "03"])
+    run = robustness.run_seed(0, ["02"], tmp_path, robustness.BASE_CONFIGS, 60, dry_run=False, resume=True)
+    assert [n["path"] for n in run["notebooks"]] == [rows[0]["path"]]  # only the chapters asked for
+    assert run["notebooks"][0]["checks"] == [{"cell": 0, "line": "check passed: a > b"}]
+    assert not (tmp_path / "seed0" / "course").exists()  # nothing was copied or run
