@@ -94,8 +94,9 @@ def render(record: dict[str, Any]) -> str:
 def make_course_record(summary: dict[str, Any], *, budget: str = "full") -> dict[str, Any]:
     """The record of a whole ``make course`` run: set-up steps, chapters, disk, machine.
 
-    A :class:`ValueError` when the summary has no timed set-up steps (a run of
-    ``scripts/run_course.py`` without ``make course``), no notebook, or a notebook at another budget."""
+    The chapters are the totals ``scripts/run_course.py`` wrote (``chapters``). A :class:`ValueError`
+    when the summary has no timed set-up steps (a run of ``scripts/run_course.py`` without ``make
+    course``), no notebook, a notebook at another budget, or no per-chapter totals."""
     setup, rows = summary.get("setup") or [], summary.get("notebooks") or []
     if not setup:
         raise ValueError("the summary has no timed set-up steps ('setup'): record a run of `make course`")
@@ -104,13 +105,10 @@ def make_course_record(summary: dict[str, Any], *, budget: str = "full") -> dict
     other = [Path(r["path"]).name for r in rows if r.get("budget") != budget]
     if other:
         raise ValueError(f"not every notebook ran at the {budget} budget: {', '.join(other)}")
-    chapters: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        ch = chapters.setdefault(Path(r["path"]).parent.name, {"notebooks": 0, "ok": 0, "seconds": 0.0, "peak_rss_mb": 0.0})
-        ch["notebooks"] += 1
-        ch["ok"] += r["status"] == "ok"
-        ch["seconds"] = round(ch["seconds"] + r["seconds"], 2)
-        ch["peak_rss_mb"] = max(ch["peak_rss_mb"], r["peak_rss_mb"])
+    chapters = summary.get("chapters") or {}
+    if not chapters or any("ok" not in ch for ch in chapters.values()):
+        raise ValueError("the summary has no per-chapter totals with an 'ok' count ('chapters'): "
+                         "run the notebooks with this version of scripts/run_course.py")
     loads = [r["machine"]["load_average"] for r in rows if r.get("machine")]
     return {"budget": budget, "setup": setup, "chapters": chapters, "disk_mb": summary.get("disk_mb", {}),
             "cpus": max((r["machine"]["cpus"] for r in rows if r.get("machine")), default=None),

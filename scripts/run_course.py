@@ -97,6 +97,19 @@ class PeakRSS:
         self._thread.join()
 
 
+def chapter_totals(rows: list[dict]) -> dict[str, dict]:
+    """Per chapter folder: its notebooks, how many ran ``ok``, their summed seconds and the highest
+    peak resident memory (MiB)."""
+    chapters: dict[str, dict] = {}
+    for r in rows:
+        ch = chapters.setdefault(Path(r["path"]).parent.name, {"notebooks": 0, "ok": 0, "seconds": 0.0, "peak_rss_mb": 0.0})
+        ch["notebooks"] += 1
+        ch["ok"] += r["status"] == "ok"
+        ch["seconds"] = round(ch["seconds"] + r["seconds"], 2)
+        ch["peak_rss_mb"] = max(ch["peak_rss_mb"], r["peak_rss_mb"])
+    return chapters
+
+
 def lesson_notebooks(root: Path, chapters: list[str] | None, sources: Path = LESSON_SOURCES) -> list[Path]:
     """The lessons to execute: the source copy (with the exercises' answers) where a lesson has one,
     else the notebook in ``root``; ordered by chapter and lesson."""
@@ -256,12 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     all_ok = all(r["status"] == "ok" for r in rows)  # the exit code speaks for this run's notebooks only
     if args.chapters:
         rows = merge_rows(previous_rows(out / "course_summary.json"), rows)
-    chapters: dict[str, dict] = {}
-    for r in rows:
-        ch = chapters.setdefault(Path(r["path"]).parent.name, {"seconds": 0.0, "peak_rss_mb": 0.0, "notebooks": 0})
-        ch["seconds"] = round(ch["seconds"] + r["seconds"], 2)
-        ch["peak_rss_mb"] = max(ch["peak_rss_mb"], r["peak_rss_mb"])
-        ch["notebooks"] += 1
+    chapters = chapter_totals(rows)
     data = Path(os.environ.get("LABKIT_DATA") or REPO_ROOT / "data")  # where the generated datasets live
     disk = disk_mb({".venv": Path(sys.prefix), "data": data, "artifacts": out})
     disk[".venv GPU stack"] = gpu_stack_mb(Path(torch_site_packages()))

@@ -84,13 +84,15 @@ def _course_summary(**extra) -> dict:
             {**_row("01_c", seconds=60.0, status="failed"), "path": "autograder/lessons/06_capstone/01_c.ipynb"}]
     return {"setup": [{"step": "install", "seconds": 120, "finished_unix": 1}, {"step": "data", "seconds": 6, "finished_unix": 2},
                       {"step": "models", "seconds": 54, "finished_unix": 3}],
-            "notebooks": rows, "disk_mb": {".venv": 7472.4, "data": 44.0, ".venv GPU stack": None}, **extra}
+            "notebooks": rows, "disk_mb": {".venv": 7472.4, "data": 44.0, ".venv GPU stack": None},
+            # what scripts/run_course.py writes for these rows (its chapter_totals has its own test)
+            "chapters": {"05_robustness": {"notebooks": 2, "ok": 2, "seconds": 120.0, "peak_rss_mb": 1900.4},
+                         "06_capstone": {"notebooks": 1, "ok": 0, "seconds": 60.0, "peak_rss_mb": 1200.6}}, **extra}
 
 
-def test_course_record_sums_setup_and_chapters_and_renders_them():
+def test_course_record_keeps_setup_and_chapters_and_renders_them():
     record = table.make_course_record(_course_summary())
-    assert record["chapters"] == {"05_robustness": {"notebooks": 2, "ok": 2, "seconds": 120.0, "peak_rss_mb": 1900.4},
-                                  "06_capstone": {"notebooks": 1, "ok": 0, "seconds": 60.0, "peak_rss_mb": 1200.6}}
+    assert record["chapters"] == _course_summary()["chapters"]
     assert record["load_average"] == [1.0, 3.5] and record["cpus"] == 2
     text = table.render_course(record)
     flat = " ".join(text.split())
@@ -102,9 +104,12 @@ def test_course_record_sums_setup_and_chapters_and_renders_them():
     assert "Disk after the run (MiB): .venv 7472, data 44, .venv GPU stack n/a." in text
 
 
-def test_course_record_refuses_a_run_without_setup_times_or_at_another_budget():
+def test_course_record_refuses_a_run_without_setup_times_chapter_totals_or_at_another_budget():
     with pytest.raises(ValueError, match="no timed set-up steps"):
         table.make_course_record(_course_summary(setup=[]))
+    for chapters in ({}, {"05_robustness": {"notebooks": 2, "seconds": 120.0, "peak_rss_mb": 1900.4}}):
+        with pytest.raises(ValueError, match="no per-chapter totals with an 'ok' count"):
+            table.make_course_record(_course_summary(chapters=chapters))
     summary = _course_summary()
     summary["notebooks"][1]["budget"] = "ci"
     with pytest.raises(ValueError, match="not every notebook ran at the full budget: 02_b.ipynb"):

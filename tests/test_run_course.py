@@ -149,3 +149,15 @@ def test_peak_rss_keeps_a_window_per_cell_beside_the_overall_peak(run_course):
         small = rss.window
     assert big - baseline > 250 * 2**20 and rss.peak >= big
     assert 0 < small < big - 200 * 2**20
+
+
+def test_chapter_totals_count_ok_notebooks_sum_seconds_and_keep_the_highest_peak(run_course):
+    rows = [{"path": "notebooks/05_robustness/01_a.ipynb", "status": "ok", "seconds": 30.25, "peak_rss_mb": 900.0},
+            {"path": "autograder/lessons/05_robustness/02_b.ipynb", "status": "failed", "seconds": 90.5,
+             "peak_rss_mb": 1900.4},
+            {"path": "notebooks/06_capstone/01_c.ipynb", "status": "ok", "seconds": 60.0, "peak_rss_mb": 1200.6}]
+    # a lesson source and a released notebook of one chapter folder count together (uneven groups: 2 and 1)
+    assert run_course.chapter_totals(rows) == {
+        "05_robustness": {"notebooks": 2, "ok": 1, "seconds": 120.75, "peak_rss_mb": 1900.4},
+        "06_capstone": {"notebooks": 1, "ok": 1, "seconds": 60.0, "peak_rss_mb": 1200.6}}
+    assert run_course.chapter_totals([]) == {}
