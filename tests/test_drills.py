@@ -3,11 +3,41 @@ student, helpers on hand-worked cases, and every planted bug producing its sympt
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
+
 import numpy as np
 import pytest
 
+from conftest import REPO
 from labkit.grading import drills as dr
+from labkit.grading import mock_exam
 from labkit.grading.mock_exam import build_drill, compile_stage, exam, stage_source
+
+_spec = importlib.util.spec_from_file_location("ch06_mock_exam_grader", REPO / "autograder/graders/ch06_mock_exam.py")
+grader = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(grader)
+
+
+def _sequence_split(groups, val_fraction, seed):
+    """A leakage-free split: whole sequences to validation."""
+    groups = np.asarray(groups)
+    seqs = np.unique(groups)
+    val_seqs = np.random.default_rng(seed).choice(seqs, size=max(1, round(val_fraction * len(seqs))), replace=False)
+    val = np.isin(groups, val_seqs)
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+#: A correct stage per drill, from the grader's references (labkit holds none: it ships to learners).
+FIXED = {
+    "letterbox": lambda b, scale, px, py: (np.asarray(b, dtype=np.float64).reshape(-1, 4) - [px, py, px, py]) / scale,
+    "export": lambda image, contract: grader._reference_export(image, contract).astype(np.float32),
+    "tracker": lambda fps: {"max_dist_px": 1.5 * grader._SPEED / fps, "min_iou": 0.0},
+    "mask_resize": grader._reference_resize,
+    "leakage": _sequence_split,
+    "map": lambda pred, scores, gt: grader._reference_ap50(np.asarray(pred).tolist(), np.asarray(scores).tolist(),
+                                                           np.asarray(gt).tolist()),
+}
 
 IDS = [f"student{k:02d}" for k in range(40)]
 
@@ -65,7 +95,7 @@ def test_every_planted_bug_shows_its_symptom_and_the_correct_stage_removes_it(dr
     for bug in dr.VARIANTS[drill]:
         for seed in (1, 2, 3):
             d = build_drill(drill, seed)
-            broken, fixed = d.metric(compile_stage(drill, bug)), d.metric(compile_stage(drill, None))
+            broken, fixed = d.metric(compile_stage(drill, bug)), d.metric(FIXED[drill])
             assert (broken > fixed) if worse_is_higher else (broken < fixed), (drill, bug, seed, broken, fixed)
 
 
@@ -77,3 +107,27 @@ def test_a_students_drill_runs_the_planted_source():
     # the hand case of the notebook: scale 1, pads (3, 5)
     out = d.broken(np.array([[10.0, 10.0, 20.0, 20.0]]), 1.0, 3.0, 5.0)[0].tolist()
     assert out == {"pad_not_removed": [10, 10, 20, 20], "pad_axes_swapped": [5, 7, 15, 17], "pad_doubled": [4, 0, 14, 10]}[bug]
+
+
+def test_the_drill_data_references_equal_the_graders_independent_ones():
+    for seed in (1, 2, 3):
+        d = build_drill("export", seed)
+        ref = [dr.export_logits(grader._reference_export(im, d.inputs["contract"])[0], d.inputs["weights"])
+               for im in d.inputs["images"]]
+        assert np.allclose(d.inputs["reference_logits"], ref, rtol=1e-12, atol=1e-12)
+        assert d.metric(FIXED["export"]) < 1e-4  # the correct stage, in float32, matches to rounding
+        m = build_drill("mask_resize", seed)
+        for low, before in zip(m.inputs["masks"], m.inputs["before_refactor"]):
+            assert np.array_equal(before, grader._reference_resize(low, m.inputs["height"], m.inputs["width"]))
+        assert m.metric(FIXED["mask_resize"]) == 1.0
+
+
+def test_labkit_holds_no_correct_stage():
+    with pytest.raises(ValueError, match="drill 'letterbox' has no bug None"):
+        stage_source("letterbox", None)
+    with pytest.raises(ValueError, match="has no bug 'typo'; its bugs: \\['pad_axes_swapped'"):
+        compile_stage("letterbox", "typo")
+    text = inspect.getsource(mock_exam) + inspect.getsource(dr)
+    for answer in ("(b - np.array([pad_x, pad_y, pad_x, pad_y])) / scale", "(np.arange(height) + 0.5)",
+                   "MAX_SPEED_PX_S / fps, \"min_iou\": 0.0", "pair_iou(xywh_to_xyxy(pred_xywh), xywh_to_xyxy(gt_xywh)), scores, 0.5"):
+        assert answer not in text, f"labkit ships a correct stage: {answer}"

@@ -15,75 +15,68 @@ import numpy as np
 
 from labkit.grading import drills as dr
 
-#: The correct line(s) of every stage and the planted replacement of each bug: (correct, {bug: planted}).
-_TEMPLATES: dict[str, tuple[str, str, dict[str, str]]] = {
+#: Every stage with the line(s) a refactor changed left out (``{LINE}``), and the planted replacement
+#: of each bug. The correct lines are not here: learners install labkit, so it holds no answer (the
+#: grader, ``autograder/graders/ch06_mock_exam.py``, and the tests keep their own references).
+_TEMPLATES: dict[str, tuple[str, dict[str, str]]] = {
     "letterbox": ('''def unletterbox(boxes_xyxy, scale, pad_x, pad_y):
     """Corner boxes in the model's letterboxed input -> corner boxes in the original frame."""
     b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    {LINE}''', "return (b - np.array([pad_x, pad_y, pad_x, pad_y])) / scale",
-                  {"pad_not_removed": "return b / scale",
-                   "pad_axes_swapped": "return (b - np.array([pad_y, pad_x, pad_y, pad_x])) / scale",
-                   "pad_doubled": "return (b - 2 * np.array([pad_x, pad_y, pad_x, pad_y])) / scale"}),
+    {LINE}''',
+        {"pad_not_removed": "return b / scale",
+         "pad_axes_swapped": "return (b - np.array([pad_y, pad_x, pad_y, pad_x])) / scale",
+         "pad_doubled": "return (b - 2 * np.array([pad_x, pad_y, pad_x, pad_y])) / scale"}),
     "export": ('''def preprocess(image_rgb, contract):
     """An RGB uint8 frame -> the 1x3xHxW float32 input the exported model was trained on."""
     {LINE}
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)''',
-               """x = image_rgb.astype(np.float32) / 255.0
-    if contract["channel_order"] == "BGR":
-        x = x[..., ::-1]
-    x = (x - np.float32(contract["mean"])) / np.float32(contract["std"])""",
-               {"channel_order": """x = image_rgb.astype(np.float32) / 255.0
+        {"channel_order": '''x = image_rgb.astype(np.float32) / 255.0
     if contract["channel_order"] == "RGB":
         x = x[..., ::-1]
-    x = (x - np.float32(contract["mean"])) / np.float32(contract["std"])""",
-                "no_scaling": """x = image_rgb.astype(np.float32)
+    x = (x - np.float32(contract["mean"])) / np.float32(contract["std"])''',
+         "no_scaling": '''x = image_rgb.astype(np.float32)
     if contract["channel_order"] == "BGR":
         x = x[..., ::-1]
-    x = (x - np.float32(contract["mean"])) / np.float32(contract["std"])""",
-                "std_missing": """x = image_rgb.astype(np.float32) / 255.0
+    x = (x - np.float32(contract["mean"])) / np.float32(contract["std"])''',
+         "std_missing": '''x = image_rgb.astype(np.float32) / 255.0
     if contract["channel_order"] == "BGR":
         x = x[..., ::-1]
-    x = x - np.float32(contract["mean"])"""}),
+    x = x - np.float32(contract["mean"])'''}),
     "tracker": ('''def tracker_settings(fps):
     """Gates of the drill's tracker (labkit.grading.drills.track_clip) for a clip at fps frames a second."""
-    {LINE}''', 'return {"max_dist_px": 1.5 * MAX_SPEED_PX_S / fps, "min_iou": 0.0}',
-                {"gate_fixed_30fps": 'return {"max_dist_px": 1.5 * MAX_SPEED_PX_S / 30.0, "min_iou": 0.0}',
-                 "iou_too_strict": 'return {"max_dist_px": 1.5 * MAX_SPEED_PX_S / fps, "min_iou": 0.5}'}),
+    {LINE}''',
+        {"gate_fixed_30fps": 'return {"max_dist_px": 1.5 * MAX_SPEED_PX_S / 30.0, "min_iou": 0.0}',
+         "iou_too_strict": 'return {"max_dist_px": 1.5 * MAX_SPEED_PX_S / fps, "min_iou": 0.5}'}),
     "mask_resize": ('''def resize_mask(mask, height, width):
     """A low-resolution boolean mask -> a boolean mask of height x width covering the same area."""
     m = np.asarray(mask, dtype=bool)
-    {LINE}''', """ys = np.floor((np.arange(height) + 0.5) * m.shape[0] / height).astype(int)
-    xs = np.floor((np.arange(width) + 0.5) * m.shape[1] / width).astype(int)
-    return m[np.clip(ys, 0, m.shape[0] - 1)][:, np.clip(xs, 0, m.shape[1] - 1)]""",
-                    {"corner_aligned": """ys = np.floor(np.arange(height) * m.shape[0] / height).astype(int)
+    {LINE}''',
+        {"corner_aligned": '''ys = np.floor(np.arange(height) * m.shape[0] / height).astype(int)
     xs = np.floor(np.arange(width) * m.shape[1] / width).astype(int)
-    return m[np.clip(ys, 0, m.shape[0] - 1)][:, np.clip(xs, 0, m.shape[1] - 1)]""",
-                     "align_corners": """ys = np.round(np.arange(height) * (m.shape[0] - 1) / (height - 1)).astype(int)
+    return m[np.clip(ys, 0, m.shape[0] - 1)][:, np.clip(xs, 0, m.shape[1] - 1)]''',
+         "align_corners": '''ys = np.round(np.arange(height) * (m.shape[0] - 1) / (height - 1)).astype(int)
     xs = np.round(np.arange(width) * (m.shape[1] - 1) / (width - 1)).astype(int)
-    return m[ys][:, xs]""",
-                     "bilinear_any": """import cv2
-    return cv2.resize(m.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) > 0"""}),
+    return m[ys][:, xs]''',
+         "bilinear_any": '''import cv2
+    return cv2.resize(m.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) > 0'''}),
     "leakage": ('''def split(groups, val_fraction, seed):
     """Train and validation frame indices of frames from the sequences ``groups`` (one id per frame)."""
     groups = np.asarray(groups)
     rng, idx = np.random.default_rng(seed), np.arange(len(groups))
-    {LINE}''', """seqs = np.unique(groups)
+    {LINE}''',
+        {"frame_random": '''val = rng.random(len(groups)) < val_fraction
+    return idx[~val], idx[val]''',
+         "every_kth": '''val = idx % int(round(1 / val_fraction)) == 0
+    return idx[~val], idx[val]''',
+         "val_in_train": '''seqs = np.unique(groups)
     val_seqs = rng.choice(seqs, size=max(1, int(round(val_fraction * len(seqs)))), replace=False)
-    val = np.isin(groups, val_seqs)
-    return idx[~val], idx[val]""",
-                {"frame_random": """val = rng.random(len(groups)) < val_fraction
-    return idx[~val], idx[val]""",
-                 "every_kth": """val = idx % int(round(1 / val_fraction)) == 0
-    return idx[~val], idx[val]""",
-                 "val_in_train": """seqs = np.unique(groups)
-    val_seqs = rng.choice(seqs, size=max(1, int(round(val_fraction * len(seqs)))), replace=False)
-    return idx, idx[np.isin(groups, val_seqs)]"""}),
+    return idx, idx[np.isin(groups, val_seqs)]'''}),
     "map": ('''def ap50(pred_xywh, scores, gt_xywh):
     """AP at IoU 0.5 (all-point interpolation, greedy matching in score order) of one image and class."""
-    {LINE}''', "return average_precision(pair_iou(xywh_to_xyxy(pred_xywh), xywh_to_xyxy(gt_xywh)), scores, 0.5)",
-            {"xywh_as_xyxy": "return average_precision(pair_iou(pred_xywh, gt_xywh), scores, 0.5)",
-             "iou_075": "return average_precision(pair_iou(xywh_to_xyxy(pred_xywh), xywh_to_xyxy(gt_xywh)), scores, 0.75)",
-             "gt_not_converted": "return average_precision(pair_iou(xywh_to_xyxy(pred_xywh), gt_xywh), scores, 0.5)"}),
+    {LINE}''',
+        {"xywh_as_xyxy": "return average_precision(pair_iou(pred_xywh, gt_xywh), scores, 0.5)",
+         "iou_075": "return average_precision(pair_iou(xywh_to_xyxy(pred_xywh), xywh_to_xyxy(gt_xywh)), scores, 0.75)",
+         "gt_not_converted": "return average_precision(pair_iou(xywh_to_xyxy(pred_xywh), gt_xywh), scores, 0.5)"}),
 }
 MAX_SPEED_PX_S = 150.0
 SYMPTOMS = {
@@ -96,13 +89,15 @@ SYMPTOMS = {
 }
 
 
-def stage_source(drill: str, bug: str | None) -> str:
-    """The source of ``drill``'s stage with ``bug`` planted (``None``: the correct stage)."""
-    template, correct, planted = _TEMPLATES[drill]
-    return template.replace("{LINE}", correct if bug is None else planted[bug])
+def stage_source(drill: str, bug: str) -> str:
+    """The source of ``drill``'s stage with ``bug`` planted (one of ``drills.VARIANTS[drill]``)."""
+    template, planted = _TEMPLATES[drill]
+    if bug not in planted:
+        raise ValueError(f"drill {drill!r} has no bug {bug!r}; its bugs: {sorted(planted)}")
+    return template.replace("{LINE}", planted[bug])
 
 
-def compile_stage(drill: str, bug: str | None) -> Callable:
+def compile_stage(drill: str, bug: str) -> Callable:
     """The stage function of :func:`stage_source`, compiled with the drill helpers in scope."""
     namespace = {"np": np, "MAX_SPEED_PX_S": MAX_SPEED_PX_S, "pair_iou": dr.pair_iou,
                  "xywh_to_xyxy": dr.xywh_to_xyxy, "average_precision": dr.average_precision}
@@ -157,9 +152,21 @@ def _export(rng: np.random.Generator) -> dict[str, Any]:
     contract = {"channel_order": str(rng.choice(["RGB", "BGR"])), "mean": mean, "std": std}
     images = [np.clip(rng.normal(rng.uniform(40, 215, 3), 30, (48, 64, 3)), 0, 255).astype(np.uint8) for _ in range(6)]
     weights = rng.normal(0, 1, (5, 7))
-    correct = compile_stage("export", None)
-    logits = np.stack([dr.export_logits(correct(im, contract)[0], weights) for im in images])
+    logits = np.stack([weights @ _contract_moments(im, contract) for im in images])
     return {"images": images, "contract": contract, "weights": weights, "reference_logits": logits}
+
+
+def _contract_moments(image: np.ndarray, contract: dict[str, Any]) -> np.ndarray:
+    """The features :func:`~labkit.grading.drills.export_logits` reads (per-channel mean and mean
+    square, then 1) of the model input the contract defines, from the raw pixels' moments: with
+    ``u`` a channel in [0, 1] (in the contract's order), mean ``(E[u] - m) / s`` and mean square
+    ``(E[u^2] - 2 m E[u] + m^2) / s^2``."""
+    u = image.reshape(-1, 3).astype(np.float64) / 255.0
+    if contract["channel_order"] == "BGR":
+        u = u[:, ::-1]
+    m, s = np.asarray(contract["mean"], dtype=np.float64), np.asarray(contract["std"], dtype=np.float64)
+    e1, e2 = u.mean(0), (u ** 2).mean(0)
+    return np.concatenate([(e1 - m) / s, (e2 - 2 * m * e1 + m * m) / (s * s), [1.0]])
 
 
 def _export_metric(stage: Callable, d: dict[str, Any]) -> float:
@@ -209,8 +216,14 @@ def _mask_resize(rng: np.random.Generator) -> dict[str, Any]:
     height, width = 240, 320
     low_h, low_w = [(72, 96), (84, 112), (108, 144), (66, 88)][int(rng.integers(4))]
     low = disc_masks(rng, 8, low_h, low_w)
-    correct = compile_stage("mask_resize", None)
-    return {"masks": low, "height": height, "width": width, "before_refactor": [correct(m, height, width) for m in low]}
+    rows, cols = (_source_index(low_h, height), _source_index(low_w, width))
+    return {"masks": low, "height": height, "width": width, "before_refactor": [m[np.ix_(rows, cols)] for m in low]}
+
+
+def _source_index(size_in: int, size_out: int) -> np.ndarray:
+    """For each of ``size_out`` output pixels, the input pixel under its centre, in integers:
+    ``floor((2 i + 1) size_in / (2 size_out))``."""
+    return (2 * np.arange(size_out) + 1) * size_in // (2 * size_out)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
