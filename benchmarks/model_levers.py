@@ -225,18 +225,16 @@ def render(record: dict[str, Any], names: tuple[str, ...] | None = None) -> str:
 
 
 def write_readmes(record: dict[str, Any], record_path: str, repo: Path = REPO) -> list[Path]:
-    """Replace the text between the markers of each chapter README (added at the end when missing)."""
+    """Replace the text between the markers of each chapter README (a new last section when missing)."""
+    from labkit.course import with_section_block
+
     written = []
     for rel, names in READMES.items():
         path = repo / rel
-        text = path.read_text(encoding="utf-8")
-        block = (f"{START}\nMeasured by `benchmarks/model_levers.py` (record: `{record_path}`, "
-                 f"{record['created']}); goals from issue 11, val split:\n\n{render(record, names)}{END}")
-        if START in text and END in text:
-            text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n## Base models: measured quality\n\n" + block + "\n"
-        path.write_text(text, encoding="utf-8")
+        block = (f"Measured by `benchmarks/model_levers.py` (record: `{record_path}`, "
+                 f"{record['created']}); goals from issue 11, val split:\n\n{render(record, names).rstrip()}")
+        path.write_text(with_section_block(path.read_text(encoding="utf-8"), START, END, block, rel,
+                                           "Base models: measured quality"), encoding="utf-8")
         written.append(path)
     return written
 

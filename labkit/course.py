@@ -101,3 +101,11 @@ def with_marked_block(text: str, start: str, end: str, block: str, source: str) 
         raise ValueError(f"{source}: needs exactly one {start} ... {end} pair")
     head, rest = text.split(start)
     return head + start + "\n" + block + "\n" + end + rest.split(end, 1)[1]
+
+
+def with_section_block(text: str, start: str, end: str, block: str, source: str, heading: str) -> str:
+    """:func:`with_marked_block`, or, when ``text`` has neither marker yet, ``text`` with a new last
+    section ``## heading`` that holds the markers and ``block``."""
+    if start not in text and end not in text:
+        return text.rstrip("\n") + f"\n\n## {heading}\n\n{start}\n{block}\n{end}\n"
+    return with_marked_block(text, start, end, block, source)

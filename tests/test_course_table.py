@@ -131,3 +131,15 @@ def test_the_committed_make_course_record_is_what_the_readme_shows():
     record = REPO / "benchmarks" / "results" / "make_course.json"
     assert record.is_file(), "record a fresh-clone `make course`: scripts/course_table.py record-course"
     assert table.main(["write-course", "--record", str(record), "--check"]) == 0, f"run scripts/course_table.py write-course --record {record}"
+
+
+def test_a_section_block_replaces_between_markers_or_becomes_a_new_last_section():
+    from labkit.course import with_section_block
+
+    start, end = "<!-- x:start -->", "<!-- x:end -->"
+    assert (with_section_block("# T\n\nintro\n\n", start, end, "new", "R.md", "Measured")
+            == f"# T\n\nintro\n\n## Measured\n\n{start}\nnew\n{end}\n")
+    text = f"# T\n{start}\nold\n{end}\ntail\n"
+    assert with_section_block(text, start, end, "new", "R.md", "Measured") == f"# T\n{start}\nnew\n{end}\ntail\n"
+    with pytest.raises(ValueError, match="R.md: needs exactly one"):  # one marker without the other
+        with_section_block(f"# T\n{start}\n", start, end, "new", "R.md", "Measured")

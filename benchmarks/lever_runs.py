@@ -1,0 +1,350 @@
+"""Benchmark: what each lever of a base model's quality gives (issue 11), as metric-vs-steps curves.
+
+``configs/levers.yaml`` names, per registry model, one-change variants of its config (a longer
+schedule, another input resolution, another optimiser or augmentation, a wider network). ``run``
+builds each variant through the registry (:func:`labkit.models.build`, so the recipe, data, val
+split and scorer are the course's own) into ``--cache-root`` and writes one JSON file per lever
+under ``artifacts/levers/<model>/``, right after its build (two queues can run side by side, e.g.
+one per CPU core). ``collect`` merges those files with a reference row (the model as shipped:
+nothing trained) into ``artifacts/bench_levers.json``, ``.md`` and a plot ``.png``;
+``--readme RECORD`` writes the tables of a record into the chapter 2 and 3 READMEs between
+``<!-- bench_levers:start -->`` and ``<!-- bench_levers:end -->``. Usage::
+
+    python benchmarks/lever_runs.py run --model detect-base --levers imgsz-160 no-mosaic [--cache-root DIR]
+    python benchmarks/lever_runs.py collect
+    python benchmarks/lever_runs.py --readme benchmarks/results/bench_levers.json
+
+Each curve point carries ``steps`` (epoch x the build's optimisation steps per epoch): budgets are
+steps, never minutes. Minutes are recorded as measured, with the torch thread count of the build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+LEVERS = REPO / "configs" / "levers.yaml"
+START, END = "<!-- bench_levers:start -->", "<!-- bench_levers:end -->"
+READMES = {"notebooks/02_detection/README.md": ("detect-base",),
+           "notebooks/03_segmentation/README.md": ("segment-base",)}
+
+
+def _model_levers():
+    """``benchmarks/model_levers.py`` (goals, learning curves, the shipped model's row)."""
+    if "model_levers" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("model_levers", Path(__file__).with_name("model_levers.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["model_levers"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["model_levers"]
+
+
+def read_levers(path: str | Path = LEVERS) -> dict[str, dict[str, dict[str, Any]]]:
+    """The lever file: ``{model: {lever id: {"lever": kind, "changes": {...}}}}``, checked."""
+    import yaml
+
+    from labkit.errors import DataError
+    from labkit.models import names
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(f"cannot read the lever file: {exc}", source=str(path)) from None
+    if not isinstance(data, dict):
+        raise DataError("expected a mapping of registry model -> levers", source=str(path))
+    for model, levers in data.items():
+        if model not in names():
+            raise DataError(f"unknown registry model {model!r}", source=str(path), record=str(model))
+        if not isinstance(levers, dict) or not levers:
+            raise DataError("expected a mapping of lever id -> {lever, changes}", source=str(path), record=str(model))
+        for lever_id, entry in levers.items():
+            where = f"{model}.{lever_id}"
+            if not isinstance(entry, dict) or set(entry) != {"lever", "changes"}:
+                raise DataError("a lever has exactly the keys 'lever' and 'changes'", source=str(path), record=where)
+            if not isinstance(entry["changes"], dict) or not entry["changes"]:
+                raise DataError("'changes' must be a non-empty mapping of config fields", source=str(path),
+                                record=where)
+    return data
+
+
+def lever_config(base: dict[str, Any], lever_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (a config as a dict) with ``changes`` applied: fields replaced, ``overrides``
+    merged into the base's own; named ``<base name>--<lever id>``. A field the config does not
+    have is an error naming it."""
+    from labkit.errors import DataError
+
+    unknown = sorted(set(changes) - set(base))
+    if unknown:
+        raise DataError(f"no such config field(s) {unknown}", record=lever_id)
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if key == "overrides":
+            out["overrides"] = {**out.get("overrides", {}), **value}
+        else:
+            out[key] = value
+    out["name"] = f"{base['name']}--{lever_id}"
+    return out
+
+
+def with_steps(points: list[dict[str, Any]], epochs: int, steps: int) -> list[dict[str, Any]]:
+    """Curve points with ``steps`` added: epoch x (``steps`` / ``epochs``), the build's steps per epoch."""
+    per_epoch = steps / epochs
+    return [{"epoch": p["epoch"], "steps": round(p["epoch"] * per_epoch), **{k: v for k, v in p.items() if k != "epoch"}}
+            for p in points]
+
+
+def _row(model_name: str, lever_id: str, kind: str, changes: dict[str, Any], model: Any) -> dict[str, Any]:
+    ml = _model_levers()
+    run = model.folder / "run"
+    curve = ml.learning_curve(model_name, model, run if run.is_dir() else None)
+    info = model.info
+    points = with_steps(curve["points"], info["epochs"], info["steps"])
+    values = ml.headline(info)
+    return {"lever_id": lever_id, "lever": kind, "changes": changes, "source": model.source,
+            "config_name": info["config_name"], "epochs": info["epochs"], "steps": info["steps"],
+            "train_minutes": info["train_minutes"], "device": info["device"], "metrics": values,
+            "goals": ml.goal_rows(model_name, values, points),
+            "curve": {"source": curve["source"], "points": points}}
+
+
+def run_levers(model_name: str, lever_ids: list[str], *, levers_file: Path = LEVERS, cache_root: Path | None = None,
+               data_root: Path | None = None, out_dir: Path | None = None) -> list[Path]:
+    """Build each lever of ``model_name`` (a finished build in ``cache_root`` is reused) and write
+    its row to ``<out_dir>/<model>/<lever id>.json``."""
+    import torch
+
+    from labkit.artifacts import artifacts_dir, write_json
+    from labkit.errors import DataError
+    from labkit.models import build, get
+
+    levers = read_levers(levers_file).get(model_name)
+    if levers is None:
+        raise DataError(f"no levers for {model_name!r}", source=str(levers_file))
+    missing = [lever for lever in lever_ids if lever not in levers]
+    if missing:
+        raise DataError(f"unknown lever(s) {missing}; known: {sorted(levers)}", source=str(levers_file),
+                        record=model_name)
+    out_dir = Path(out_dir) if out_dir is not None else artifacts_dir() / "levers"
+    base = get(model_name).load_config().to_dict()
+    written = []
+    for lever_id in lever_ids or sorted(levers):
+        entry = levers[lever_id]
+        config = lever_config(base, lever_id, entry["changes"])
+        model = build(model_name, config=config, data_root=data_root, cache_root=cache_root)
+        row = {**_row(model_name, lever_id, entry["lever"], entry["changes"], model),
+               "torch_threads": torch.get_num_threads()}
+        path = out_dir / model_name / f"{lever_id}.json"
+        write_json(path, row)
+        written.append(path)
+        print(f"{model_name} {lever_id}: {_metrics_line(row)} -> {path}", flush=True)
+    return written
+
+
+def _metrics_line(row: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in row["metrics"].items() if isinstance(v, float))
+
+
+def reference_row(model_name: str, data_root: Path | None = None) -> dict[str, Any] | None:
+    """The model as shipped (or built here with its own config): the reference the levers change."""
+    from labkit.models import find
+
+    model = find(model_name, data_root=data_root, progress=False, pull=False)
+    if model is None:
+        return None
+    return _row(model_name, "reference", "as shipped", {}, model)
+
+
+def collect(out_dir: Path, models: list[str], data_root: Path | None = None) -> dict[str, Any]:
+    """One record: per model its reference row and every lever file under ``out_dir/<model>/``."""
+    import datetime
+
+    from labkit.repro import package_versions
+
+    record: dict[str, Any] = {"created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                              "models": {}, "versions": package_versions()}
+    for name in models:
+        rows = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out_dir / name).glob("*.json"))]
+        reference = reference_row(name, data_root)
+        record["models"][name] = ([reference] if reference else []) + rows
+    return record
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _change(changes: dict[str, Any]) -> str:
+    flat = {**{k: v for k, v in changes.items() if k != "overrides"}, **changes.get("overrides", {})}
+    return ", ".join(f"{k}={v}" for k, v in flat.items()) or "-"
+
+
+def columns(steps: list[int], ends: set[int], limit: int = 12) -> list[int]:
+    """At most about ``limit`` of the sorted curve ``steps`` for a table: every k-th one (k so that
+    ``limit`` remain), always keeping the steps where a build ended (``ends``)."""
+    k = -(-len(steps) // limit)
+    return [s for i, s in enumerate(steps) if s in ends or (len(steps) - 1 - i) % k == 0]
+
+
+def summary(name: str, rows: list[dict[str, Any]]) -> str:
+    """One sentence from the rows: the best end-of-budget value of the first goal's metric, the
+    reference's, which levers reached the goal, and whether the longest schedule was still rising."""
+    ml = _model_levers()
+    metric, op, threshold = (ml.GOALS.get(name) or [(next(iter(rows[0]["metrics"])), ">=", float("inf"))])[0]
+    scored = [r for r in rows if r["metrics"].get(metric) is not None]
+    if not scored:
+        return f"No lever has a {metric}."
+    best = max(scored, key=lambda r: r["metrics"][metric])
+    reference = next((r for r in rows if r["lever_id"] == "reference"), None)
+    met = [r["lever_id"] for r in rows for g in r["goals"] if g["metric"] == metric and g["met"]]
+    on_curve = [f"{r['lever_id']} (epoch {g['first_epoch_reaching']})" for r in rows for g in r["goals"]
+                if g["metric"] == metric and g["first_epoch_reaching"] is not None]
+    longest = max(rows, key=lambda r: r["steps"])
+    gain = ml.gain_per_epoch(longest["curve"]["points"], metric)
+    text = (f"Highest {metric} at the end of a budget: {best['lever_id']}, {best['metrics'][metric]:.3f}"
+            + ("" if reference is None or reference is best else f" (reference {_fmt(reference['metrics'].get(metric))})")
+            + f". The goal {metric} {op} {threshold:g} was met at the end of a budget by: {', '.join(met) or 'no lever'};"
+            f" first reached on a learning curve by: {', '.join(on_curve) or 'no lever'}.")
+    if gain is not None:
+        text += (f" The longest build ({longest['lever_id']}, {longest['epochs']} epochs, {longest['steps']} steps) "
+                 f"changed {metric} by {gain:+.4f} per epoch over its last two evaluated points.")
+    return text
+
+
+def plot(record: dict[str, Any], path: Path) -> Path:
+    """Each model's first goal metric against optimisation steps, one line per lever (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ml = _model_levers()
+    models = {n: rows for n, rows in record["models"].items() if rows}
+    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(6 * max(1, len(models)), 4), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], models.items()):
+        metric = (ml.GOALS.get(name) or [(next(iter(rows[0]["metrics"])),)])[0][0]
+        for r in rows:
+            pts = [(p["steps"], ml.curve_value(p, metric)) for p in r["curve"]["points"]
+                   if ml.curve_value(p, metric) is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=r["lever_id"])
+        for m, _, threshold in ml.GOALS.get(name, [])[:1]:
+            ax.axhline(threshold, color="grey", linestyle="--", label=f"goal {threshold:g}")
+        ax.set(title=name, xlabel="optimisation steps", ylabel=f"val {metric}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def render(record: dict[str, Any], names: tuple[str, ...] | None = None) -> str:
+    """Markdown per model: one row per lever (end-of-budget metrics, each goal's first epoch and
+    step reaching it), then every curve as metric against steps."""
+    ml = _model_levers()
+    out: list[str] = []
+    for name, rows in record["models"].items():
+        if names is not None and name not in names or not rows:
+            continue
+        goals = [m for m, _, _ in ml.GOALS.get(name, [])] or [next(iter(rows[0]["metrics"]))]
+        stated = ", ".join(f"{m} {op} {t:g}" for m, op, t in ml.GOALS.get(name, [])) or "none set"
+        out += [f"**{name}** (val split; goals: {stated})",
+                "", "| lever | kind | change | epochs / steps | train min | threads | " + " | ".join(goals)
+                + " | best on the curve (step) | goal first reached |", "| --- " * (7 + len(goals)) + "| --- |"]
+        for r in rows:
+            head = goals[0]
+            curve = [(ml.curve_value(p, head), p["steps"]) for p in r["curve"]["points"]
+                     if ml.curve_value(p, head) is not None]
+            best = max(curve, default=None)
+            reached = [f"{g['metric']}: {'not within ' + str(r['epochs']) + ' epochs' if g['first_epoch_reaching'] is None else 'epoch ' + str(g['first_epoch_reaching'])}"
+                       for g in r["goals"]]
+            out.append(f"| {r['lever_id']} | {r['lever']} | {_change(r['changes'])} | {r['epochs']} / {r['steps']} | "
+                       f"{r['train_minutes']:.1f} | {r.get('torch_threads', 'n/a')} | "
+                       + " | ".join(_fmt(r["metrics"].get(g)) for g in goals)
+                       + f" | {'n/a' if best is None else f'{best[0]:.3f} ({best[1]})'} | {'; '.join(reached)} |")
+        metric = goals[0]
+        out += ["", summary(name, rows)]
+        steps = columns(sorted({p["steps"] for r in rows for p in r["curve"]["points"]
+                                if ml.curve_value(p, metric) is not None}), {r["steps"] for r in rows})
+        out += ["", f"{name}: {metric} on the learning curve against optimisation steps (a point where the "
+                "lever's build evaluated):", "", "| lever | " + " | ".join(map(str, steps)) + " |",
+                "| --- |" + " --- |" * len(steps)]
+        for r in rows:
+            at = {p["steps"]: ml.curve_value(p, metric) for p in r["curve"]["points"]}
+            out.append(f"| {r['lever_id']} | " + " | ".join(_fmt(at.get(s)) if at.get(s) is not None else "" for s in steps)
+                       + " |")
+        out.append("")
+    out += [f"Note: {n}" for n in record.get("notes", [])]
+    return "\n".join(out)
+
+
+def write_readmes(record: dict[str, Any], record_path: str, repo: Path = REPO) -> list[Path]:
+    """Replace the text between the markers of each chapter README (a new last section when missing)."""
+    from labkit.course import with_section_block
+
+    written = []
+    for rel, names in READMES.items():
+        path = repo / rel
+        block = (f"Measured by `benchmarks/lever_runs.py` (levers: `configs/levers.yaml`, record: "
+                 f"`{record_path}`, {record['created']}):\n\n{render(record, names).rstrip()}")
+        path.write_text(with_section_block(path.read_text(encoding="utf-8"), START, END, block, rel,
+                                           "Base models: what each lever gives"), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    from labkit.artifacts import artifacts_dir, write_json
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--readme", metavar="RECORD", default=None,
+                        help="write the tables of this bench_levers.json into the chapter 2/3 READMEs, then stop")
+    parser.add_argument("--levers-file", type=Path, default=LEVERS)
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--out-dir", type=Path, default=None, help="lever files (default artifacts/levers)")
+    sub = parser.add_subparsers(dest="command")
+    p_run = sub.add_parser("run", help="build levers of one model")
+    p_run.add_argument("--model", required=True)
+    p_run.add_argument("--levers", nargs="*", default=[], help="lever ids (default: all of the model's)")
+    p_run.add_argument("--cache-root", type=Path, default=None, help="model folders (default artifacts/models)")
+    p_collect = sub.add_parser("collect", help="merge the lever files into artifacts/bench_levers.json")
+    p_collect.add_argument("--models", nargs="+", default=None)
+    p_collect.add_argument("--note", action="append", default=[], help="a line the record and its tables carry "
+                           "(e.g. how the builds shared the machine)")
+    args = parser.parse_args(argv)
+    if args.readme:
+        record = json.loads(Path(args.readme).read_text(encoding="utf-8"))
+        resolved = Path(args.readme).resolve()
+        shown = resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else str(resolved)
+        for path in write_readmes(record, shown):
+            print(f"wrote {path}")
+        return 0
+    out_dir = args.out_dir or artifacts_dir() / "levers"
+    if args.command == "run":
+        run_levers(args.model, args.levers, levers_file=args.levers_file, cache_root=args.cache_root,
+                   data_root=args.data_root, out_dir=out_dir)
+        return 0
+    if args.command == "collect":
+        record = {**collect(out_dir, args.models or list(read_levers(args.levers_file)), args.data_root),
+                  "notes": args.note}
+        write_json(artifacts_dir() / "bench_levers.json", record)
+        (artifacts_dir() / "bench_levers.md").write_text(render(record), encoding="utf-8")
+        plot(record, artifacts_dir() / "bench_levers.png")
+        print(render(record))
+        print(f"wrote bench_levers.json, .md and .png in {artifacts_dir()}")
+        return 0
+    parser.error("give a command (run, collect) or --readme RECORD")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
