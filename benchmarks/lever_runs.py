@@ -47,17 +47,13 @@ def _model_levers():
 
 def read_levers(path: str | Path = LEVERS) -> dict[str, dict[str, dict[str, Any]]]:
     """The lever file: ``{model: {lever id: {"lever": kind, "changes": {...}}}}``, checked."""
-    import yaml
-
+    from labkit.configfile import read_yaml_mapping
     from labkit.errors import DataError
     from labkit.models import names
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DataError(f"cannot read the lever file: {exc}", source=str(path)) from None
-    if not isinstance(data, dict):
+    data = read_yaml_mapping(path)
+    if not isinstance(data, dict) or not data:
         raise DataError("expected a mapping of registry model -> levers", source=str(path))
     for model, levers in data.items():
         if model not in names():
@@ -76,8 +72,8 @@ def read_levers(path: str | Path = LEVERS) -> dict[str, dict[str, dict[str, Any]
 
 def lever_config(base: dict[str, Any], lever_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     """``base`` (a config as a dict) with ``changes`` applied: fields replaced, ``overrides``
-    merged into the base's own; named ``<base name>--<lever id>``. A field the config does not
-    have is an error naming it."""
+    merged into the base's own (the name stays: the same config is the same cached model, e.g. a
+    seed built earlier). A field the config does not have is an error naming it."""
     from labkit.errors import DataError
 
     unknown = sorted(set(changes) - set(base))
@@ -89,7 +85,6 @@ def lever_config(base: dict[str, Any], lever_id: str, changes: dict[str, Any]) -
             out["overrides"] = {**out.get("overrides", {}), **value}
         else:
             out[key] = value
-    out["name"] = f"{base['name']}--{lever_id}"
     return out
 
 
@@ -138,8 +133,8 @@ def run_levers(model_name: str, lever_ids: list[str], *, levers_file: Path = LEV
         entry = levers[lever_id]
         config = lever_config(base, lever_id, entry["changes"])
         model = build(model_name, config=config, data_root=data_root, cache_root=cache_root)
-        row = {**_row(model_name, lever_id, entry["lever"], entry["changes"], model),
-               "torch_threads": torch.get_num_threads()}
+        row = {**_row(model_name, lever_id, entry["lever"], entry["changes"], model),  # threads: of a build made here
+               "torch_threads": torch.get_num_threads() if model.source == "built" else None}
         path = out_dir / model_name / f"{lever_id}.json"
         write_json(path, row)
         written.append(path)
@@ -213,6 +208,14 @@ def summary(name: str, rows: list[dict[str, Any]]) -> str:
             + ("" if reference is None or reference is best else f" (reference {_fmt(reference['metrics'].get(metric))})")
             + f". The goal {metric} {op} {threshold:g} was met at the end of a budget by: {', '.join(met) or 'no lever'};"
             f" first reached on a learning curve by: {', '.join(on_curve) or 'no lever'}.")
+    noise = [r for r in scored if r["lever"].startswith("noise")]
+    if reference is not None and reference["metrics"].get(metric) is not None and noise:
+        ref = reference["metrics"][metric]
+        spread = max(abs(r["metrics"][metric] - ref) for r in noise)
+        beyond = [f"{r['lever_id']} ({r['metrics'][metric] - ref:+.3f})" for r in scored
+                  if r is not reference and r not in noise and abs(r["metrics"][metric] - ref) > spread]
+        text += (f" Another seed alone moved {metric} by {spread:.3f}; levers that moved it by more: "
+                 f"{', '.join(beyond) or 'none'}.")
     if gain is not None:
         text += (f" The longest build ({longest['lever_id']}, {longest['epochs']} epochs, {longest['steps']} steps) "
                  f"changed {metric} by {gain:+.4f} per epoch over its last two evaluated points.")
@@ -268,14 +271,16 @@ def render(record: dict[str, Any], names: tuple[str, ...] | None = None) -> str:
             reached = [f"{g['metric']}: {'not within ' + str(r['epochs']) + ' epochs' if g['first_epoch_reaching'] is None else 'epoch ' + str(g['first_epoch_reaching'])}"
                        for g in r["goals"]]
             out.append(f"| {r['lever_id']} | {r['lever']} | {_change(r['changes'])} | {r['epochs']} / {r['steps']} | "
-                       f"{r['train_minutes']:.1f} | {r.get('torch_threads', 'n/a')} | "
+                       f"{r['train_minutes']:.1f} | {_fmt(r.get('torch_threads'))} | "
                        + " | ".join(_fmt(r["metrics"].get(g)) for g in goals)
                        + f" | {'n/a' if best is None else f'{best[0]:.3f} ({best[1]})'} | {'; '.join(reached)} |")
         metric = goals[0]
         out += ["", summary(name, rows)]
         steps = columns(sorted({p["steps"] for r in rows for p in r["curve"]["points"]
                                 if ml.curve_value(p, metric) is not None}), {r["steps"] for r in rows})
-        out += ["", f"{name}: {metric} on the learning curve against optimisation steps (a point where the "
+        as_trained = not any(metric in p for r in rows for p in r["curve"]["points"])
+        label = f"{metric} as measured during training (letterboxed)" if as_trained else metric
+        out += ["", f"{name}: {label} on the learning curve against optimisation steps (a point where the "
                 "lever's build evaluated):", "", "| lever | " + " | ".join(map(str, steps)) + " |",
                 "| --- |" + " --- |" * len(steps)]
         for r in rows:
@@ -289,17 +294,12 @@ def render(record: dict[str, Any], names: tuple[str, ...] | None = None) -> str:
 
 def write_readmes(record: dict[str, Any], record_path: str, repo: Path = REPO) -> list[Path]:
     """Replace the text between the markers of each chapter README (a new last section when missing)."""
-    from labkit.course import with_section_block
+    from labkit.course import write_section_blocks
 
-    written = []
-    for rel, names in READMES.items():
-        path = repo / rel
-        block = (f"Measured by `benchmarks/lever_runs.py` (levers: `configs/levers.yaml`, record: "
-                 f"`{record_path}`, {record['created']}):\n\n{render(record, names).rstrip()}")
-        path.write_text(with_section_block(path.read_text(encoding="utf-8"), START, END, block, rel,
-                                           "Base models: what each lever gives"), encoding="utf-8")
-        written.append(path)
-    return written
+    blocks = {rel: (f"Measured by `benchmarks/lever_runs.py` (levers: `configs/levers.yaml`, record: `{record_path}`, "
+                   f"{record['created']}):\n\n{render(record, names).rstrip()}")
+              for rel, names in READMES.items()}
+    return write_section_blocks(repo, blocks, START, END, "Base models: what each lever gives")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -226,17 +226,12 @@ def render(record: dict[str, Any], names: tuple[str, ...] | None = None) -> str:
 
 def write_readmes(record: dict[str, Any], record_path: str, repo: Path = REPO) -> list[Path]:
     """Replace the text between the markers of each chapter README (a new last section when missing)."""
-    from labkit.course import with_section_block
+    from labkit.course import write_section_blocks
 
-    written = []
-    for rel, names in READMES.items():
-        path = repo / rel
-        block = (f"Measured by `benchmarks/model_levers.py` (record: `{record_path}`, "
-                 f"{record['created']}); goals from issue 11, val split:\n\n{render(record, names).rstrip()}")
-        path.write_text(with_section_block(path.read_text(encoding="utf-8"), START, END, block, rel,
-                                           "Base models: measured quality"), encoding="utf-8")
-        written.append(path)
-    return written
+    blocks = {rel: (f"Measured by `benchmarks/model_levers.py` (record: `{record_path}`, {record['created']}); "
+                   f"goals from issue 11, val split:\n\n{render(record, names).rstrip()}")
+              for rel, names in READMES.items()}
+    return write_section_blocks(repo, blocks, START, END, "Base models: measured quality")
 
 
 def main(argv: list[str] | None = None) -> int:

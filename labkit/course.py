@@ -109,3 +109,16 @@ def with_section_block(text: str, start: str, end: str, block: str, source: str,
     if start not in text and end not in text:
         return text.rstrip("\n") + f"\n\n## {heading}\n\n{start}\n{block}\n{end}\n"
     return with_marked_block(text, start, end, block, source)
+
+
+def write_section_blocks(repo: Path, blocks: dict[str, str], start: str, end: str, heading: str) -> list[Path]:
+    """Write each ``blocks[relative README path]`` between ``start`` and ``end`` of that README under
+    ``repo`` (:func:`with_section_block`); the README paths written."""
+    written = []
+    for rel, block in blocks.items():
+        path = Path(repo) / rel
+        path.write_text(with_section_block(path.read_text(encoding="utf-8"), start, end, block, rel, heading),
+                        encoding="utf-8")
+        written.append(path)
+    return written
+

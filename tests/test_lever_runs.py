@@ -20,9 +20,9 @@ RECORD = REPO / "benchmarks" / "results" / "bench_levers.json"
 def test_a_lever_replaces_fields_and_merges_overrides_into_the_configs_own():
     base = {"name": "base-yolov8n", "epochs": 8, "imgsz": 320, "overrides": {"close_mosaic": 2}}
     cfg = runs.lever_config(base, "sgd", {"epochs": 32, "overrides": {"optimizer": "SGD", "lr0": 0.01}})
-    assert cfg == {"name": "base-yolov8n--sgd", "epochs": 32, "imgsz": 320,
+    assert cfg == {"name": "base-yolov8n", "epochs": 32, "imgsz": 320,
                    "overrides": {"close_mosaic": 2, "optimizer": "SGD", "lr0": 0.01}}
-    assert base["overrides"] == {"close_mosaic": 2} and base["name"] == "base-yolov8n"  # the base is untouched
+    assert base["overrides"] == {"close_mosaic": 2} and base["epochs"] == 8  # the base is untouched
     # an override of a key the config already sets replaces it
     assert runs.lever_config(base, "cm0", {"overrides": {"close_mosaic": 0}})["overrides"] == {"close_mosaic": 0}
 
@@ -47,7 +47,8 @@ def test_curve_points_get_steps_from_the_builds_steps_per_epoch():
     ("detect-tiny:\n  a: {lever: x, changes: {}, extra: 1}\n", "exactly the keys"),
     ("detect-tiny:\n  a: {lever: x, changes: {}}\n", "non-empty mapping"),
     ("- a\n- b\n", "expected a mapping of registry model"),
-    ("detect-tiny: {a: [unclosed\n", "cannot read the lever file"),
+    ("detect-tiny: {a: [unclosed\n", "not valid YAML"),
+    ("", "expected a mapping of registry model"),
 ])
 def test_a_bad_lever_file_is_named_with_the_record(tmp_path: Path, text: str, message: str):
     path = tmp_path / "levers.yaml"
@@ -87,6 +88,12 @@ def test_render_reports_the_best_point_and_the_first_epoch_at_the_goal_exactly()
     assert ("Highest AP50 at the end of a budget: long, 0.690. The goal AP50 >= 0.7 was met at the end of a budget "
             "by: no lever; first reached on a learning curve by: long (epoch 8). The longest build (long, 12 epochs, "
             "120 steps) changed AP50 by -0.0025 per epoch over its last two evaluated points.") in text
+    # with the reference and another seed: levers are judged against the seed's move (0.05 here)
+    reference = {**_row("reference", short, 4, 0.30), "lever": "as shipped"}
+    seed = {**_row("seed-1", short, 4, 0.25), "lever": "noise (another seed)"}
+    text = runs.render({"models": {"detect-base": [reference, seed, _row("long", long, 12, 0.69),
+                                                   _row("short", short, 4, 0.34)]}})
+    assert "Another seed alone moved AP50 by 0.050; levers that moved it by more: long (+0.390)." in text
     record["notes"] = ["paused twice"]
     assert runs.render(record).endswith("Note: paused twice")
 
@@ -117,7 +124,7 @@ def test_a_lever_is_built_through_the_registry_at_a_tiny_budget(tmp_path: Path, 
     row = json.loads(path.read_text())
     train = read_json(dataset_root("small", 0) / "annotations" / "instances_train.json")
     per_epoch = -(-len(train["images"]) // 8)  # detect_tiny.yaml: batch 8, every train image once an epoch
-    assert row["config_name"] == "tiny-yolov8n--e3" and row["epochs"] == 3 and row["steps"] == 3 * per_epoch
+    assert row["config_name"] == "tiny-yolov8n" and row["epochs"] == 3 and row["steps"] == 3 * per_epoch
     assert [p["steps"] for p in row["curve"]["points"]] == [per_epoch, 2 * per_epoch, 3 * per_epoch]
     assert {"AP50", "AP50_95"} <= set(row["metrics"]) and row["torch_threads"] >= 1
     with pytest.raises(DataError, match=r"unknown lever\(s\) \['nope'\]"):
