@@ -102,6 +102,9 @@ def _row(model_name: str, lever_id: str, kind: str, changes: dict[str, Any], mod
     info = model.info
     points = with_steps(curve["points"], info["epochs"], info["steps"])
     values = ml.headline(info)
+    small = info.get("details", {}).get("coco", {}).get("APs")
+    if small is not None:  # COCO's AP@[.5:.95] of small objects: what input resolution changes most
+        values["APs"] = small
     return {"lever_id": lever_id, "lever": kind, "changes": changes, "source": model.source,
             "config_name": info["config_name"], "epochs": info["epochs"], "steps": info["steps"],
             "train_minutes": info["train_minutes"], "device": info["device"], "metrics": values,
@@ -259,6 +262,7 @@ def render(record: dict[str, Any], names: tuple[str, ...] | None = None) -> str:
         if names is not None and name not in names or not rows:
             continue
         goals = [m for m, _, _ in ml.GOALS.get(name, [])] or [next(iter(rows[0]["metrics"]))]
+        goals += [m for m in ("APs",) if any(m in r["metrics"] for r in rows)]
         stated = ", ".join(f"{m} {op} {t:g}" for m, op, t in ml.GOALS.get(name, [])) or "none set"
         out += [f"**{name}** (val split; goals: {stated})",
                 "", "| lever | kind | change | epochs / steps | train min | threads | " + " | ".join(goals)

@@ -94,6 +94,11 @@ def test_render_reports_the_best_point_and_the_first_epoch_at_the_goal_exactly()
     text = runs.render({"models": {"detect-base": [reference, seed, _row("long", long, 12, 0.69),
                                                    _row("short", short, 4, 0.34)]}})
     assert "Another seed alone moved AP50 by 0.050; levers that moved it by more: long (+0.390)." in text
+    # COCO's small-object AP gets its own column when a row has it
+    small = {**_row("small", short, 4, 0.3)}
+    small["metrics"] = {"AP50": 0.3, "APs": 0.125}
+    assert "| small | schedule | epochs=4 | 4 / 40 | 1.5 | 1 | 0.300 | 0.125 |" in runs.render(
+        {"models": {"detect-base": [small]}})
     record["notes"] = ["paused twice"]
     assert runs.render(record).endswith("Note: paused twice")
 
@@ -126,7 +131,7 @@ def test_a_lever_is_built_through_the_registry_at_a_tiny_budget(tmp_path: Path, 
     per_epoch = -(-len(train["images"]) // 8)  # detect_tiny.yaml: batch 8, every train image once an epoch
     assert row["config_name"] == "tiny-yolov8n" and row["epochs"] == 3 and row["steps"] == 3 * per_epoch
     assert [p["steps"] for p in row["curve"]["points"]] == [per_epoch, 2 * per_epoch, 3 * per_epoch]
-    assert {"AP50", "AP50_95"} <= set(row["metrics"]) and row["torch_threads"] >= 1
+    assert {"AP50", "AP50_95", "APs"} <= set(row["metrics"]) and row["torch_threads"] >= 1
     with pytest.raises(DataError, match=r"unknown lever\(s\) \['nope'\]"):
         runs.run_levers("detect-tiny", ["nope"], levers_file=tmp_path / "levers.yaml", out_dir=tmp_path / "out")
 
