@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -6,7 +7,8 @@ import pytest
 from labkit.data.annotations import Dataset, Detections, ImageRecord
 from labkit.data.boxes import (Letterbox, cxcywh_to_xyxy, denormalize, normalize, xywh_to_xyxy,
                                xyxy_to_cxcywh, xyxy_to_xywh)
-from labkit.data.coco import coco_to_dataset, dataset_to_coco, load_coco, read_json, results_to_detections
+from labkit.data.coco import (coco_to_dataset, dataset_to_coco, detections_to_results, load_coco, read_json,
+                              results_to_detections)
 from labkit.data.masks import box_to_mask, mask_to_polygons, mask_to_rle, rle_to_mask, segmentation_to_mask
 from labkit.errors import DataError
 
@@ -150,6 +152,43 @@ def test_coco_structural_errors_name_the_record(mutate, message):
         coco_to_dataset(coco, source="tiny.json")
 
 
+def test_coco_errors_name_the_file_and_the_record():
+    """Every structural error names the source and, where there is one, the record (id) at fault."""
+    coco = _tiny_coco()
+    del coco["images"][1]["width"]
+    with pytest.raises(DataError, match=re.escape("tiny.json: record 2: image entry lacks 'width'")):
+        coco_to_dataset(coco, source="tiny.json")
+    coco = _tiny_coco()
+    coco["annotations"][0]["score"] = 0.9  # annotation 7 has a score, annotation 9 has none
+    with pytest.raises(DataError, match=re.escape("tiny.json: record 9: 'score' is missing while other records have it")):
+        coco_to_dataset(coco, source="tiny.json")
+    coco = _tiny_coco()
+    coco["annotations"][1]["category_id"] = "cone"
+    with pytest.raises(DataError, match=re.escape("tiny.json: malformed annotation fields")):
+        coco_to_dataset(coco, source="tiny.json")
+
+
+def test_coco_keypoints_become_an_n_k_3_array_or_stay_as_written():
+    """Hand-worked: [x1, y1, v1, x2, y2, v2] is two (x, y, v) rows. Equal counts on every
+    annotation stack to (N, K, 3); unequal counts cannot stack, so they stay per-record data
+    and are written back unchanged; a count that is not a multiple of 3 is an error naming the record."""
+    coco = _coco_one_image([{"id": 1, "keypoints": [1, 2, 2, 3, 4, 1]}, {"id": 2, "keypoints": [5, 6, 0, 7, 8, 2]}])
+    det = coco_to_dataset(coco).images[0].detections
+    assert det.keypoints.shape == (2, 2, 3)
+    assert det.keypoints.tolist() == [[[1, 2, 2], [3, 4, 1]], [[5, 6, 0], [7, 8, 2]]]
+    assert json.loads(json.dumps(dataset_to_coco(coco_to_dataset(coco)))) == dict(coco, info={})
+    uneven = _coco_one_image([{"id": 1, "keypoints": [1, 2, 2]}, {"id": 2, "keypoints": [5, 6, 0, 7, 8, 2]}])
+    det = coco_to_dataset(uneven).images[0].detections
+    assert det.keypoints is None
+    assert [a["keypoints"] for a in dataset_to_coco(coco_to_dataset(uneven))["annotations"]] == [[1, 2, 2], [5, 6, 0, 7, 8, 2]]
+    bad = _coco_one_image([{"id": 1, "keypoints": [1, 2, 2]}, {"id": 4, "keypoints": [5, 6]}])
+    with pytest.raises(DataError, match=re.escape("kp.json: record 4: keypoints must be (x, y, visibility) triples, got 2 values")):
+        coco_to_dataset(bad, source="kp.json")
+    bad = _coco_one_image([{"id": 3, "keypoints": ["a", 2, 2]}])
+    with pytest.raises(DataError, match=re.escape("kp.json: record 3: keypoints must be a list of numbers")):
+        coco_to_dataset(bad, source="kp.json")
+
+
 def test_read_json_errors(tmp_path):
     empty = tmp_path / "empty.json"
     empty.write_text("")
@@ -159,6 +198,9 @@ def test_read_json_errors(tmp_path):
     bad.write_text("{")
     with pytest.raises(DataError, match="not valid JSON"):
         read_json(bad)
+    missing = tmp_path / "missing.json"
+    with pytest.raises(DataError, match=re.escape(f"{missing}: cannot read file (No such file or directory)")):
+        read_json(missing)
 
 
 @pytest.mark.parametrize("result, message", [
@@ -170,6 +212,38 @@ def test_read_json_errors(tmp_path):
 def test_results_errors(result, message):
     with pytest.raises(DataError, match=message):
         results_to_detections([result], [1, 2], source="pred.json")
+
+
+@pytest.mark.parametrize("results, message", [
+    ({"image_id": 1}, "pred.json: a results file must hold a JSON list"),
+    (["x"], "pred.json: record result #0: result is not an object"),
+    ([{"image_id": 1, "category_id": 1, "score": 0.5}], "pred.json: record result #0: result has neither 'bbox' nor 'segmentation'"),
+    ([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5},
+      {"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": "high"}],
+     "pred.json: record result #1: score must be a number, got 'high'"),
+])
+def test_results_errors_name_the_file_and_the_result(results, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        results_to_detections(results, [1, 2], source="pred.json")
+
+
+def test_results_errors_without_a_source_say_memory():
+    with pytest.raises(DataError, match=re.escape("<memory>: record result #0: result is not an object")):
+        results_to_detections([3], [1])
+
+
+def test_detections_to_results_hand_worked():
+    """One prediction on image 7 -> one COCO result with plain ints and floats; masks on request."""
+    det = Detections(np.array([[1, 2, 3, 4]]), np.array([5]), score=np.array([0.25]),
+                     segmentation=[[[1, 2, 4, 2, 4, 6]]])
+    assert detections_to_results({7: det}) == [{"image_id": 7, "category_id": 5, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.25}]
+    assert detections_to_results({7: det}, with_masks=True) == [
+        {"image_id": 7, "category_id": 5, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.25, "segmentation": [[1, 2, 4, 2, 4, 6]]}]
+    no_mask = Detections(np.array([[1, 2, 3, 4]]), np.array([5]), score=np.array([0.25]), segmentation=[None])
+    with pytest.raises(DataError, match=re.escape("record image 7: segm results need a segmentation for every prediction")):
+        detections_to_results({7: no_mask}, with_masks=True)
+    with pytest.raises(DataError, match=re.escape("record image 7: predictions need scores")):
+        detections_to_results({7: Detections(np.array([[1, 2, 3, 4]]), np.array([5]))})
 
 
 def test_results_group_by_image():
