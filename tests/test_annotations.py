@@ -1,5 +1,6 @@
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -101,6 +102,16 @@ def test_mask_encodings_round_trip():
     assert (back & m).sum() / (back | m).sum() > 0.8
     d = Detections.from_masks(m[None], [1])
     assert np.allclose(d.xywh, [[2, 5, 28, 30]]) and (d.masks(40, 50)[0] == m).all()
+
+
+def test_segmentation_to_mask_is_silent_under_numpy_2():
+    """pycocotools 2.0.x's decode trips NumPy 2's copy-keyword DeprecationWarning; students must not
+    see it on every mask (the warning is filtered inside segmentation_to_mask, and only there)."""
+    rle = mask_to_rle(np.ones((3, 4), bool))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mask = segmentation_to_mask(rle, 3, 4)
+    assert mask.shape == (3, 4) and mask.all()
 
 
 def test_segmentation_size_mismatch_is_an_error():
