@@ -1,6 +1,7 @@
 import json
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,6 +275,44 @@ def _coco_one_image(anns, **top):
             "annotations": [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16.0, "iscrowd": 0, **a}
                             for a in anns],
             "categories": [{"id": 1, "name": "disc"}], **top}
+
+
+def test_subset_keeps_info_source_root_and_licenses():
+    """A subset is the same dataset with fewer images: its info (a copy), licenses, root and source stay."""
+    ds = Dataset([{"id": 1, "name": "disc"}], [ImageRecord(1, "a.jpg", 4, 4), ImageRecord(2, "b.jpg", 4, 4)],
+                 info={"description": "tiny"}, licenses=[{"id": 1}], root=Path("/data"), source="gt.json")
+    sub = ds.subset([2])
+    assert [r.id for r in sub.images] == [2]
+    assert sub.info == {"description": "tiny"} and sub.info is not ds.info
+    assert (sub.licenses, sub.root, sub.source) == ([{"id": 1}], Path("/data"), "gt.json")
+    with pytest.raises(DataError, match=re.escape("gt.json: record 2: dataset has no image root folder")):
+        Dataset(ds.categories, ds.images, source="gt.json").subset([2]).image_path(ds.images[1])
+
+
+def test_detections_indexing_concat_and_dtypes():
+    """Indexing keeps the chosen objects' segmentations in the chosen order; concat keeps the data
+    fields every part has; scores are float64 and class ids int64 whatever the input type;
+    an empty keypoint list for N objects is (N, 0, 3)."""
+    polys = [[[0, 0, 1, 0, 1, 1]], [[2, 2, 3, 2, 3, 3]], [[4, 4, 5, 4, 5, 5]]]
+    det = Detections(np.zeros((3, 4)), [1, 2, 3], score=[1, 0, 1], segmentation=polys, data={"id": np.array([7, 8, 9])})
+    assert det.score.dtype == np.float64 and det.class_id.dtype == np.int64
+    picked = det[[2, 0]]
+    assert picked.segmentation == [polys[2], polys[0]] and picked.data["id"].tolist() == [9, 7]
+    both = Detections.concat([det[[0]], Detections(np.ones((1, 4)), [5], data={"id": np.array([4]), "area": np.array([1.0])})])
+    assert sorted(both.data) == ["id"] and both.data["id"].tolist() == [7, 4] and both.class_id.tolist() == [1, 5]
+    assert Detections(np.zeros((2, 4)), [1, 1], keypoints=[]).keypoints.shape == (2, 0, 3)
+
+
+def test_masks_of_box_only_objects_are_their_boxes():
+    """Hand-worked: box x=1, y=0, w=2, h=2 covers the pixel centres x in {1.5, 2.5}, y in {0.5, 1.5};
+    the second object's polygon is rasterised by pycocotools instead."""
+    rle = mask_to_rle(np.eye(3, 4, dtype=bool))
+    det = Detections(np.array([[1.0, 0, 2, 2], [0, 0, 4, 3]]), [1, 1], segmentation=[None, rle])
+    masks = det.masks(3, 4)
+    expected = np.zeros((3, 4), bool)
+    expected[0:2, 1:3] = True
+    assert (masks[0] == expected).all() and (masks[1] == np.eye(3, 4, dtype=bool)).all()
+    assert (Detections(np.array([[1.0, 0, 2, 2]]), [1]).masks(3, 4)[0] == expected).all()
 
 
 def test_dataset_to_coco_numbers_new_annotations_and_keeps_track_ids():
