@@ -175,6 +175,18 @@ def test_coco_errors_name_the_file_and_the_record():
     with pytest.raises(DataError, match=re.escape("tiny.json: record 9: 'score' is missing while other records have it")):
         coco_to_dataset(coco, source="tiny.json")
     coco = _tiny_coco()
+    coco["annotations"][0]["score"], coco["annotations"][1]["score"] = 0.9, "high"
+    with pytest.raises(DataError, match=re.escape("tiny.json: record 9: score must be a number, got 'high'")):
+        coco_to_dataset(coco, source="tiny.json")
+    coco = _tiny_coco()
+    del coco["annotations"][0]["bbox"]
+    with pytest.raises(DataError, match=re.escape("tiny.json: record 7: annotation lacks 'bbox'")):
+        coco_to_dataset(coco, source="tiny.json")
+    coco = _tiny_coco()
+    coco["images"] = {}
+    with pytest.raises(DataError, match=re.escape("tiny.json: 'images' must be a list")):
+        coco_to_dataset(coco, source="tiny.json")
+    coco = _tiny_coco()
     coco["annotations"][1]["category_id"] = "cone"
     with pytest.raises(DataError, match=re.escape("tiny.json: malformed annotation fields")):
         coco_to_dataset(coco, source="tiny.json")
@@ -237,6 +249,20 @@ def test_results_errors(result, message):
 def test_results_errors_name_the_file_and_the_result(results, message):
     with pytest.raises(DataError, match=re.escape(message)):
         results_to_detections(results, [1, 2], source="pred.json")
+
+
+def test_results_on_an_unknown_image_name_the_result():
+    with pytest.raises(DataError, match=re.escape("pred.json: record result #1: result refers to image id 5, which is not in the ground truth")):
+        results_to_detections([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5},
+                               {"image_id": 5, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}], [1, 2], source="pred.json")
+
+
+def test_segmentation_only_results_get_an_all_zero_box():
+    """A segm result may leave out 'bbox'; it then gets the placeholder box [0, 0, 0, 0]."""
+    poly = [[1, 1, 4, 1, 4, 3]]
+    dets = results_to_detections([{"image_id": 1, "category_id": 2, "segmentation": poly, "score": 0.5}], [1])
+    assert dets[1].xywh.tolist() == [[0.0, 0.0, 0.0, 0.0]] and dets[1].segmentation == [poly]
+    assert dets[1].score.tolist() == [0.5] and dets[1].class_id.tolist() == [2]
 
 
 def test_results_errors_without_a_source_say_memory():
