@@ -1,10 +1,16 @@
-"""Canonical image loading on files written here: EXIF, 16-bit, grey, alpha, palette, CMYK, broken."""
+"""Canonical image loading on files written here: EXIF, 16-bit, grey, alpha, palette, CMYK, broken;
+and the frame sources of inference (labkit.data.sources): arrays, files, folders, videos, datasets."""
 
+import re
+
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from labkit.data.annotations import Dataset, ImageRecord
 from labkit.data.images import BACKGROUND, image_size, load_image, load_label_mask
+from labkit.data.sources import count_frames, iter_frames, to_rgb
 from labkit.errors import DataError
 
 
@@ -111,3 +117,66 @@ def test_label_mask_rejects_colour(tmp_path):
     Image.fromarray(_pattern()).save(tmp_path / "rgb.png")
     with pytest.raises(DataError, match="single-channel"):
         load_label_mask(tmp_path / "rgb.png")
+
+
+# ----------------------------------------------------------------------------- labkit.data.sources
+def test_to_rgb_repeats_grey_and_rejects_other_arrays():
+    grey = np.array([[0, 255], [7, 9]], np.uint8)
+    expected = np.stack([grey] * 3, axis=-1)
+    assert np.array_equal(to_rgb(grey), expected) and np.array_equal(to_rgb(grey[:, :, None]), expected)
+    rgb = np.asfortranarray(_pattern(3, 4))
+    out = to_rgb(rgb)
+    assert np.array_equal(out, rgb) and out.flags["C_CONTIGUOUS"] and to_rgb(grey).flags["C_CONTIGUOUS"]
+    with pytest.raises(DataError, match=re.escape("record cam1: images must be uint8, got float32")):
+        to_rgb(np.zeros((2, 2, 3), np.float32), record="cam1")
+    with pytest.raises(DataError, match=re.escape("record cam2: expected an RGB (H, W, 3) or grey (H, W) image, got shape (2, 2, 4)")):
+        to_rgb(np.zeros((2, 2, 4), np.uint8), record="cam2")
+    with pytest.raises(DataError, match=re.escape("got shape (4,)")):
+        to_rgb(np.zeros(4, np.uint8))
+
+
+def test_iter_frames_of_arrays_files_folders_and_videos(tmp_path):
+    """Keys: the mapping key, the path string, '<video>#<n>' from 1; folders are walked in sorted order."""
+    grey = np.full((2, 3), 50, np.uint8)
+    frames = list(iter_frames({"a": grey, 7: _pattern(2, 3)}))
+    assert [k for k, _ in frames] == ["a", 7] and frames[0][1].shape == (2, 3, 3) and frames[0][1].max() == 50
+    assert count_frames({"a": grey, 7: grey}) == 2
+    Image.fromarray(_pattern(4, 5)).save(tmp_path / "b.png")
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(_pattern(4, 5)).save(tmp_path / "sub" / "a.PNG")
+    (tmp_path / "notes.txt").write_text("skipped")
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (8, 6))
+    for _ in range(3):
+        writer.write(np.dstack([np.zeros((6, 8), np.uint8), np.zeros((6, 8), np.uint8), np.full((6, 8), 200, np.uint8)]))
+    writer.release()  # BGR (0, 0, 200) is red
+    keys = [k for k, _ in iter_frames(tmp_path)]
+    video = str(tmp_path / "clip.avi")
+    assert keys == [str(tmp_path / "b.png"), f"{video}#1", f"{video}#2", f"{video}#3", str(tmp_path / "sub" / "a.PNG")]
+    assert count_frames(tmp_path) == 5 and count_frames([tmp_path / "b.png", str(tmp_path / "clip.avi")]) == 4
+    key, first = next(iter_frames(tmp_path / "clip.avi"))
+    assert key == f"{video}#1" and first.shape == (6, 8, 3) and first[0, 0, 0] > 150 and first[0, 0, 2] < 60
+    (key, img), = iter_frames(str(tmp_path / "b.png"))
+    assert key == str(tmp_path / "b.png") and np.array_equal(img, _pattern(4, 5))
+
+
+def test_iter_frames_bad_sources_name_the_path(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "broken.mp4").write_text("not a video")
+    cases = [(tmp_path / "empty", "the folder holds no image or video file"), (tmp_path / "gone.png", "no such file or folder"),
+             (tmp_path / "notes.txt", "unknown image/video suffix '.txt'"), (tmp_path / "broken.mp4", "cannot open the video")]
+    for path, message in cases:
+        with pytest.raises(DataError, match=re.escape(f"{path}: {message}")):
+            list(iter_frames(path))
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'gone.png'}: no such file or folder")):
+        count_frames(tmp_path / "gone.png")
+
+
+def test_iter_frames_of_a_dataset_checks_the_recorded_size(tmp_path):
+    Image.fromarray(_pattern(4, 5)).save(tmp_path / "a.png")
+    good = Dataset([{"id": 1, "name": "x"}], [ImageRecord(3, "a.png", 5, 4)], root=tmp_path)
+    (key, img), = iter_frames(good)
+    assert key == 3 and np.array_equal(img, _pattern(4, 5)) and count_frames(good) == 1
+    bad = Dataset([{"id": 1, "name": "x"}], [ImageRecord(3, "a.png", 4, 5)], root=tmp_path)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'a.png'}: record 3: image is 5x4 but the record says 4x5")):
+        list(iter_frames(bad))
