@@ -2,6 +2,8 @@
 and the frame sources of inference (labkit.data.sources): arrays, files, folders, videos, datasets."""
 
 import re
+import sys
+import types
 
 import cv2
 import numpy as np
@@ -9,7 +11,8 @@ import pytest
 from PIL import Image, ImageFile
 
 from labkit.data.annotations import Dataset, ImageRecord
-from labkit.data.images import BACKGROUND, image_size, load_image, load_label_mask
+from labkit.data import images
+from labkit.data.images import BACKGROUND, image_size, load_image, load_label_mask, to_rgb_array
 from labkit.data.sources import count_frames, iter_frames, to_rgb
 from labkit.errors import DataError
 
@@ -117,6 +120,71 @@ def test_label_mask_rejects_colour(tmp_path):
     Image.fromarray(_pattern()).save(tmp_path / "rgb.png")
     with pytest.raises(DataError, match="single-channel"):
         load_label_mask(tmp_path / "rgb.png")
+
+
+def test_premultiplied_alpha_and_transparent_palette_are_composited_on_white():
+    """Hand-worked: a premultiplied pixel (value c, alpha a) over white is c + 255 * (1 - a / 255);
+    c=50, a=100 gives 205, and c=0 gives 155. A palette colour marked transparent shows the
+    background. ("La" used to be a bare ValueError: Pillow converts La to LA only.)"""
+    rgba = to_rgb_array(Image.new("RGBa", (2, 1), (50, 0, 0, 100)))
+    assert np.abs(rgba[0, 0].astype(int) - [205, 155, 155]).max() <= 1
+    la = to_rgb_array(Image.new("La", (2, 1), (50, 100)))
+    assert np.abs(la[0, 0].astype(int) - [205, 205, 205]).max() <= 1
+    pal = Image.fromarray(np.array([[0, 1]], np.uint8), "P")
+    pal.putpalette([10, 20, 30, 200, 0, 0] + [0] * 762)
+    pal.info["transparency"] = 0
+    assert to_rgb_array(pal).tolist() == [[list(BACKGROUND), [200, 0, 0]]]
+
+
+def test_float_images_and_exif_failures_are_data_errors(monkeypatch, tmp_path):
+    with pytest.raises(DataError, match=re.escape("f.tif: floating-point images have no defined 8-bit scaling; convert them first")):
+        to_rgb_array(Image.new("F", (2, 2), 0.5), source="f.tif")
+    Image.fromarray(_pattern(2, 3)).save(tmp_path / "a.png")
+
+    def broken(img):
+        raise OSError("bad EXIF")
+
+    monkeypatch.setattr(images.ImageOps, "exif_transpose", broken)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'a.png'}: cannot apply EXIF orientation (bad EXIF)")):
+        load_image(tmp_path / "a.png")
+
+
+def test_open_errors_say_why(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).save(tmp_path / "mask.png")
+    data = (tmp_path / "mask.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.png").write_text("not an image")
+    for name, message in (("absent.png", "image file not found"), ("text.png", "not an image file Pillow can read"),
+                          ("cut.png", "cannot decode image (")):
+        for load in (load_image, load_label_mask):
+            with pytest.raises(DataError, match=re.escape(f"{tmp_path / name}: {message}")):
+                load(tmp_path / name)
+
+
+def test_bilevel_label_mask_is_uint8_zeros_and_ones(tmp_path):
+    bits = np.array([[0, 1, 1], [1, 0, 0]], bool)
+    Image.fromarray(bits).convert("1").save(tmp_path / "m.png")
+    mask = load_label_mask(tmp_path / "m.png")
+    assert mask.dtype == np.uint8 and mask.tolist() == [[0, 1, 1], [1, 0, 0]]
+
+
+def test_ultralytics_open_patch_is_bypassed(monkeypatch, tmp_path):
+    """With Ultralytics' Image.open wrapper installed, labkit calls the original it keeps; a
+    patches module without the wrapper changes nothing."""
+    Image.fromarray(_pattern(2, 3)).save(tmp_path / "a.png")
+    calls = []
+    original = Image.open
+    fake = types.ModuleType("ultralytics.utils.patches")
+    fake._image_open = lambda path: calls.append(path) or original(path)
+    fake.image_open = lambda *a, **k: pytest.fail("the wrapper must not be called")
+    monkeypatch.setitem(sys.modules, "ultralytics.utils.patches", fake)
+    monkeypatch.setattr(Image, "open", fake.image_open)
+    assert np.array_equal(load_image(tmp_path / "a.png"), _pattern(2, 3)) and calls == [tmp_path / "a.png"]
+    bare = types.ModuleType("ultralytics.utils.patches")
+    monkeypatch.setitem(sys.modules, "ultralytics.utils.patches", bare)
+    monkeypatch.setattr(Image, "open", original)
+    assert np.array_equal(load_image(tmp_path / "a.png"), _pattern(2, 3))
 
 
 # ----------------------------------------------------------------------------- labkit.data.sources
