@@ -248,3 +248,11 @@ def test_iter_frames_of_a_dataset_checks_the_recorded_size(tmp_path):
     bad = Dataset([{"id": 1, "name": "x"}], [ImageRecord(3, "a.png", 4, 5)], root=tmp_path)
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'a.png'}: record 3: image is 5x4 but the record says 4x5")):
         list(iter_frames(bad))
+
+
+def test_a_one_frame_video_yields_its_frame(tmp_path):
+    writer = cv2.VideoWriter(str(tmp_path / "one.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (8, 6))
+    writer.write(np.full((6, 8, 3), 90, np.uint8))
+    writer.release()
+    frames = list(iter_frames(tmp_path / "one.avi"))
+    assert [k for k, _ in frames] == [f"{tmp_path / 'one.avi'}#1"] and abs(int(frames[0][1][0, 0, 0]) - 90) <= 3
