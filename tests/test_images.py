@@ -256,3 +256,9 @@ def test_a_one_frame_video_yields_its_frame(tmp_path):
     writer.release()
     frames = list(iter_frames(tmp_path / "one.avi"))
     assert [k for k, _ in frames] == [f"{tmp_path / 'one.avi'}#1"] and abs(int(frames[0][1][0, 0, 0]) - 90) <= 3
+
+
+def test_32bit_integer_values_outside_16_bits_are_an_error_naming_the_source():
+    img = Image.fromarray(np.array([[-1, 5], [70000, 0]], np.int32), "I")
+    with pytest.raises(DataError, match=re.escape("deep.tif: I image values span [-1, 70000], not 16-bit")):
+        to_rgb_array(img, source="deep.tif")
