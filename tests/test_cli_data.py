@@ -170,3 +170,14 @@ def test_validate_image_root_is_for_coco_files_only(tmp_path, capsys):
     assert main(["data", "validate", str(tmp_path), "--image-root", str(tmp_path)]) == 2
     assert capsys.readouterr().err == ("labkit: error: --image-root applies to a COCO file; a dataset folder has its "
                                        "own images/\n")
+
+
+def test_leakage_help_names_the_real_default_constant():
+    """--max-distance's help points at the constant that holds its default: that name must exist."""
+    import re
+
+    from labkit.data import splits
+
+    help_text = next(a for a in _data_subcommands().choices["leakage"]._actions if a.dest == "max_distance").help
+    name = re.search(r"default: labkit\.data\.splits\.(\w+)", help_text).group(1)
+    assert isinstance(getattr(splits, name), int)
