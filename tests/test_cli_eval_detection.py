@@ -71,3 +71,16 @@ def test_usage_errors_exit_2(run, files, tmp_path: Path) -> None:
     code, _, err = run("--gt", str(tmp_path / "missing.json"), "--pred", str(pred))
     assert code == 2 and "missing.json is not a file" in err
     assert run("--gt", str(gt))[0] == 2
+
+
+def test_eval_is_listed_and_needs_a_task(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """`labkit --help` lists `eval` with a line of help; `labkit eval` without a task is a usage
+    error (exit 2) that names the missing TASK."""
+    import argparse
+
+    monkeypatch.setattr(labkit.cli, "COMMAND_MODULES", ("labkit.metrics.cli",))
+    top = next(a for a in labkit.cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert [(a.dest, bool(a.help)) for a in top._choices_actions] == [("eval", True)]
+    with pytest.raises(SystemExit) as exc:
+        labkit.cli.main(["eval"])
+    assert exc.value.code == 2 and "error: the following arguments are required: TASK" in capsys.readouterr().err
