@@ -361,3 +361,25 @@ def test_segmentation_command_and_options_have_help(monkeypatch):
     tasks = next(a for a in top.choices["eval"]._actions if isinstance(a, argparse._SubParsersAction))
     assert [(a.dest, bool(a.help)) for a in tasks._choices_actions] == [("segmentation", True)]
     assert [a.option_strings for a in tasks.choices["segmentation"]._actions if not a.help] == []
+
+
+def test_tracking_argument_errors_are_usage_errors(run, tmp_path):
+    """argparse rejects a missing --gt, an unknown --preprocess and a non-integer --num-frames (exit 2)."""
+    _sequence_folder(tmp_path / "gt", tmp_path / "pred", "s1", 7)
+    gt_file, pred_file = tmp_path / "gt" / "s1" / "gt" / "gt.txt", tmp_path / "pred" / "s1.txt"
+    for argv in (["--pred", pred_file], ["--gt", gt_file, "--pred", pred_file, "--preprocess", "mot99"],
+                 ["--gt", gt_file, "--pred", pred_file, "--num-frames", "3.5"]):
+        with pytest.raises(SystemExit) as exc:
+            run("eval", "tracking", *argv)
+        assert exc.value.code == 2
+
+
+def test_tracking_command_and_options_have_help(monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("labkit.metrics.cli",))
+    monkeypatch.setattr(metrics_cli, "EVAL_MODULES", ("labkit.metrics.cli_tracking",))
+    top = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    tasks = next(a for a in top.choices["eval"]._actions if isinstance(a, argparse._SubParsersAction))
+    assert [(a.dest, bool(a.help)) for a in tasks._choices_actions] == [("tracking", True)]
+    assert [a.option_strings for a in tasks.choices["tracking"]._actions if not a.help] == []
