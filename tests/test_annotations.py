@@ -1,4 +1,7 @@
 import json
+import re
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,7 +9,8 @@ import pytest
 from labkit.data.annotations import Dataset, Detections, ImageRecord
 from labkit.data.boxes import (Letterbox, cxcywh_to_xyxy, denormalize, normalize, xywh_to_xyxy,
                                xyxy_to_cxcywh, xyxy_to_xywh)
-from labkit.data.coco import coco_to_dataset, dataset_to_coco, load_coco, read_json, results_to_detections
+from labkit.data.coco import (coco_to_dataset, dataset_to_coco, detections_to_results, load_coco, read_json,
+                              results_to_detections)
 from labkit.data.masks import box_to_mask, mask_to_polygons, mask_to_rle, rle_to_mask, segmentation_to_mask
 from labkit.errors import DataError
 
@@ -101,6 +105,16 @@ def test_mask_encodings_round_trip():
     assert np.allclose(d.xywh, [[2, 5, 28, 30]]) and (d.masks(40, 50)[0] == m).all()
 
 
+def test_segmentation_to_mask_is_silent_under_numpy_2():
+    """pycocotools 2.0.x's decode trips NumPy 2's copy-keyword DeprecationWarning; students must not
+    see it on every mask (the warning is filtered inside segmentation_to_mask, and only there)."""
+    rle = mask_to_rle(np.ones((3, 4), bool))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mask = segmentation_to_mask(rle, 3, 4)
+    assert mask.shape == (3, 4) and mask.all()
+
+
 def test_segmentation_size_mismatch_is_an_error():
     rle = mask_to_rle(np.ones((4, 4), bool))
     with pytest.raises(DataError, match="differs from the image size"):
@@ -150,6 +164,55 @@ def test_coco_structural_errors_name_the_record(mutate, message):
         coco_to_dataset(coco, source="tiny.json")
 
 
+def test_coco_errors_name_the_file_and_the_record():
+    """Every structural error names the source and, where there is one, the record (id) at fault."""
+    coco = _tiny_coco()
+    del coco["images"][1]["width"]
+    with pytest.raises(DataError, match=re.escape("tiny.json: record 2: image entry lacks 'width'")):
+        coco_to_dataset(coco, source="tiny.json")
+    coco = _tiny_coco()
+    coco["annotations"][0]["score"] = 0.9  # annotation 7 has a score, annotation 9 has none
+    with pytest.raises(DataError, match=re.escape("tiny.json: record 9: 'score' is missing while other records have it")):
+        coco_to_dataset(coco, source="tiny.json")
+    coco = _tiny_coco()
+    coco["annotations"][0]["score"], coco["annotations"][1]["score"] = 0.9, "high"
+    with pytest.raises(DataError, match=re.escape("tiny.json: record 9: score must be a number, got 'high'")):
+        coco_to_dataset(coco, source="tiny.json")
+    coco = _tiny_coco()
+    del coco["annotations"][0]["bbox"]
+    with pytest.raises(DataError, match=re.escape("tiny.json: record 7: annotation lacks 'bbox'")):
+        coco_to_dataset(coco, source="tiny.json")
+    coco = _tiny_coco()
+    coco["images"] = {}
+    with pytest.raises(DataError, match=re.escape("tiny.json: 'images' must be a list")):
+        coco_to_dataset(coco, source="tiny.json")
+    coco = _tiny_coco()
+    coco["annotations"][1]["category_id"] = "cone"
+    with pytest.raises(DataError, match=re.escape("tiny.json: malformed annotation fields")):
+        coco_to_dataset(coco, source="tiny.json")
+
+
+def test_coco_keypoints_become_an_n_k_3_array_or_stay_as_written():
+    """Hand-worked: [x1, y1, v1, x2, y2, v2] is two (x, y, v) rows. Equal counts on every
+    annotation stack to (N, K, 3); unequal counts cannot stack, so they stay per-record data
+    and are written back unchanged; a count that is not a multiple of 3 is an error naming the record."""
+    coco = _coco_one_image([{"id": 1, "keypoints": [1, 2, 2, 3, 4, 1]}, {"id": 2, "keypoints": [5, 6, 0, 7, 8, 2]}])
+    det = coco_to_dataset(coco).images[0].detections
+    assert det.keypoints.shape == (2, 2, 3)
+    assert det.keypoints.tolist() == [[[1, 2, 2], [3, 4, 1]], [[5, 6, 0], [7, 8, 2]]]
+    assert json.loads(json.dumps(dataset_to_coco(coco_to_dataset(coco)))) == dict(coco, info={})
+    uneven = _coco_one_image([{"id": 1, "keypoints": [1, 2, 2]}, {"id": 2, "keypoints": [5, 6, 0, 7, 8, 2]}])
+    det = coco_to_dataset(uneven).images[0].detections
+    assert det.keypoints is None
+    assert [a["keypoints"] for a in dataset_to_coco(coco_to_dataset(uneven))["annotations"]] == [[1, 2, 2], [5, 6, 0, 7, 8, 2]]
+    bad = _coco_one_image([{"id": 1, "keypoints": [1, 2, 2]}, {"id": 4, "keypoints": [5, 6]}])
+    with pytest.raises(DataError, match=re.escape("kp.json: record 4: keypoints must be (x, y, visibility) triples, got 2 values")):
+        coco_to_dataset(bad, source="kp.json")
+    bad = _coco_one_image([{"id": 3, "keypoints": ["a", 2, 2]}])
+    with pytest.raises(DataError, match=re.escape("kp.json: record 3: keypoints must be a list of numbers")):
+        coco_to_dataset(bad, source="kp.json")
+
+
 def test_read_json_errors(tmp_path):
     empty = tmp_path / "empty.json"
     empty.write_text("")
@@ -159,6 +222,9 @@ def test_read_json_errors(tmp_path):
     bad.write_text("{")
     with pytest.raises(DataError, match="not valid JSON"):
         read_json(bad)
+    missing = tmp_path / "missing.json"
+    with pytest.raises(DataError, match=re.escape(f"{missing}: cannot read file (No such file or directory)")):
+        read_json(missing)
 
 
 @pytest.mark.parametrize("result, message", [
@@ -170,6 +236,52 @@ def test_read_json_errors(tmp_path):
 def test_results_errors(result, message):
     with pytest.raises(DataError, match=message):
         results_to_detections([result], [1, 2], source="pred.json")
+
+
+@pytest.mark.parametrize("results, message", [
+    ({"image_id": 1}, "pred.json: a results file must hold a JSON list"),
+    (["x"], "pred.json: record result #0: result is not an object"),
+    ([{"image_id": 1, "category_id": 1, "score": 0.5}], "pred.json: record result #0: result has neither 'bbox' nor 'segmentation'"),
+    ([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5},
+      {"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": "high"}],
+     "pred.json: record result #1: score must be a number, got 'high'"),
+])
+def test_results_errors_name_the_file_and_the_result(results, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        results_to_detections(results, [1, 2], source="pred.json")
+
+
+def test_results_on_an_unknown_image_name_the_result():
+    with pytest.raises(DataError, match=re.escape("pred.json: record result #1: result refers to image id 5, which is not in the ground truth")):
+        results_to_detections([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5},
+                               {"image_id": 5, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}], [1, 2], source="pred.json")
+
+
+def test_segmentation_only_results_get_an_all_zero_box():
+    """A segm result may leave out 'bbox'; it then gets the placeholder box [0, 0, 0, 0]."""
+    poly = [[1, 1, 4, 1, 4, 3]]
+    dets = results_to_detections([{"image_id": 1, "category_id": 2, "segmentation": poly, "score": 0.5}], [1])
+    assert dets[1].xywh.tolist() == [[0.0, 0.0, 0.0, 0.0]] and dets[1].segmentation == [poly]
+    assert dets[1].score.tolist() == [0.5] and dets[1].class_id.tolist() == [2]
+
+
+def test_results_errors_without_a_source_say_memory():
+    with pytest.raises(DataError, match=re.escape("<memory>: record result #0: result is not an object")):
+        results_to_detections([3], [1])
+
+
+def test_detections_to_results_hand_worked():
+    """One prediction on image 7 -> one COCO result with plain ints and floats; masks on request."""
+    det = Detections(np.array([[1, 2, 3, 4]]), np.array([5]), score=np.array([0.25]),
+                     segmentation=[[[1, 2, 4, 2, 4, 6]]])
+    assert detections_to_results({7: det}) == [{"image_id": 7, "category_id": 5, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.25}]
+    assert detections_to_results({7: det}, with_masks=True) == [
+        {"image_id": 7, "category_id": 5, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.25, "segmentation": [[1, 2, 4, 2, 4, 6]]}]
+    no_mask = Detections(np.array([[1, 2, 3, 4]]), np.array([5]), score=np.array([0.25]), segmentation=[None])
+    with pytest.raises(DataError, match=re.escape("record image 7: segm results need a segmentation for every prediction")):
+        detections_to_results({7: no_mask}, with_masks=True)
+    with pytest.raises(DataError, match=re.escape("record image 7: predictions need scores")):
+        detections_to_results({7: Detections(np.array([[1, 2, 3, 4]]), np.array([5]))})
 
 
 def test_results_group_by_image():
@@ -189,6 +301,44 @@ def _coco_one_image(anns, **top):
             "annotations": [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16.0, "iscrowd": 0, **a}
                             for a in anns],
             "categories": [{"id": 1, "name": "disc"}], **top}
+
+
+def test_subset_keeps_info_source_root_and_licenses():
+    """A subset is the same dataset with fewer images: its info (a copy), licenses, root and source stay."""
+    ds = Dataset([{"id": 1, "name": "disc"}], [ImageRecord(1, "a.jpg", 4, 4), ImageRecord(2, "b.jpg", 4, 4)],
+                 info={"description": "tiny"}, licenses=[{"id": 1}], root=Path("/data"), source="gt.json")
+    sub = ds.subset([2])
+    assert [r.id for r in sub.images] == [2]
+    assert sub.info == {"description": "tiny"} and sub.info is not ds.info
+    assert (sub.licenses, sub.root, sub.source) == ([{"id": 1}], Path("/data"), "gt.json")
+    with pytest.raises(DataError, match=re.escape("gt.json: record 2: dataset has no image root folder")):
+        Dataset(ds.categories, ds.images, source="gt.json").subset([2]).image_path(ds.images[1])
+
+
+def test_detections_indexing_concat_and_dtypes():
+    """Indexing keeps the chosen objects' segmentations in the chosen order; concat keeps the data
+    fields every part has; scores are float64 and class ids int64 whatever the input type;
+    an empty keypoint list for N objects is (N, 0, 3)."""
+    polys = [[[0, 0, 1, 0, 1, 1]], [[2, 2, 3, 2, 3, 3]], [[4, 4, 5, 4, 5, 5]]]
+    det = Detections(np.zeros((3, 4)), [1, 2, 3], score=[1, 0, 1], segmentation=polys, data={"id": np.array([7, 8, 9])})
+    assert det.score.dtype == np.float64 and det.class_id.dtype == np.int64
+    picked = det[[2, 0]]
+    assert picked.segmentation == [polys[2], polys[0]] and picked.data["id"].tolist() == [9, 7]
+    both = Detections.concat([det[[0]], Detections(np.ones((1, 4)), [5], data={"id": np.array([4]), "area": np.array([1.0])})])
+    assert sorted(both.data) == ["id"] and both.data["id"].tolist() == [7, 4] and both.class_id.tolist() == [1, 5]
+    assert Detections(np.zeros((2, 4)), [1, 1], keypoints=[]).keypoints.shape == (2, 0, 3)
+
+
+def test_masks_of_box_only_objects_are_their_boxes():
+    """Hand-worked: box x=1, y=0, w=2, h=2 covers the pixel centres x in {1.5, 2.5}, y in {0.5, 1.5};
+    the second object's polygon is rasterised by pycocotools instead."""
+    rle = mask_to_rle(np.eye(3, 4, dtype=bool))
+    det = Detections(np.array([[1.0, 0, 2, 2], [0, 0, 4, 3]]), [1, 1], segmentation=[None, rle])
+    masks = det.masks(3, 4)
+    expected = np.zeros((3, 4), bool)
+    expected[0:2, 1:3] = True
+    assert (masks[0] == expected).all() and (masks[1] == np.eye(3, 4, dtype=bool)).all()
+    assert (Detections(np.array([[1.0, 0, 2, 2]]), [1]).masks(3, 4)[0] == expected).all()
 
 
 def test_dataset_to_coco_numbers_new_annotations_and_keeps_track_ids():

@@ -117,3 +117,25 @@ def test_bad_inputs():
         check_card(42)
     with pytest.raises(ValueError, match="a metric must be"):
         DatasetCard.from_dict({"name": "x", "metrics": [3]})
+
+
+def test_metric_settings_and_finding_messages():
+    """Settings in parentheses lose the closing one; a card without a metrics section has no
+    metrics (and reports the section missing); findings say what to write."""
+    md = """# Dataset card: toy
+## Split strategy
+random 80/20
+## Metrics to report
+- accuracy (macro-averaged)
+- mAP (IoU 0.5)
+"""
+    parsed = parse_card(md)
+    assert parsed["metrics"] == [{"name": "accuracy", "settings": "macro-averaged"}, {"name": "mAP", "settings": "IoU 0.5"}]
+    messages = {f.code: f.message for f in check_card(md)}
+    assert messages["split-unit-missing"] == ("state the unit that was split (e.g. 'Unit: scene'): images of one unit never "
+                                              "share a split")
+    assert messages["metric-without-settings"] == ("metric 'accuracy' settings 'macro-averaged' give no number "
+                                                   "(IoU threshold, maxDets, tolerance ...)")
+    no_metrics = parse_card("# Dataset card: toy\n## Known artifacts\n- blur\n")
+    assert no_metrics["metrics"] == [] and no_metrics["sections"] == {"Known artifacts": "- blur"}
+    assert ("missing-section", "Metrics to report") in _codes(check_card("# Dataset card: toy\n## Known artifacts\n- blur\n"))

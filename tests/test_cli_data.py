@@ -118,3 +118,66 @@ def test_generate_passes_its_options(monkeypatch, tmp_path, capsys):
         main(["data", "generate", "--out", str(tmp_path), "--size", "huge"])
     assert exc.value.code == 2
 
+
+
+# --------------------------------------------------------------------------- help and usage errors
+def _data_subcommands():
+    import argparse
+
+    from labkit.cli import build_parser
+
+    top = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    data = next(a for a in top.choices["data"]._actions if isinstance(a, argparse._SubParsersAction))
+    return data
+
+
+def test_every_data_subcommand_and_option_has_help():
+    """`labkit data --help` lists every subcommand with a line of help, and every option says what it does."""
+    data = _data_subcommands()
+    listed = {a.dest: a.help for a in data._choices_actions}
+    assert set(listed) == {"generate", "validate", "leakage", "card"} and all(listed.values()), listed
+    for name, parser in data.choices.items():
+        undocumented = [a.option_strings or a.dest for a in parser._actions if not a.help]
+        assert undocumented == [], (name, undocumented)
+    seed = next(a for a in data.choices["generate"]._actions if a.dest == "seed")
+    assert seed.default == 0 and "(default 0)" in seed.help  # the help states the real default
+
+
+def test_generate_defaults_and_required_out(monkeypatch, tmp_path, capsys):
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("labkit.data.synth")
+    fake.generate_dataset = lambda out, seed, size: calls.append((out, seed, size)) or {"counts": {}}
+    monkeypatch.setitem(sys.modules, "labkit.data.synth", fake)
+    assert main(["data", "generate", "--out", str(tmp_path)]) == 0 and calls == [(tmp_path, 0, "default")]
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "generate"])
+    assert exc.value.code == 2 and "--out" in capsys.readouterr().err
+    assert main(["data", "generate", "--out", str(tmp_path), "--seed", "-1"]) == 2
+    assert capsys.readouterr().err == "labkit: error: --seed must be >= 0, got -1\n" and len(calls) == 1
+
+
+@pytest.mark.parametrize("argv, what", [(["validate", "nope.json"], "dataset path"), (["leakage", "nope"], "dataset folder"),
+                                        (["card", "nope.md"], "dataset card")])
+def test_missing_path_error_says_what_was_expected(argv, what, tmp_path, capsys):
+    assert main(["data", argv[0], str(tmp_path / argv[1])]) == 2
+    assert capsys.readouterr().err == f"labkit: error: {what} {tmp_path / argv[1]} does not exist\n"
+
+
+def test_validate_image_root_is_for_coco_files_only(tmp_path, capsys):
+    assert main(["data", "validate", str(tmp_path), "--image-root", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("labkit: error: --image-root applies to a COCO file; a dataset folder has its "
+                                       "own images/\n")
+
+
+def test_leakage_help_names_the_real_default_constant():
+    """--max-distance's help points at the constant that holds its default: that name must exist."""
+    import re
+
+    from labkit.data import splits
+
+    help_text = next(a for a in _data_subcommands().choices["leakage"]._actions if a.dest == "max_distance").help
+    name = re.search(r"default: labkit\.data\.splits\.(\w+)", help_text).group(1)
+    assert isinstance(getattr(splits, name), int)

@@ -71,3 +71,52 @@ def test_usage_errors_exit_2(run, files, tmp_path: Path) -> None:
     code, _, err = run("--gt", str(tmp_path / "missing.json"), "--pred", str(pred))
     assert code == 2 and "missing.json is not a file" in err
     assert run("--gt", str(gt))[0] == 2
+
+
+def test_eval_is_listed_and_needs_a_task(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """`labkit --help` lists `eval` with a line of help; `labkit eval` without a task is a usage
+    error (exit 2) that names the missing TASK."""
+    import argparse
+
+    monkeypatch.setattr(labkit.cli, "COMMAND_MODULES", ("labkit.metrics.cli",))
+    top = next(a for a in labkit.cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert [(a.dest, bool(a.help)) for a in top._choices_actions] == [("eval", True)]
+    with pytest.raises(SystemExit) as exc:
+        labkit.cli.main(["eval"])
+    assert exc.value.code == 2 and "error: the following arguments are required: TASK" in capsys.readouterr().err
+
+
+def test_missing_files_name_their_flag(run, files, tmp_path: Path) -> None:
+    gt, pred = files
+    code, _, err = run("--gt", str(gt), "--pred", str(tmp_path / "none.json"))
+    assert code == 2 and err == f"labkit: error: --pred {tmp_path / 'none.json'} is not a file\n"
+    code, _, err = run("--gt", str(tmp_path), "--pred", str(pred))
+    assert code == 2 and err == f"labkit: error: --gt {tmp_path} is not a file\n"
+
+
+def test_backend_applies_to_the_error_analysis_too(run, files, monkeypatch: pytest.MonkeyPatch) -> None:
+    import labkit.metrics.errors
+
+    seen = []
+    real = labkit.metrics.errors.analyze_errors
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(labkit.metrics.errors, "analyze_errors", spy)
+    gt, pred = files
+    assert run("--gt", str(gt), "--pred", str(pred), "--backend", "pycocotools", "--errors", "--json")[0] == 0
+    assert seen == [{"iou_type": "bbox", "backend": "pycocotools"}]
+
+
+def test_detection_command_and_options_have_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    monkeypatch.setattr(labkit.cli, "COMMAND_MODULES", ("labkit.metrics.cli",))
+    monkeypatch.setattr(labkit.metrics.cli, "EVAL_MODULES", ("labkit.metrics.cli_detection",))
+    top = next(a for a in labkit.cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    tasks = next(a for a in top.choices["eval"]._actions if isinstance(a, argparse._SubParsersAction))
+    assert [(a.dest, bool(a.help)) for a in tasks._choices_actions] == [("detection", True)]
+    undocumented = [a.option_strings for a in tasks.choices["detection"]._actions if not a.help]
+    assert undocumented == []

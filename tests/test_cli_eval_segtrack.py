@@ -324,3 +324,62 @@ def test_tracking_usage_errors_exit_2(run, tmp_path):
     assert run("eval", "tracking", "--gt", gt_file, "--pred", tmp_path / "pred")[0] == 2
     assert run("eval", "tracking", "--gt", gt_file, "--pred", tmp_path / "pred" / "s1.txt", "--threshold", 0)[0] == 2
     assert run("eval", "tracking", "--gt", tmp_path / "gt", "--pred", tmp_path / "pred", "--num-frames", 3)[0] == 2
+
+
+def test_segmentation_one_class_is_allowed(run, tmp_path):
+    """--num-classes 1 is the smallest valid value (0 is the usage error): all-zero masks score 1 pair."""
+    _save(tmp_path / "gt" / "a.png", np.zeros((3, 4)))
+    _save(tmp_path / "pred" / "a.png", np.zeros((3, 4)))
+    code, out, _ = run("eval", "segmentation", "--gt", tmp_path / "gt", "--pred", tmp_path / "pred", "--num-classes", 1, "--json")
+    assert code == 0 and json.loads(out)["files"] == 1
+
+
+def test_segmentation_missing_masks_list_five_then_dots(run, tmp_path):
+    """Exactly five missing counterparts are all listed; a sixth is cut to ' ...'; no ground truth at all is named."""
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "pred").mkdir()
+    code, _, err = run("eval", "segmentation", "--gt", tmp_path / "gt", "--pred", tmp_path / "pred", "--num-classes", 2)
+    assert code == 1 and err == f"labkit: bad data: {tmp_path / 'gt'}: no *.png ground-truth masks found\n"
+    _save(tmp_path / "gt" / "z.png", np.zeros((3, 4)))
+    _save(tmp_path / "pred" / "z.png", np.zeros((3, 4)))
+    for k in range(5):
+        _save(tmp_path / "gt" / f"m{k}.png", np.zeros((3, 4)))
+    code, _, err = run("eval", "segmentation", "--gt", tmp_path / "gt", "--pred", tmp_path / "pred", "--num-classes", 2)
+    assert code == 1 and err.endswith("have no counterpart here: m0.png, m1.png, m2.png, m3.png, m4.png\n")
+    _save(tmp_path / "gt" / "m5.png", np.zeros((3, 4)))
+    code, _, err = run("eval", "segmentation", "--gt", tmp_path / "gt", "--pred", tmp_path / "pred", "--num-classes", 2)
+    assert code == 1 and err.endswith("6 mask(s) of " + str(tmp_path / "gt") + " have no counterpart here: "
+                                      "m0.png, m1.png, m2.png, m3.png, m4.png ...\n")
+
+
+def test_segmentation_command_and_options_have_help(monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("labkit.metrics.cli",))
+    monkeypatch.setattr(metrics_cli, "EVAL_MODULES", ("labkit.metrics.cli_segmentation",))
+    top = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    tasks = next(a for a in top.choices["eval"]._actions if isinstance(a, argparse._SubParsersAction))
+    assert [(a.dest, bool(a.help)) for a in tasks._choices_actions] == [("segmentation", True)]
+    assert [a.option_strings for a in tasks.choices["segmentation"]._actions if not a.help] == []
+
+
+def test_tracking_argument_errors_are_usage_errors(run, tmp_path):
+    """argparse rejects a missing --gt, an unknown --preprocess and a non-integer --num-frames (exit 2)."""
+    _sequence_folder(tmp_path / "gt", tmp_path / "pred", "s1", 7)
+    gt_file, pred_file = tmp_path / "gt" / "s1" / "gt" / "gt.txt", tmp_path / "pred" / "s1.txt"
+    for argv in (["--pred", pred_file], ["--gt", gt_file, "--pred", pred_file, "--preprocess", "mot99"],
+                 ["--gt", gt_file, "--pred", pred_file, "--num-frames", "3.5"]):
+        with pytest.raises(SystemExit) as exc:
+            run("eval", "tracking", *argv)
+        assert exc.value.code == 2
+
+
+def test_tracking_command_and_options_have_help(monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("labkit.metrics.cli",))
+    monkeypatch.setattr(metrics_cli, "EVAL_MODULES", ("labkit.metrics.cli_tracking",))
+    top = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    tasks = next(a for a in top.choices["eval"]._actions if isinstance(a, argparse._SubParsersAction))
+    assert [(a.dest, bool(a.help)) for a in tasks._choices_actions] == [("tracking", True)]
+    assert [a.option_strings for a in tasks.choices["tracking"]._actions if not a.help] == []

@@ -1,10 +1,19 @@
-"""Canonical image loading on files written here: EXIF, 16-bit, grey, alpha, palette, CMYK, broken."""
+"""Canonical image loading on files written here: EXIF, 16-bit, grey, alpha, palette, CMYK, broken;
+and the frame sources of inference (labkit.data.sources): arrays, files, folders, videos, datasets."""
 
+import re
+import sys
+import types
+
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from labkit.data.images import BACKGROUND, image_size, load_image, load_label_mask
+from labkit.data.annotations import Dataset, ImageRecord
+from labkit.data import images
+from labkit.data.images import BACKGROUND, image_size, load_image, load_label_mask, to_rgb_array
+from labkit.data.sources import count_frames, iter_frames, to_rgb
 from labkit.errors import DataError
 
 
@@ -111,3 +120,145 @@ def test_label_mask_rejects_colour(tmp_path):
     Image.fromarray(_pattern()).save(tmp_path / "rgb.png")
     with pytest.raises(DataError, match="single-channel"):
         load_label_mask(tmp_path / "rgb.png")
+
+
+def test_premultiplied_alpha_and_transparent_palette_are_composited_on_white():
+    """Hand-worked: a premultiplied pixel (value c, alpha a) over white is c + 255 * (1 - a / 255);
+    c=50, a=100 gives 205, and c=0 gives 155. A palette colour marked transparent shows the
+    background. ("La" used to be a bare ValueError: Pillow converts La to LA only.)"""
+    rgba = to_rgb_array(Image.new("RGBa", (2, 1), (50, 0, 0, 100)))
+    assert np.abs(rgba[0, 0].astype(int) - [205, 155, 155]).max() <= 1
+    la = to_rgb_array(Image.new("La", (2, 1), (50, 100)))
+    assert np.abs(la[0, 0].astype(int) - [205, 205, 205]).max() <= 1
+    pal = Image.fromarray(np.array([[0, 1]], np.uint8), "P")
+    pal.putpalette([10, 20, 30, 200, 0, 0] + [0] * 762)
+    pal.info["transparency"] = 0
+    assert to_rgb_array(pal).tolist() == [[list(BACKGROUND), [200, 0, 0]]]
+
+
+def test_float_images_and_exif_failures_are_data_errors(monkeypatch, tmp_path):
+    with pytest.raises(DataError, match=re.escape("f.tif: floating-point images have no defined 8-bit scaling; convert them first")):
+        to_rgb_array(Image.new("F", (2, 2), 0.5), source="f.tif")
+    Image.fromarray(_pattern(2, 3)).save(tmp_path / "a.png")
+
+    def broken(img):
+        raise OSError("bad EXIF")
+
+    monkeypatch.setattr(images.ImageOps, "exif_transpose", broken)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'a.png'}: cannot apply EXIF orientation (bad EXIF)")):
+        load_image(tmp_path / "a.png")
+
+
+def test_open_errors_say_why(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).save(tmp_path / "mask.png")
+    data = (tmp_path / "mask.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.png").write_text("not an image")
+    for name, message in (("absent.png", "image file not found"), ("text.png", "not an image file Pillow can read"),
+                          ("cut.png", "cannot decode image (")):
+        for load in (load_image, load_label_mask):
+            with pytest.raises(DataError, match=re.escape(f"{tmp_path / name}: {message}")):
+                load(tmp_path / name)
+
+
+def test_bilevel_label_mask_is_uint8_zeros_and_ones(tmp_path):
+    bits = np.array([[0, 1, 1], [1, 0, 0]], bool)
+    Image.fromarray(bits).convert("1").save(tmp_path / "m.png")
+    mask = load_label_mask(tmp_path / "m.png")
+    assert mask.dtype == np.uint8 and mask.tolist() == [[0, 1, 1], [1, 0, 0]]
+
+
+def test_ultralytics_open_patch_is_bypassed(monkeypatch, tmp_path):
+    """With Ultralytics' Image.open wrapper installed, labkit calls the original it keeps; a
+    patches module without the wrapper changes nothing."""
+    Image.fromarray(_pattern(2, 3)).save(tmp_path / "a.png")
+    calls = []
+    original = Image.open
+    fake = types.ModuleType("ultralytics.utils.patches")
+    fake._image_open = lambda path: calls.append(path) or original(path)
+    fake.image_open = lambda *a, **k: pytest.fail("the wrapper must not be called")
+    monkeypatch.setitem(sys.modules, "ultralytics.utils.patches", fake)
+    monkeypatch.setattr(Image, "open", fake.image_open)
+    assert np.array_equal(load_image(tmp_path / "a.png"), _pattern(2, 3)) and calls == [tmp_path / "a.png"]
+    bare = types.ModuleType("ultralytics.utils.patches")
+    monkeypatch.setitem(sys.modules, "ultralytics.utils.patches", bare)
+    monkeypatch.setattr(Image, "open", original)
+    assert np.array_equal(load_image(tmp_path / "a.png"), _pattern(2, 3))
+
+
+# ----------------------------------------------------------------------------- labkit.data.sources
+def test_to_rgb_repeats_grey_and_rejects_other_arrays():
+    grey = np.array([[0, 255], [7, 9]], np.uint8)
+    expected = np.stack([grey] * 3, axis=-1)
+    assert np.array_equal(to_rgb(grey), expected) and np.array_equal(to_rgb(grey[:, :, None]), expected)
+    rgb = np.asfortranarray(_pattern(3, 4))
+    out = to_rgb(rgb)
+    assert np.array_equal(out, rgb) and out.flags["C_CONTIGUOUS"] and to_rgb(grey).flags["C_CONTIGUOUS"]
+    with pytest.raises(DataError, match=re.escape("record cam1: images must be uint8, got float32")):
+        to_rgb(np.zeros((2, 2, 3), np.float32), record="cam1")
+    with pytest.raises(DataError, match=re.escape("record cam2: expected an RGB (H, W, 3) or grey (H, W) image, got shape (2, 2, 4)")):
+        to_rgb(np.zeros((2, 2, 4), np.uint8), record="cam2")
+    with pytest.raises(DataError, match=re.escape("got shape (4,)")):
+        to_rgb(np.zeros(4, np.uint8))
+
+
+def test_iter_frames_of_arrays_files_folders_and_videos(tmp_path):
+    """Keys: the mapping key, the path string, '<video>#<n>' from 1; folders are walked in sorted order."""
+    grey = np.full((2, 3), 50, np.uint8)
+    frames = list(iter_frames({"a": grey, 7: _pattern(2, 3)}))
+    assert [k for k, _ in frames] == ["a", 7] and frames[0][1].shape == (2, 3, 3) and frames[0][1].max() == 50
+    assert count_frames({"a": grey, 7: grey}) == 2
+    Image.fromarray(_pattern(4, 5)).save(tmp_path / "b.png")
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(_pattern(4, 5)).save(tmp_path / "sub" / "a.PNG")
+    (tmp_path / "notes.txt").write_text("skipped")
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (8, 6))
+    for _ in range(3):
+        writer.write(np.dstack([np.zeros((6, 8), np.uint8), np.zeros((6, 8), np.uint8), np.full((6, 8), 200, np.uint8)]))
+    writer.release()  # BGR (0, 0, 200) is red
+    keys = [k for k, _ in iter_frames(tmp_path)]
+    video = str(tmp_path / "clip.avi")
+    assert keys == [str(tmp_path / "b.png"), f"{video}#1", f"{video}#2", f"{video}#3", str(tmp_path / "sub" / "a.PNG")]
+    assert count_frames(tmp_path) == 5 and count_frames([tmp_path / "b.png", str(tmp_path / "clip.avi")]) == 4
+    key, first = next(iter_frames(tmp_path / "clip.avi"))
+    assert key == f"{video}#1" and first.shape == (6, 8, 3) and first[0, 0, 0] > 150 and first[0, 0, 2] < 60
+    (key, img), = iter_frames(str(tmp_path / "b.png"))
+    assert key == str(tmp_path / "b.png") and np.array_equal(img, _pattern(4, 5))
+
+
+def test_iter_frames_bad_sources_name_the_path(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "broken.mp4").write_text("not a video")
+    cases = [(tmp_path / "empty", "the folder holds no image or video file"), (tmp_path / "gone.png", "no such file or folder"),
+             (tmp_path / "notes.txt", "unknown image/video suffix '.txt'"), (tmp_path / "broken.mp4", "cannot open the video")]
+    for path, message in cases:
+        with pytest.raises(DataError, match=re.escape(f"{path}: {message}")):
+            list(iter_frames(path))
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'gone.png'}: no such file or folder")):
+        count_frames(tmp_path / "gone.png")
+
+
+def test_iter_frames_of_a_dataset_checks_the_recorded_size(tmp_path):
+    Image.fromarray(_pattern(4, 5)).save(tmp_path / "a.png")
+    good = Dataset([{"id": 1, "name": "x"}], [ImageRecord(3, "a.png", 5, 4)], root=tmp_path)
+    (key, img), = iter_frames(good)
+    assert key == 3 and np.array_equal(img, _pattern(4, 5)) and count_frames(good) == 1
+    bad = Dataset([{"id": 1, "name": "x"}], [ImageRecord(3, "a.png", 4, 5)], root=tmp_path)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'a.png'}: record 3: image is 5x4 but the record says 4x5")):
+        list(iter_frames(bad))
+
+
+def test_a_one_frame_video_yields_its_frame(tmp_path):
+    writer = cv2.VideoWriter(str(tmp_path / "one.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (8, 6))
+    writer.write(np.full((6, 8, 3), 90, np.uint8))
+    writer.release()
+    frames = list(iter_frames(tmp_path / "one.avi"))
+    assert [k for k, _ in frames] == [f"{tmp_path / 'one.avi'}#1"] and abs(int(frames[0][1][0, 0, 0]) - 90) <= 3
+
+
+def test_32bit_integer_values_outside_16_bits_are_an_error_naming_the_source():
+    img = Image.fromarray(np.array([[-1, 5], [70000, 0]], np.int32), "I")
+    with pytest.raises(DataError, match=re.escape("deep.tif: I image values span [-1, 70000], not 16-bit")):
+        to_rgb_array(img, source="deep.tif")

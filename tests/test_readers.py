@@ -1,5 +1,7 @@
 """Real-data readers, each run through the validator: MOTChallenge, COCO, CamVid, Penn-Fudan."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -128,3 +130,40 @@ def test_pennfudan_fixture(tmp_path):
     (tmp_path / "PennFudanPed/PedMasks/FudanPed00003_mask.png").unlink()
     with pytest.raises(DataError, match="mask file not found"):
         read_pennfudan(tmp_path / "PennFudanPed")
+
+
+def test_sequence_without_seqinfo_reads_img1_and_names_what_is_wrong(tmp_path):
+    """MOT15 style: no seqinfo.ini, so name, length, size and suffix come from img1/ (the first frame)."""
+    seq = tmp_path / "seq02"
+    with pytest.raises(DataError, match=re.escape(f"{seq}: sequence folder not found")):
+        read_mot_sequence(seq)
+    (seq / "img1").mkdir(parents=True)
+    with pytest.raises(DataError, match=re.escape(f"{seq}: neither seqinfo.ini nor frames in img1/")):
+        read_mot_sequence(seq)
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(seq / "img1" / "000001.jpg")
+    with pytest.raises(DataError, match=re.escape(f"{seq}: no ground truth gt/gt.txt (pass require_gt=False for a test sequence)")):
+        read_mot_sequence(seq)
+    ds, det = read_mot_sequence(seq, require_gt=False)
+    assert ds.info["sequence"] == {"name": "seq02", "im_dir": "img1", "fps": None, "length": 1, "width": 40, "height": 30,
+                                   "im_ext": ".jpg"}
+    assert [(r.id, r.file_name, r.width, r.height) for r in ds.images] == [(1, "img1/000001.jpg", 40, 30)] and det == {}
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(seq / "img1" / "000003.jpg")
+    with pytest.raises(DataError, match=re.escape(f"{seq}: img1/ frames are not numbered 1..2 without gaps")):
+        read_mot_sequence(seq, require_gt=False)
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(seq / "img1" / "first.jpg")
+    with pytest.raises(DataError, match=re.escape(f"{seq / 'img1' / 'first.jpg'}: frame files must be named by their "
+                                                  "1-based number (000001.jpg)")):
+        read_mot_sequence(seq, require_gt=False)
+
+
+def test_pennfudan_errors_name_the_file_and_the_image(tmp_path):
+    root = tmp_path / "PennFudanPed"
+    root.mkdir()
+    with pytest.raises(DataError, match=re.escape(f"{root}: no PNGImages/*.png")):
+        read_pennfudan(root)
+    _pennfudan(tmp_path / "ok", np.random.default_rng(0))
+    assert read_pennfudan(tmp_path / "ok").info == {"description": "Penn-Fudan Database for Pedestrian Detection and Segmentation"}
+    (tmp_path / "ok/PedMasks/FudanPed00002_mask.png").unlink()
+    mask = tmp_path / "ok/PedMasks/FudanPed00002_mask.png"
+    with pytest.raises(DataError, match=re.escape(f"{mask}: record FudanPed00002.png: mask file not found")):
+        read_pennfudan(tmp_path / "ok")

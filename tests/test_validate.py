@@ -1,6 +1,7 @@
 """The validator on a corpus of malformed inputs (one defect each), clean data and real COCO."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -394,3 +395,36 @@ def test_plot_stats_bars_and_size(tmp_path, monkeypatch):
     ax_cls = saved[-1].axes[0]
     assert [p.get_width() for p in ax_cls.patches] == [3, 5]
     assert ax_cls.get_title() == "val: objects per class (top 2 of 3)"
+
+
+def _one_image_coco(boxes, w=40, h=30):
+    return {"images": [{"id": 1, "file_name": "a.png", "width": w, "height": h}],
+            "annotations": [{"id": k + 1, "image_id": 1, "category_id": 1, "bbox": list(b), "area": b[2] * b[3], "iscrowd": 0}
+                            for k, b in enumerate(boxes)],
+            "categories": [{"id": 1, "name": "disc"}]}
+
+
+@pytest.mark.parametrize("box, square", [
+    # centre (31, 7) is right of and above the middle (20, 15): the square goes bottom-left
+    ([25, 2, 12, 10], [0, 26, 4, 26, 4, 30, 0, 30]),
+    # centre (8, 22) is left of and below the middle: the square goes top-right
+    ([2, 17, 12, 10], [36, 0, 40, 0, 40, 4, 36, 4]),
+])
+def test_mask_box_mismatch_puts_a_4px_square_in_the_farthest_corner(box, square):
+    broken, planted = plant_defects(_one_image_coco([box]), seed=0, kinds=["mask-box-mismatch"])
+    assert planted == [{"kind": "mask-box-mismatch", "code": "mask-box-mismatch", "record": 1, "needs_files": False}]
+    assert broken["annotations"][0]["segmentation"] == [square] and broken["annotations"][0]["bbox"] == box
+
+
+def test_plant_defects_errors_say_what_ran_out():
+    coco = _one_image_coco([[1, 1, 5, 5]])
+    with pytest.raises(DataError, match=re.escape("cannot plant 'bbox-zero-height': no annotation left to break "
+                                                  "(the COCO dict is too small)")):
+        plant_defects(coco, 0, kinds=["bbox-nan", "bbox-zero-height"])
+    with pytest.raises(DataError, match=re.escape("cannot plant 'image-missing-width': no image left to break")):
+        plant_defects(coco, 0, kinds=["image-zero-height", "image-missing-width"])
+    with pytest.raises(DataError, match=re.escape("cannot plant 'duplicate-category-id': no category left to break")):
+        plant_defects(coco, 0, kinds=["category-missing-name", "duplicate-category-id"])
+    with pytest.raises(DataError, match=re.escape("unknown defect kind(s) ['nope']; known: image-missing-width, "
+                                                  "image-zero-height, duplicate-image-id, ")):
+        plant_defects(coco, 0, kinds=["nope"])

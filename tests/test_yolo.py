@@ -1,5 +1,7 @@
 """YOLO export/import: exact round trip of boxes and polygons, mapping of category ids, bad lines."""
 
+import re
+
 import numpy as np
 import pytest
 import yaml
@@ -94,15 +96,15 @@ def test_crowd_is_skipped_and_boxes_clipped(tmp_path):
     ("3 0.5 0.5 0.2 0.2", "class '3'"),
     ("1.5 0.5 0.5 0.2 0.2", "class '1.5'"),
     ("-1 0.5 0.5 0.2 0.2", "class '-1'"),
-    ("0 0.5 0.5 1.2 0.2", r"normalised to \[0, 1\]"),
-    ("0 0.5 0.5 0 0.2", "zero or negative size"),
+    ("0 0.5 0.5 1.2 0.2", r"coordinates must be normalised to \[0, 1\]$"),
+    ("0 0.5 0.5 0 0.2", "box has zero or negative size w=0.0, h=0.2$"),
     ("0 nan 0.5 0.2 0.2", "non-finite"),
 ])
 def test_bad_label_lines_name_file_and_line(tmp_path, text, match):
     path = tmp_path / "labels" / "x.txt"
     path.parent.mkdir()
     path.write_text("0 0.5 0.5 0.2 0.2\n\n" + text + "\n")
-    with pytest.raises(DataError, match=match) as info:
+    with pytest.raises(DataError, match=re.escape(f"{path}: record line 3: ") + match) as info:
         read_label_file(path, 100, 50, n_classes=3)
     assert info.value.source == str(path) and info.value.record == "line 3"
 
@@ -115,6 +117,43 @@ def test_label_path_and_bad_yaml(tmp_path):
     (tmp_path / "data.yaml").write_text("train: images\n")
     with pytest.raises(DataError, match="names"):
         import_yolo(tmp_path / "data.yaml", "train")
+
+
+def test_bad_inputs_name_the_file_and_the_record(tmp_path):
+    """Errors of the export and import name the file (and the record) at fault, with the full message."""
+    data_yaml = tmp_path / "data.yaml"
+    data_yaml.write_text("train: images\n")
+    with pytest.raises(DataError, match=re.escape(f"{data_yaml}: a YOLO data.yaml must be a mapping with 'names'") + "$"):
+        import_yolo(data_yaml, "train")
+    data_yaml.write_text("names: {0: a, 2: b}\ntrain: images\n")  # index 1 missing
+    with pytest.raises(DataError, match=re.escape(f"{data_yaml}: 'names' must be a list or a mapping {{0: name, 1: name, ...}}") + "$"):
+        import_yolo(data_yaml, "train")
+    image = tmp_path / "pics" / "x.jpg"
+    with pytest.raises(DataError, match=re.escape(f"{image}: image path has no 'images' folder to map to 'labels'") + "$"):
+        label_path(image)
+    det = Detections(np.array([[1.0, 1, 2, 2]]), [1])
+    missing = Dataset([{"id": 1, "name": "a"}], [ImageRecord(1, "gone.png", 10, 10, det)], root=tmp_path, source="gt.json")
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'gone.png'}: image file not found") + "$"):
+        export_yolo({"train": missing}, tmp_path / "out")
+    clash = Dataset([{"id": 1, "name": "a"}], [ImageRecord(1, "a.png", 10, 10, det), ImageRecord(2, "a.jpg", 10, 10, det)],
+                    root=tmp_path, source="gt.json")
+    label = (tmp_path / "out2").resolve() / "labels" / "train" / "a.txt"
+    with pytest.raises(DataError, match=re.escape(f"gt.json: record 2: two images map to the label file {label}") + "$"):
+        export_yolo({"train": clash}, tmp_path / "out2", images="none")
+
+
+def test_segment_export_joins_two_polygons_by_a_zero_width_bridge(tmp_path):
+    """Hand-worked: unit squares at x in [0, 1] and [3, 4]. The nearest points are (1, 0) of the
+    first (its 2nd point) and (3, 0) of the second (its 1st point), so the ring goes round the first
+    square to (1, 0), over to (3, 0), round the second square back to (3, 0), and back to (1, 0):
+    10 points, normalised by the 10 x 10 image."""
+    segm = [[0, 0, 1, 0, 1, 1, 0, 1], [3, 0, 4, 0, 4, 1, 3, 1]]
+    det = Detections(np.array([[0.0, 0, 4, 1]]), [1], segmentation=[segm])
+    ds = Dataset([{"id": 1, "name": "a"}], [ImageRecord(1, "a.png", 10, 10, det)], root=tmp_path)
+    export_yolo({"train": ds}, tmp_path / "yolo", segments=True, images="none")
+    ring = [(0, 0), (1, 0), (3, 0), (4, 0), (4, 1), (3, 1), (3, 0), (1, 0), (1, 1), (0, 1)]
+    expected = "0 " + " ".join(f"{v / 10:g}" for xy in ring for v in xy)
+    assert (tmp_path / "yolo/labels/train/a.txt").read_text() == expected + "\n"
 
 
 def test_import_ultralytics_coco8(tmp_path, shared_data):

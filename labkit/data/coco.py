@@ -57,6 +57,17 @@ def _bbox(value: Any, source: str, record: Any) -> list[float]:
     return [_number(v, "bbox coordinate", source, record) for v in value]
 
 
+def _keypoints(value: Any, source: str, record: Any) -> np.ndarray:
+    """A COCO keypoints list ``[x1, y1, v1, x2, ...]`` -> ``(K, 3)`` float64."""
+    try:
+        flat = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"keypoints must be a list of numbers, got {value!r}", source=source, record=record) from exc
+    if flat.size % 3:
+        raise DataError(f"keypoints must be (x, y, visibility) triples, got {flat.size} values", source=source, record=record)
+    return flat.reshape(-1, 3)
+
+
 def _detections(anns: list[dict], source: str) -> Detections:
     if not anns:
         return Detections.empty()
@@ -75,7 +86,7 @@ def _detections(anns: list[dict], source: str) -> Detections:
     if any(has["segmentation"]):
         fields["segmentation"] = [a.get("segmentation") for a in anns]
     if all(has["keypoints"]):
-        kps = [np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3) for a in anns]
+        kps = [_keypoints(a["keypoints"], source, a.get("id")) for a in anns]
         if len({k.shape for k in kps}) == 1:
             fields["keypoints"] = np.stack(kps)
     extra_keys: list[str] = []

@@ -93,6 +93,8 @@ def image_size(path: str | Path, *, decode: bool = False) -> tuple[int, int]:
 
 
 def _composite(img: Image.Image) -> Image.Image:
+    if img.mode == "La":  # premultiplied grey + alpha: Pillow converts it to LA only (not to RGBA)
+        img = img.convert("LA")
     rgba = img.convert("RGBA")
     canvas = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
     return Image.alpha_composite(canvas, rgba).convert("RGB")
