@@ -212,3 +212,33 @@ def test_detector_weights_must_exist(tmp_path: Path):
     missing = tmp_path / "best.pt"
     with pytest.raises(DataError, match=re.escape(f"{missing}: detector weights not found")):
         detector_detections(missing, seq, tmp_path / "cache")
+
+
+def test_nms_of_no_boxes_is_no_boxes():
+    kept = _nms(_det([]), 0.5)
+    assert len(kept) == 0 and kept.score is not None
+
+
+def test_detector_runs_once_with_its_threshold_and_device(tmp_path: Path, monkeypatch):
+    import labkit.detect.predict as predict_module
+
+    seq = _sequence(tmp_path)
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"weights")
+    calls = []
+
+    def fake_predict(w, sources, **kwargs):
+        calls.append((Path(w), [Path(s).name for s in sources], kwargs))
+        return {s: _det([0.25 * (i + 1)], [[i, i, 3, 3]]) for i, s in enumerate(sources)}
+
+    monkeypatch.setattr(predict_module, "predict", fake_predict)
+    frames, info = detector_detections(weights, seq, tmp_path / "cache")
+    assert calls == [(weights, ["000001.png", "000002.png"], {"conf": 0.05, "device": "cpu", "progress": False})]
+    assert info["cached"] is False and Path(info["cache"]).name.startswith("S-detector-")
+    np.testing.assert_allclose(frames[1].score, [0.25])
+    np.testing.assert_allclose(frames[2].xywh, [[1, 1, 3, 3]])
+    detector_detections(weights, seq, tmp_path / "cache")
+    assert len(calls) == 1  # cached
+    _, info = detector_detections(weights, seq, tmp_path / "cache", conf=0.3, device="cuda:0")
+    assert len(calls) == 2 and info["cached"] is False  # another threshold is another cache
+    assert calls[1][2] == {"conf": 0.3, "device": "cuda:0", "progress": False}
