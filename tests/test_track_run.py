@@ -99,3 +99,41 @@ def test_write_log_is_json_lines_with_sorted_keys(tmp_path: Path):
     run = track_frames({1: _d(A)}, 2)
     write_log(run.log, path)
     assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [1, 2]
+
+
+def test_the_given_embedder_sees_every_frame_with_detections():
+    seen = []
+
+    def embed(image, xywh):
+        seen.append((image.shape, np.asarray(xywh).tolist()))
+        return np.ones((len(xywh), 4))
+
+    appearance = {"appearance": "histogram", "appearance_weight": 0.5}
+    track_frames({1: _d(A), 3: _d(A)}, 3, appearance, read_frame=_reader([]), embedder=embed)
+    assert seen == [((50, 150, 3), [A]), ((50, 150, 3), [A])]  # frame 2 has no detection to embed
+
+
+class _Clock:
+    """time.perf_counter stand-in: every call advances ``step`` seconds."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 100.0, step
+
+    def perf_counter(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_timings_with_a_stepped_clock(monkeypatch):
+    import labkit.track.run as run_module
+
+    monkeypatch.setattr(run_module, "time", _Clock(1.0))
+    appearance = {"appearance": "histogram", "appearance_weight": 0.5}
+    run = track_frames({1: _d(A)}, 3, appearance, read_frame=_reader([]))
+    # calls: start 101; per frame t0, after (102/103, 104/105, 106/107); end 108
+    assert run.stats["seconds"] == 7.0
+    assert run.stats["seconds_reading_frames"] == 3.0
+    assert run.stats["frames_per_second"] == 3 / 7
+    monkeypatch.setattr(run_module, "time", _Clock(0.0))
+    run = track_frames({1: _d(A)}, 3)
+    assert run.stats["seconds"] == 0.0 and run.stats["frames_per_second"] is None
