@@ -190,3 +190,49 @@ def test_track_commands_and_options_have_help(monkeypatch):
     assert [a.dest for a in run._actions if a.required] == ["out"]
     render = actions.choices["render"]
     assert sorted(a.dest for a in render._actions if a.required) == ["out", "pred", "seq"]
+
+
+def test_base_detector_is_the_registry_model(monkeypatch):
+    import labkit.models
+    from labkit.track import cli as track_cli
+
+    calls = []
+
+    def fake_load(name, **kwargs):
+        calls.append((name, kwargs))
+        return argparse.Namespace(weights=Path("base.pt"))
+
+    monkeypatch.setattr(labkit.models, "load", fake_load)
+    assert track_cli._base_weights() == Path("base.pt")
+    assert calls == [("detect-base", {"progress": False, "follow_budget": False})]
+
+
+def test_hog_detector_source_and_cache_folder(tmp_path: Path, capsys, monkeypatch):
+    from labkit.track import cli as track_cli
+    from labkit.track.sources import public_detections
+
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path / "art"))
+    seq = _seq(tmp_path / "s1")
+    calls = []
+
+    def fake_hog(sequence, cache_dir, **kwargs):
+        calls.append((sequence.name, Path(cache_dir)))
+        return public_detections(seq / "det" / "det.txt", 5), {"cache": "c.txt", "cached": True}
+
+    monkeypatch.setattr(track_cli, "hog_detections", fake_hog)
+    code, stdout, _ = _run(capsys, "track", "run", "--seq", seq, "--out", tmp_path / "p.txt", "--detector", "hog",
+                           "--json")
+    assert code == 0
+    assert calls == [("s1", tmp_path / "art" / "track_detections")]
+    source = json.loads(stdout)["detection_source"]
+    assert (source["source"], source["cache"], source["cached"]) == ("HOG people detector (OpenCV)", "c.txt", True)
+
+
+def test_help_names_the_values_to_type(monkeypatch):
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("labkit.track.cli",))
+    top = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    actions = next(a for a in top.choices["track"]._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in actions.choices["run"]._actions}
+    assert helps["score_norm"].startswith("auto: ") and "; max: always; none" in helps["score_norm"]
+    assert helps["split"].startswith("run every sequence of this embedded-dataset split (train, val, test)")
+    assert "['clean', 'hard', 'typical']" in helps["simulate"]
