@@ -116,6 +116,7 @@ def test_states_from_log(tmp_path: Path):
         + json.dumps({"frame": 3, "tracks": []}) + "\n")
     states = states_from_log(log)
     assert sorted(states) == [2, 3] and len(states[3]) == 0
+    assert states[3].data["state"].dtype == np.int64 and states[3].data["detection"].dtype == np.int64
     s = states[2]
     assert s.track_id.tolist() == [4, 5] and s.class_id.tolist() == [1, 1]
     assert s.data["state"].tolist() == [int(TrackState.TENTATIVE), int(TrackState.LOST)]
@@ -165,3 +166,14 @@ def test_render_video_draws_every_frame_with_its_trail(tmp_path: Path, monkeypat
         reader.close()
     assert len(frames) == 2 and frames[0].shape == (48, 64, 3)
     assert abs(int(frames[0][40, 50, 1]) - 200) <= 8  # away from the frame label, lossy H.264
+
+
+def test_switch_flag_has_a_ring_and_a_label_above_the_box():
+    canvas = np.zeros((140, 160, 3), np.uint8)
+    track = Detections(np.array([[10.0, 80.0, 30.0, 40.0]]), np.ones(1, int), track_id=np.array([7]))
+    img = draw_frame(canvas, 1, track, switches=[{"previous_track_id": 3, "new_track_id": 7}])
+    magenta = (img[..., 0] > 150) & (img[..., 1] < 80) & (img[..., 2] > 150)
+    # ring: centre (25, 100), radius 40 / 2 + 6 = 26, so rows 74..126; the label's baseline is at 80 - 12 - 3 = 65
+    assert magenta[74:127].any()
+    assert magenta[50:67].any()
+    assert not magenta[:45].any() and not magenta[128:].any()
