@@ -56,8 +56,8 @@ def test_file_limit_binds_the_command(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--memory-mb", "10", "--file-mb", "1"], "no command given"),
-    (["--memory-mb", "10", "--file-mb", "1", "--"], "no command given"),
+    (["--memory-mb", "10", "--file-mb", "1"], "error: no command given\n"),
+    (["--memory-mb", "10", "--file-mb", "1", "--"], "error: no command given\n"),
     (["--file-mb", "1", "--", "true"], "the following arguments are required: --memory-mb"),
     (["--memory-mb", "10", "--", "true"], "the following arguments are required: --file-mb"),
     (["--memory-mb", "ten", "--file-mb", "1", "--", "true"], "argument --memory-mb: invalid int value: 'ten'"),
@@ -67,7 +67,9 @@ def test_wrapper_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         limits.main(argv)
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert "XX" not in err and (not message.endswith("\n") or err.endswith(message))
 
 
 def test_help_names_the_module_docstring(capsys):
@@ -75,7 +77,7 @@ def test_help_names_the_module_docstring(capsys):
         limits.main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "``python -m labkit.grading.limits --memory-mb M --file-mb F -- CMD ...``: set limits, then exec CMD." in out
-    assert "the command to run, after --" in out
+    assert "positional arguments: command the command to run, after -- options:" in out
 
 
 def test_main_applies_the_limits_then_execs(monkeypatch):
@@ -102,7 +104,8 @@ def test_apply_limits_sets_each_limit(monkeypatch):
 
 def test_procs_allowance_counts_the_users_threads(monkeypatch):
     """A stand-in /proc: pids 10 (ours, 3 threads), 11 (another user), 12 (ours, 1 thread), 13 (ours, ended
-    before its tasks were listed), 14 (ours, ended before stat), 'self' (not a pid)."""
+    before its tasks were listed), 14 (ours, ended before stat), 'self' (not a pid), 15 (ours, 2 threads: a
+    process that ended does not stop the count)."""
     def entry(name, uid):
         def stat():
             if uid is None:
@@ -112,8 +115,8 @@ def test_procs_allowance_counts_the_users_threads(monkeypatch):
 
     me = 4242
     entries = [entry("10", me), entry("11", me + 1), entry("12", me), entry("13", me), entry("14", None),
-               entry("self", me)]
-    tasks = {"/proc/10/task": ["10", "20", "21"], "/proc/12/task": ["12"]}
+               entry("self", me), entry("15", me)]
+    tasks = {"/proc/10/task": ["10", "20", "21"], "/proc/12/task": ["12"], "/proc/15/task": ["15", "30"]}
 
     def listdir(path):
         if path not in tasks:
@@ -123,9 +126,9 @@ def test_procs_allowance_counts_the_users_threads(monkeypatch):
     monkeypatch.setattr(limits.os, "getuid", lambda: me)
     monkeypatch.setattr(limits.os, "scandir", lambda path: entries if path == "/proc" else [])
     monkeypatch.setattr(limits.os, "listdir", listdir)
-    assert limits.procs_allowance(0) == 4
-    assert limits.procs_allowance(5) == 9
-    assert limits.procs_allowance() == 4 + 512
+    assert limits.procs_allowance(0) == 6
+    assert limits.procs_allowance(5) == 11
+    assert limits.procs_allowance() == 6 + 512
 
 
 def test_procs_allowance_on_this_machine():
