@@ -242,7 +242,7 @@ def plot(record: dict[str, Any], path: Path) -> Path:
                    if ml.curve_value(p, metric) is not None]
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=r["lever_id"])
-        for m, _, threshold in ml.GOALS.get(name, [])[:1]:
+        for _, _, threshold in ml.GOALS.get(name, [])[:1]:
             ax.axhline(threshold, color="grey", linestyle="--", label=f"goal {threshold:g}")
         ax.set(title=name, xlabel="optimisation steps", ylabel=f"val {metric}")
         ax.legend(fontsize=7)
@@ -327,8 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.readme:
         record = json.loads(Path(args.readme).read_text(encoding="utf-8"))
-        resolved = Path(args.readme).resolve()
-        shown = resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else str(resolved)
+        from labkit.artifacts import shown_path
+
+        shown = shown_path(args.readme)  # as the committed README names it: never a machine folder
         for path in write_readmes(record, shown):
             print(f"wrote {path}")
         return 0

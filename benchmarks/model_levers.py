@@ -249,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.readme:
         record = json.loads(Path(args.readme).read_text(encoding="utf-8"))
-        rel = Path(args.readme).resolve()
-        shown = rel.relative_to(REPO).as_posix() if rel.is_relative_to(REPO) else str(rel)
+        from labkit.artifacts import shown_path
+
+        shown = shown_path(args.readme)  # as the committed README names it: never a machine folder
         for path in write_readmes(record, shown):
             print(f"wrote {path}")
         return 0
