@@ -62,10 +62,16 @@ def read_levers(path: str | Path = LEVERS) -> dict[str, dict[str, dict[str, Any]
             raise DataError("expected a mapping of lever id -> {lever, changes}", source=str(path), record=str(model))
         for lever_id, entry in levers.items():
             where = f"{model}.{lever_id}"
-            if not isinstance(entry, dict) or set(entry) != {"lever", "changes"}:
-                raise DataError("a lever has exactly the keys 'lever' and 'changes'", source=str(path), record=where)
+            if not isinstance(entry, dict) or not {"lever", "changes"} <= set(entry) <= {"lever", "changes", "data"}:
+                raise DataError("a lever has the keys 'lever' and 'changes' (and optionally 'data')", source=str(path),
+                                record=where)
             if not isinstance(entry["changes"], dict) or not entry["changes"]:
                 raise DataError("'changes' must be a non-empty mapping of config fields", source=str(path),
+                                record=where)
+            data_spec = entry.get("data")
+            if data_spec is not None and not (isinstance(data_spec, dict) and set(data_spec) == {"extra_seeds"}
+                                              and isinstance(data_spec["extra_seeds"], list) and data_spec["extra_seeds"]):
+                raise DataError("'data' must be {extra_seeds: [seed, ...]} (a pretraining dataset)", source=str(path),
                                 record=where)
     return data
 
@@ -120,7 +126,9 @@ def run_levers(model_name: str, lever_ids: list[str], *, levers_file: Path = LEV
 
     from labkit.artifacts import artifacts_dir, write_json
     from labkit.errors import DataError
+    from labkit.data.synth.pretrain import pretraining_dataset
     from labkit.models import build, get
+    from labkit.models.dataset import load_split
 
     levers = read_levers(levers_file).get(model_name)
     if levers is None:
@@ -135,9 +143,16 @@ def run_levers(model_name: str, lever_ids: list[str], *, levers_file: Path = LEV
     for lever_id in lever_ids or sorted(levers):
         entry = levers[lever_id]
         config = lever_config(base, lever_id, entry["changes"])
-        model = build(model_name, config=config, data_root=data_root, cache_root=cache_root)
-        row = {**_row(model_name, lever_id, entry["lever"], entry["changes"], model),  # threads: of a build made here
-               "torch_threads": torch.get_num_threads() if model.source == "built" else None}
+        root = data_root
+        if "data" in entry:  # the base dataset's train split plus the scenes of other seeds; val as it is
+            root = pretraining_dataset((Path(cache_root) if cache_root else out_dir) / "data" / f"{model_name}-{lever_id}",
+                                       entry["data"]["extra_seeds"], seed=config["dataset_seed"],
+                                       size=config["dataset_size"])
+        model = build(model_name, config=config, data_root=root, cache_root=cache_root)
+        row = {**_row(model_name, lever_id, entry["lever"], {**entry["changes"], **entry.get("data", {})}, model),
+               "torch_threads": torch.get_num_threads() if model.source == "built" else None}  # of a build made here
+        if "data" in entry:
+            row["train_images"] = len(load_split(root, "train"))
         path = out_dir / model_name / f"{lever_id}.json"
         write_json(path, row)
         written.append(path)
@@ -219,6 +234,14 @@ def summary(name: str, rows: list[dict[str, Any]]) -> str:
                   if r is not reference and r not in noise and abs(r["metrics"][metric] - ref) > spread]
         text += (f" Another seed alone moved {metric} by {spread:.3f}; levers that moved it by more: "
                  f"{', '.join(beyond) or 'none'}.")
+    for r in scored:
+        if "train_images" in r:  # more scenes: compare with the build of about the same steps on the base data
+            peer = min((p for p in scored if "train_images" not in p),
+                       key=lambda p: (abs(p["steps"] - r["steps"]), p["lever_id"]), default=None)
+            if peer is not None:
+                text += (f" With {r['train_images']} training images, {r['lever_id']} ({r['steps']} steps) got "
+                         f"{r['metrics'][metric]:.3f} against {peer['metrics'][metric]:.3f} for {peer['lever_id']} "
+                         f"({peer['steps']} steps on the base train split): {r['metrics'][metric] - peer['metrics'][metric]:+.3f}.")
     if gain is not None:
         text += (f" The longest build ({longest['lever_id']}, {longest['epochs']} epochs, {longest['steps']} steps) "
                  f"changed {metric} by {gain:+.4f} per epoch over its last two evaluated points.")
@@ -274,7 +297,8 @@ def render(record: dict[str, Any], names: tuple[str, ...] | None = None) -> str:
             best = max(curve, default=None)
             reached = [f"{g['metric']}: {'not within ' + str(r['epochs']) + ' epochs' if g['first_epoch_reaching'] is None else 'epoch ' + str(g['first_epoch_reaching'])}"
                        for g in r["goals"]]
-            out.append(f"| {r['lever_id']} | {r['lever']} | {_change(r['changes'])} | {r['epochs']} / {r['steps']} | "
+            change = _change(r["changes"]) + (f" ({r['train_images']} train images)" if "train_images" in r else "")
+            out.append(f"| {r['lever_id']} | {r['lever']} | {change} | {r['epochs']} / {r['steps']} | "
                        f"{r['train_minutes']:.1f} | {_fmt(r.get('torch_threads'))} | "
                        + " | ".join(_fmt(r["metrics"].get(g)) for g in goals)
                        + f" | {'n/a' if best is None else f'{best[0]:.3f} ({best[1]})'} | {'; '.join(reached)} |")

@@ -43,8 +43,11 @@ def test_curve_points_get_steps_from_the_builds_steps_per_epoch():
 @pytest.mark.parametrize("text, message", [
     ("no-such-model:\n  a: {lever: x, changes: {epochs: 1}}\n", "unknown registry model 'no-such-model'"),
     ("detect-tiny: []\n", "expected a mapping of lever id"),
-    ("detect-tiny:\n  a: {lever: x}\n", "exactly the keys 'lever' and 'changes'"),
-    ("detect-tiny:\n  a: {lever: x, changes: {}, extra: 1}\n", "exactly the keys"),
+    ("detect-tiny:\n  a: {lever: x}\n", "the keys 'lever' and 'changes'"),
+    ("detect-tiny:\n  a: {lever: x, changes: {}, extra: 1}\n", "the keys 'lever' and 'changes' \\(and optionally"),
+    ("detect-tiny:\n  a: {lever: x, changes: {epochs: 1}, data: {extra_seeds: []}}\n", "'data' must be"),
+    ("detect-tiny:\n  a: {lever: x, changes: {epochs: 1}, data: {seeds: [1]}}\n", "'data' must be"),
+    ("detect-tiny:\n  a: {lever: x, changes: {epochs: 1}, data: [1]}\n", "'data' must be"),
     ("detect-tiny:\n  a: {lever: x, changes: {}}\n", "non-empty mapping"),
     ("- a\n- b\n", "expected a mapping of registry model"),
     ("detect-tiny: {a: [unclosed\n", "not valid YAML"),
@@ -99,6 +102,15 @@ def test_render_reports_the_best_point_and_the_first_epoch_at_the_goal_exactly()
     small["metrics"] = {"AP50": 0.3, "APs": 0.125}
     assert "| small | schedule | epochs=4 | 4 / 40 | 1.5 | 1 | 0.300 | 0.125 |" in runs.render(
         {"models": {"detect-base": [small]}})
+    # a pretraining-split row is set against the base-data build nearest in steps (ties: the first lever id)
+    pre = {**_row("pre", [{"epoch": 2, "steps": 110, "AP50": 0.61}], 2, 0.61), "train_images": 900,
+           "changes": {"epochs": 2, "extra_seeds": [1, 2]}}
+    pre["steps"] = 110
+    text = runs.render({"models": {"detect-base": [_row("long", long, 12, 0.69), _row("b", long, 10, 0.5),
+                                                   _row("a", long, 10, 0.4), pre]}})
+    assert "| pre | schedule | epochs=2, extra_seeds=[1, 2] (900 train images) | 2 / 110 |" in text
+    assert ("With 900 training images, pre (110 steps) got 0.610 against 0.400 for a (100 steps on the base train "
+            "split): +0.210.") in text
     record["notes"] = ["paused twice"]
     assert runs.render(record).endswith("Note: paused twice")
 
@@ -132,6 +144,16 @@ def test_a_lever_is_built_through_the_registry_at_a_tiny_budget(tmp_path: Path, 
     assert row["config_name"] == "tiny-yolov8n" and row["epochs"] == 3 and row["steps"] == 3 * per_epoch
     assert [p["steps"] for p in row["curve"]["points"]] == [per_epoch, 2 * per_epoch, 3 * per_epoch]
     assert {"AP50", "AP50_95", "APs"} <= set(row["metrics"]) and row["torch_threads"] >= 1
+    # a pretraining lever: trained on seed 0's train split plus every still of seed 1, scored on seed 0's val
+    (tmp_path / "levers.yaml").write_text("detect-tiny:\n  pre:\n    lever: pretraining split\n"
+                                          "    changes: {epochs: 1}\n    data: {extra_seeds: [1]}\n")
+    (path,) = runs.run_levers("detect-tiny", ["pre"], levers_file=tmp_path / "levers.yaml",
+                              cache_root=tmp_path / "cache", out_dir=tmp_path / "out")
+    row = json.loads(path.read_text())
+    extra = sum(len(read_json(dataset_root("small", 1) / "annotations" / f"instances_{s}.json")["images"])
+                for s in ("train", "val", "test"))
+    assert row["train_images"] == len(train["images"]) + extra
+    assert row["steps"] == -(-row["train_images"] // 8) and row["changes"] == {"epochs": 1, "extra_seeds": [1]}
     with pytest.raises(DataError, match=r"unknown lever\(s\) \['nope'\]"):
         runs.run_levers("detect-tiny", ["nope"], levers_file=tmp_path / "levers.yaml", out_dir=tmp_path / "out")
 
