@@ -184,3 +184,24 @@ def test_class_scores_table_against_hand_counts() -> None:
     assert table.loc["disc", "boundary F"] == pytest.approx(boundary_f_score(truth == 1, pred == 1, 2.0, valid=truth != 255).f)
     with pytest.raises(ValueError):
         class_scores([truth], [], ["background", "disc", "rod"])
+
+
+def test_the_default_tolerance_is_two_pixels_hand_checked():
+    gt, pred = _square(), _square(shift=3)
+    # Shifted by 3 px, within 2 px of the other contour: 9 of 10 pixels of each of the top and bottom
+    # rows, 4 of 8 of the inner side (the two rows next to each corner), 0 of 8 of the outer side.
+    assert boundary_f_score(gt, pred) == pytest.approx((22 / 36, 22 / 36, 22 / 36))
+    assert boundary_f_score(gt, pred, tolerance=3) == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_the_summary_names_the_tolerance_and_band_it_used():
+    gt = _square().astype(np.uint8)
+    scores = BoundaryScores(2, tolerance=1.5, dilation=3).update(gt, gt)
+    summary = scores.merge_into(ConfusionMatrix(2).update(gt, gt).summary())
+    assert summary["boundary_tolerance_px"] == 1.5 and summary["boundary_iou_dilation_px"] == 3
+
+
+def test_masks_that_are_not_2d_are_refused_naming_the_file():
+    stack = np.zeros((2, 4, 4), np.uint8)
+    with pytest.raises(DataError, match=r"frames\.npy.*boundary scores need 2-D masks, got shape \(2, 4, 4\)"):
+        BoundaryScores(2).update(stack, stack, source="frames.npy")

@@ -117,3 +117,28 @@ def test_alpha_curve_plot_draws_each_curve_over_the_alphas():
         assert list(lines[name].get_ydata()) == values.tolist()
         assert lines[name].get_linestyle() == ("-" if name in ("HOTA", "DetA", "AssA", "LocA") else "--")
     assert ax.get_ylim() == (0, 1.02)
+
+
+def _switch_case(**data):
+    """Two pedestrians; track 1 on GT 7 is lost in frame 3 and track 3 takes it over in frame 4
+    (IoU 90/110 there): one switch + fragmentation, as in test_id_events_hand_checked."""
+    gt = {f: Detections([_box(0), _box(100)], [1, 1], track_id=[7, 8], data=data) for f in range(1, 6)}
+    pred = {1: Detections([_box(0), _box(100)], [1, 1], track_id=[1, 2]),
+            2: Detections([_box(0), _box(100)], [1, 1], track_id=[1, 2]),
+            3: Detections([_box(101)], [1], track_id=[2]),
+            4: Detections([_box(1), _box(100)], [1, 1], track_id=[3, 2]),
+            5: Detections([_box(0), _box(100)], [1, 1], track_id=[3, 2])}
+    return gt, pred
+
+
+def test_id_events_default_to_the_mot17_rule_and_a_half_iou_threshold():
+    from labkit.metrics.id_events import clear_matches, events_from_data, id_events
+
+    gt, pred = _switch_case(consider=[1, 1])  # MOT17 preprocessing reads the consider flags
+    (event,) = id_events(gt, pred)
+    assert (event.frame, event.gt_id, event.previous_track_id, event.new_track_id) == (4, 7, 1, 3)
+    data = trackeval_data(TrackingSequence(gt, pred), preprocess="none")
+    (again,) = events_from_data(data)  # default threshold 0.5: a threshold above 1 would match nothing
+    assert again.iou == pytest.approx(90 / 110)
+    first = next(clear_matches(data))
+    assert first[0] == 0 and sorted(first[1].tolist()) == [0, 1] and first[3] == pytest.approx([1.0, 1.0])
