@@ -108,6 +108,7 @@ def test_mot15_layout_ignores_world_coordinates(tmp_path: Path) -> None:
         ("gt", "1.5,1,10,20,30,40,1,1,1\n", "frame must be an integer"),
         ("gt", "1,2.5,10,20,30,40,1,1,1\n", "id must be an integer"),
         ("gt", "1,1,10,20,30,40,2,1,1\n", "consider flag"),
+        ("gt", "1,1,10,20,30,40,0.5,1,1\n", r"consider flag must be an integer, got 0\.5"),
         ("gt", "1,1,10,20,30,40,1,1,1.5\n", "visibility"),
         ("gt", "1,1,10,20,30,40,1,1,1\n1,1,11,20,30,40,1,1,1\n", "id 1 appears twice in frame 1"),
     ],
@@ -118,6 +119,14 @@ def test_bad_input_names_file_and_line(tmp_path: Path, kind: str, text: str, mes
     with pytest.raises(DataError, match=message) as info:
         read_mot(path, kind)
     assert str(path) in str(info.value) and "line" in str(info.value)
+
+
+def test_an_unreadable_seqinfo_is_named_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "seqinfo.ini").mkdir()  # a folder where the file should be
+    with pytest.raises(DataError, match=r"seqinfo\.ini: cannot read file \(Is a directory\)"):
+        read_seqinfo(tmp_path / "seqinfo.ini")
+    with pytest.raises(DataError, match=r"cannot read file \(No such file or directory\)"):
+        read_seqinfo(tmp_path / "missing.ini")
 
 
 def test_missing_file_and_bad_kind(tmp_path: Path) -> None:
