@@ -147,10 +147,20 @@ def test_help(capsys):
     with pytest.raises(SystemExit):
         main(["grade", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for words in ("SUBMISSIONS_DIR", "folder of <student>/<lab_id>/*.ipynb", "--lab LAB",
-                  "lab id, a folder of the course's source/ (e.g. ch01_quiz)", "default: this repository's autograder/",
-                  "default: graded/LAB_ID", "--timeout-per-cell S", f"(default {DEFAULT_TIMEOUT_PER_CELL:g})",
-                  "--memory-mb M", f"(default {DEFAULT_MEMORY_MB};", "importing torch and OpenCV maps ~3600",
-                  "--isolation {bwrap}", "grading refuses to run without bubblewrap", "--jobs N", "(default 1)",
-                  "--bind-ro PATH", "(repeatable)", "--json", "writes grades.csv, summary.json and per", "feedback HTML"):
+    for words in ("[--bind-ro PATH] [--json] SUBMISSIONS_DIR", "SUBMISSIONS_DIR folder of <student>/<lab_id>/*.ipynb",
+                  "--lab LAB lab id, a folder of the course's source/ (e.g. ch01_quiz)",
+                  "default: this repository's autograder/", "default: graded/LAB_ID",
+                  "--timeout-per-cell S seconds", f"(default {DEFAULT_TIMEOUT_PER_CELL:g})",
+                  "--memory-mb M address-space cap", f"(default {DEFAULT_MEMORY_MB};", "importing torch and OpenCV maps ~3600",
+                  "--isolation {bwrap}", "grading refuses to run without bubblewrap", "--jobs N grade N", "(default 1)",
+                  "--bind-ro PATH extra path", "(repeatable)", "--json",
+                  "Autograde SUBMISSIONS_DIR/<student>/<lab_id>/*.ipynb: every submission in a fresh sandboxed kernel, "
+                  "cell by cell; writes grades.csv, summary.json and per", "feedback HTML"):
         assert words in text, words
+
+
+def test_the_command_is_listed(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "grade autograde every submission of a lab (sandboxed, per-cell timeouts)" in text

@@ -191,3 +191,23 @@ def test_answer_call(tmp_path):
     ns["g"] = lambda: {1, 2}
     assert _answer(tmp_path, {"kind": "call", "name": "g", "calls": [[[], {}]]}, ns) == {
         "unsupported": "a value of type set cannot travel"}
+
+
+class Tensor:
+    """Not torch's: a class that only shares the name."""
+
+
+def test_only_torch_tensors_travel_as_tensors():
+    assert _trip(torch.Size([2, 3])) == (2, 3)  # a torch type that is a tuple, not a tensor
+    with pytest.raises(ProbeDataError, match="^a value of type Tensor cannot travel$"):
+        wire.dumps(Tensor())
+
+
+def test_the_json_tree_of_plain_values_is_plain_json():
+    """Dicts go as JSON objects; only tuples, arrays and dicts with a "$" key get a tag."""
+    def tree(value):
+        with np.load(io.BytesIO(wire.dumps(value)), allow_pickle=False) as archive:
+            return json.loads(archive["__json__"].tobytes().decode("utf-8"))
+
+    assert tree({"a": [1, (2,)], "b": {"c": None}}) == {"a": [1, {"$tuple": [2]}], "b": {"c": None}}
+    assert tree({"$a": 1}) == {"$dict": {"$a": 1}} and tree(np.zeros(1)) == {"$nd": 0}

@@ -163,3 +163,11 @@ def test_a_probe_that_keeps_the_kernel_alive_keeps_its_status(status):
     kernels = Kernels({"p": status})
     run, _ = _run([], kernels)
     assert run.execute("p", timeout=1).status == status and kernels.started == 1
+
+
+def test_defaults_no_preamble_and_two_restarts():
+    kernels = Kernels({"x": "dead"})
+    run = NotebookRun(["a", "x"], kernels, timeout=1, grace=0.5)
+    assert run.restarts_left == 2 and run.preamble == ""
+    run.run_cells()
+    assert kernels.ran(1) == ["", "a", "x"] and kernels.ran(2) == ["", "a"]  # an empty preamble, then the replay
