@@ -200,32 +200,44 @@ def test_items_of_a_lab_with_two_notebooks(lab_grader, monkeypatch):
     assert [i.name for i in lab_grader.items_of("one.ipynb")] == ["a", "b"]
 
 
-def test_a_small_real_run(course, tmp_path):
+def test_a_small_real_run(course, tmp_path, capsys):
+    """ann is right only if the kernel was seeded with the run's seed (3) and edits a locked check
+    cell; bob is wrong; cat imports a blocked module."""
     if not level_works("bwrap"):
         pytest.skip("bubblewrap does not work here")
+    random.seed(3)
+    np.random.seed(3)
+    seeded = (random.random(), float(np.random.random()))
     released = released_view(course, LAB, _source())
-    answers = {"ann": "def double(x):\n    return x + x", "bob": "def double(x):\n    return x * 3",
+    answers = {"ann": f"import random, numpy\n_r = (random.random(), float(numpy.random.random()))\n"
+                      f"def double(x):\n    return x + x if _r == {seeded!r} else 0",
+               "bob": "def double(x):\n    return x * 3",
                "cat": "import labkit.data.validate\ndef double(x):\n    return 2 * x"}
     for student, answer in answers.items():
         nb = nbformat.from_dict(json.loads(json.dumps(released)))
         nb.cells[1].source = answer
+        if student == "ann":
+            nb.cells[2].source = "pass"  # the locked check, edited
         (tmp_path / "subs" / student / LAB).mkdir(parents=True)
         nbformat.write(nb, tmp_path / "subs" / student / LAB / f"{LAB}.ipynb")
     (tmp_path / "subs" / ".hidden").mkdir()
     (tmp_path / "subs" / "zed").symlink_to(tmp_path / "subs" / "ann")
     out = tmp_path / "out"
     settings = gr.GradeSettings(timeout_per_cell=20.0, memory_mb=3000, seed=3)
-    report = gr.grade_lab(course, LAB, tmp_path / "subs", out, settings, progress=False)
+    report = gr.grade_lab(course, LAB, tmp_path / "subs", out, settings, progress=True)
+    assert f"grading {LAB}: 100%" in capsys.readouterr().err  # the progress bar
     assert [s.student for s in report.students] == ["ann", "bob", "cat"]
     got = {s.student: (s.items[0].status, s.items[0].score, s.items[0].message) for s in report.students}
+    assert [(i.item, i.score, i.max_score, i.status) for i in report.students[0].items[1:]] == [("check", 0.0, 0.0, "tampered")]
+    assert report.needs_review and [len(s.items) for s in report.students] == [2, 1, 1]
     assert got["ann"] == ("passed", 2.0, "") and got["bob"] == ("failed", 0.0, "double(3) is not 6")
     assert got["cat"][0] == "no_answer"  # the module is blocked: the cell fails and double is never defined
     assert report.settings["seed"] == 3 and report.settings["readonly_paths"] == "()"
     assert report.isolation == "bwrap"
     with open(out / "grades.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["student"], r["score"], r["status"]) for r in rows] == [("ann", "2", "passed"), ("bob", "0", "failed"),
-                                                                       ("cat", "0", "no_answer")]
+    assert [(r["student"], r["score"], r["status"]) for r in rows] == [("ann", "2", "passed"), ("ann", "0", "tampered"),
+                                                                       ("bob", "0", "failed"), ("cat", "0", "no_answer")]
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(report.to_dict()))
     assert sorted(p.relative_to(out).as_posix() for p in (out / "feedback").rglob("*.html")) == [
         f"feedback/{s}/{LAB}.html" for s in ("ann", "bob", "cat")]

@@ -60,7 +60,7 @@ def test_ok_and_error_cells(kernel):
 
 def test_a_timeout_interrupts_and_keeps_the_state(kernel):
     start = time.monotonic()
-    slow = kernel.execute("y = 5\nimport time\nwhile True:\n    time.sleep(0.05)", timeout=1.0, grace=10)
+    slow = kernel.execute("x, y = 21, 5\nimport time\nwhile True:\n    time.sleep(0.05)", timeout=1.0, grace=10)
     assert slow.status == "timeout" and 1.0 <= slow.seconds < 8 and time.monotonic() - start < 10
     assert any(o.output_type == "error" and o.ename == "KeyboardInterrupt" for o in slow.outputs)
     after = kernel.execute("print(x, y)", timeout=30)
@@ -98,6 +98,16 @@ def test_a_kernel_that_cannot_start(tmp_path, monkeypatch):
     assert spec.is_file() and '"interrupt_mode": "message"' in spec.read_text()
     spec.write_text(spec.read_text().replace('"-m", "ipykernel_launcher"', '"-c", "import time; time.sleep(30)"'))
     start = time.monotonic()
-    with pytest.raises(KernelStartError, match="^the grading kernel did not start: "):
+    with pytest.raises(KernelStartError, match="^the grading kernel did not start: RuntimeError: Kernel didn't respond"):
         session.__enter__()
     assert time.monotonic() - start < 15 and session.kc is None and not session.km.has_kernel
+
+
+def test_closing_does_not_wait_for_the_students_exit_handlers(tmp_path):
+    """The kernel is killed, not asked to shut down: an exit handler of 30 s costs nothing (a polite
+    shutdown waits for it a few seconds before it kills)."""
+    session = _session(tmp_path, "atexit")
+    with session:
+        assert session.execute("import atexit, time\natexit.register(time.sleep, 30)", timeout=30).status == "ok"
+        start = time.monotonic()
+    assert time.monotonic() - start < 1.5 and not session.km.has_kernel
