@@ -205,3 +205,17 @@ def test_quiz_items_check_in_the_graders_process(tmp_path):
         assert str(exc.value) == message
     with pytest.raises(AssertionError, match="^q2: not the expected answer$"):
         q2.check(Values(answer_q2=0.36))
+
+
+def test_a_result_that_is_a_folder(tmp_path, monkeypatch):
+    """The student's process may make a folder where the answer goes (an IsADirectoryError escaped
+    before 2026-12-07)."""
+    monkeypatch.setattr(labspec, "_CALLS", itertools.count(3))
+
+    def kernel(code, timeout):
+        (tmp_path / "call-3.out.npz").mkdir()
+        return ExecResult("ok")
+
+    with pytest.raises(NoAnswer) as exc:
+        _probe(tmp_path, kernel).value("v")
+    assert str(exc.value) == "v: the answer is not plain data (not a plain file of a sensible size)"
