@@ -219,3 +219,9 @@ def test_a_result_that_is_a_folder(tmp_path, monkeypatch):
     with pytest.raises(NoAnswer) as exc:
         _probe(tmp_path, kernel).value("v")
     assert str(exc.value) == "v: the answer is not plain data (not a plain file of a sensible size)"
+
+
+def test_a_path_in_the_scratch_folder_reaches_the_students_function(tmp_path):
+    probe = _probe(tmp_path, Kernel({"name_of": lambda path: [path.name, path.parent.name]}))
+    folder = probe.scratch_dir()
+    assert probe.call("name_of", folder / "in.txt") == ["in.txt", folder.name]

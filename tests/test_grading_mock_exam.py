@@ -92,3 +92,22 @@ def test_an_exam_is_six_drills_in_order_with_their_symptoms():
         assert drill.name == name and drill.symptom == me.SYMPTOMS[name]
         assert drill.candidates == {**dr.VARIANTS[name], **dr.DECOYS}  # the table's texts (in a drawn order)
         assert drill.source == me.stage_source(name, dr.planted_bug(name, dr.student_seed("bob")))
+
+
+def test_boxes_lie_in_the_frame_with_sizes_in_range():
+    boxes = me._boxes(np.random.default_rng(5), 200, 640, 480, lo=20, hi=90)
+    x, y, w, h = boxes.T
+    assert boxes.shape == (200, 4) and np.all((w >= 20) & (w <= 90) & (h >= 20) & (h <= 90))
+    assert np.all((x >= 0) & (y >= 0) & (x + w <= 640) & (y + h <= 480))
+    assert x.max() > 0.8 * (640 - 90) and y.max() > 0.8 * (480 - 90)  # spread over the whole frame
+
+
+def test_discs_are_centred_in_the_middle_of_the_frame():
+    """Disc centres are drawn in [0.3, 0.7] of each side: the centroid of a disc's pixel centres
+    (discs of 4-10 px radius in a 40 x 300 frame lie inside it) is there too, to a pixel."""
+    masks = me.disc_masks(np.random.default_rng(7), 40, 40, 300)
+    discs = [m for m in masks if m.sum(1).max() < 100]  # no rectangle (see the test above)
+    assert len(discs) >= 10
+    for m in discs:
+        ys, xs = np.nonzero(m)
+        assert 0.3 * 40 - 1 <= ys.mean() + 0.5 <= 0.7 * 40 + 1 and 0.3 * 300 - 1 <= xs.mean() + 0.5 <= 0.7 * 300 + 1

@@ -211,3 +211,35 @@ def test_the_json_tree_of_plain_values_is_plain_json():
 
     assert tree({"a": [1, (2,)], "b": {"c": None}}) == {"a": [1, {"$tuple": [2]}], "b": {"c": None}}
     assert tree({"$a": 1}) == {"$dict": {"$a": 1}} and tree(np.zeros(1)) == {"$nd": 0}
+
+
+def _wrapped(value, levels: int):
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_the_nesting_limit_counts_dicts_and_records_too(tmp_path):
+    deep_dicts = 1
+    for _ in range(64):
+        deep_dicts = {"k": deep_dicts}  # the innermost value at depth 64
+    assert _trip(deep_dicts) == deep_dicts
+    with pytest.raises(ProbeDataError, match="^the value is nested too deeply$"):
+        wire.dumps({"k": deep_dicts})
+    # a record at depth 61: its fields at 62, "extra" at 63, extra's values at 64
+    rec = ImageRecord(1, "a.jpg", width=2, height=3, extra={"file": tmp_path / "a.png"})
+    back = _trip(_wrapped(rec, 61), tmp_path)
+    for _ in range(61):
+        back = back[0]
+    assert back.extra == {"file": tmp_path / "a.png"}  # a path in a record travels too
+    with pytest.raises(ProbeDataError, match="^the value is nested too deeply$"):
+        wire.dumps(_wrapped(rec, 62), tmp_path)
+
+
+def test_a_file_read_past_its_size_stops_at_the_limit():
+    """/proc files say they are empty and then give more: a file that grew after its size was
+    checked is read up to limit + 1 bytes, never further."""
+    status = wire.Path(f"/proc/{os.getpid()}/status")
+    if not status.is_file():
+        pytest.skip("no /proc here")
+    assert len(wire.read_plain_file(status, limit=10)) == 11
