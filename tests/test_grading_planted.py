@@ -33,8 +33,8 @@ def _first_weight(model: nn.Module) -> float:
 def test_the_ema_weights_are_planted_when_there_are_some(tmp_path):
     src = tmp_path / "best.pt"
     _save(src, {"ema": _detector(1.0), "model": _detector(2.0), "epoch": 7})
-    out = plant_noise_gate(src, tmp_path / "sub" / "planted.pt", level=0.25)
-    assert out == tmp_path / "sub" / "planted.pt" and not (out.parent / "categories.json").exists()
+    out = plant_noise_gate(src, tmp_path / "sub" / "deeper" / "planted.pt", level=0.25)
+    assert out == tmp_path / "sub" / "deeper" / "planted.pt" and not (out.parent / "categories.json").exists()
     got = torch.load(out, map_location="cpu", weights_only=False)
     assert got["ema"] is None and got["epoch"] == 7
     assert _first_weight(got["model"]) == 1.0  # the EMA's, not the raw model's 2.0
@@ -76,3 +76,10 @@ def test_errors_name_the_checkpoint(tmp_path):
         plant_noise_gate(bad, tmp_path / "out.pt", 0.1)
     assert str(exc.value) == f"{bad}: not an Ultralytics checkpoint (no model)"
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_an_image_at_the_level_passes():
+    """A flat image has energy exactly 0: a gate at level 0 keeps it (at most the level passes)."""
+    flat = torch.full((1, 3, 4, 5), 0.5)  # 9 x 0.5 / 9 is exactly 0.5 in float32
+    assert torch.equal(NoiseGate(0.0)(flat), flat)
+    assert torch.count_nonzero(NoiseGate(-1e-9)(flat)) == 0
