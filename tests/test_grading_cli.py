@@ -151,8 +151,8 @@ def test_help(capsys):
                   "--lab LAB lab id, a folder of the course's source/ (e.g. ch01_quiz)",
                   "default: this repository's autograder/", "default: graded/LAB_ID",
                   "--timeout-per-cell S seconds", f"(default {DEFAULT_TIMEOUT_PER_CELL:g})",
-                  "--memory-mb M address-space cap", f"(default {DEFAULT_MEMORY_MB};", "importing torch and OpenCV maps ~3600",
-                  "--isolation {bwrap}", "grading refuses to run without bubblewrap", "--jobs N grade N", "(default 1)",
+                  "--memory-mb M address-space cap", f"(default {DEFAULT_MEMORY_MB}; importing torch and OpenCV maps ~3600)",
+                  "--isolation {bwrap}", "grading refuses to run without bubblewrap; the level is written into every row of grades.csv)", "--jobs N grade N", "(default 1)",
                   "--bind-ro PATH extra path", "(repeatable)", "--json",
                   "Autograde SUBMISSIONS_DIR/<student>/<lab_id>/*.ipynb: every submission in a fresh sandboxed kernel, "
                   "cell by cell; writes grades.csv, summary.json and per", "feedback HTML"):
@@ -164,3 +164,17 @@ def test_the_command_is_listed(capsys):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "grade autograde every submission of a lab (sandboxed, per-cell timeouts)" in text
+
+
+def test_lab_is_required(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["grade", str(tmp_path)])
+    assert exc.value.code == 2 and "the following arguments are required: --lab" in capsys.readouterr().err
+
+
+def test_the_default_course(tmp_path, graded, monkeypatch):
+    from labkit.grading import coursedir
+
+    monkeypatch.setattr(coursedir, "DEFAULT_COURSE_ROOT", _course(tmp_path))
+    assert main(["grade", str(tmp_path / "subs"), "--lab", "ch01_demo", "--json"]) == 0
+    assert graded["course"].root == tmp_path / "course"
