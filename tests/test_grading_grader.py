@@ -30,7 +30,8 @@ from labkit.grading.labspec import Item, LabSpec
 
 
 def _check(probe):
-    assert probe.call("double", 3) == 6, "double(3) is not 6"
+    n = len(probe.student)  # each student's own case (3 for ann, bob and cat)
+    assert n and probe.call("double", n) == 2 * n, f"double({n}) is not {2 * n}"
 
 
 def _prepare():
@@ -189,6 +190,7 @@ def test_submissions_that_reach_no_kernel(lab_grader, tmp_path):
     (tmp_path / "broken" / name).write_text("{not json")
     invalid = lab_grader.grade_notebook(name, tmp_path / "broken")
     assert invalid[0].status == "invalid" and invalid[0].message.startswith(f"{name} is not a readable notebook: ")
+    assert (invalid[0].notebook, invalid[0].item, invalid[0].score, invalid[0].max_score) == (LAB, "double", 0.0, 2)
 
 
 def test_items_of_a_lab_with_two_notebooks(lab_grader, monkeypatch):
@@ -200,11 +202,13 @@ def test_items_of_a_lab_with_two_notebooks(lab_grader, monkeypatch):
     assert [i.name for i in lab_grader.items_of("one.ipynb")] == ["a", "b"]
 
 
-def test_a_small_real_run(course, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def submissions(course, tmp_path_factory):
     """ann is right only if the kernel was seeded with the run's seed (3) and edits a locked check
     cell; bob is wrong; cat imports a blocked module."""
     if not level_works("bwrap"):
         pytest.skip("bubblewrap does not work here")
+    subs = tmp_path_factory.mktemp("subs")
     random.seed(3)
     np.random.seed(3)
     seeded = (random.random(), float(np.random.random()))
@@ -218,13 +222,34 @@ def test_a_small_real_run(course, tmp_path, capsys):
         nb.cells[1].source = answer
         if student == "ann":
             nb.cells[2].source = "pass"  # the locked check, edited
-        (tmp_path / "subs" / student / LAB).mkdir(parents=True)
-        nbformat.write(nb, tmp_path / "subs" / student / LAB / f"{LAB}.ipynb")
-    (tmp_path / "subs" / ".hidden").mkdir()
-    (tmp_path / "subs" / "zed").symlink_to(tmp_path / "subs" / "ann")
+        (subs / student / LAB).mkdir(parents=True)
+        nbformat.write(nb, subs / student / LAB / f"{LAB}.ipynb")
+    (subs / ".hidden").mkdir()
+    (subs / "zed").symlink_to(subs / "ann")
+    return subs
+
+
+def _outcomes(report) -> list[tuple]:
+    return [(s.student, [(i.item, i.score, i.status, i.message[:18]) for i in s.items]) for s in report.students]
+
+
+EXPECTED = [("ann", [("double", 2.0, "passed", ""), ("check", 0.0, "tampered", "")]),
+            ("bob", [("double", 0.0, "failed", "double(3) is not 6")]),
+            ("cat", [("double", 0.0, "no_answer", "double is not defined after the notebook ran"[:18])])]
+
+
+def test_parallel_grading_reports_in_student_order(course, submissions, tmp_path):
+    settings = gr.GradeSettings(timeout_per_cell=20.0, memory_mb=3000, seed=3, jobs=2)
+    report = gr.grade_lab(course, LAB, submissions, tmp_path / "out", settings, progress=False)
+    got = _outcomes(report)
+    got[0][1][1] = got[0][1][1][:3] + ("",)  # the tampering message is nbgrader's wording
+    assert got == EXPECTED
+
+
+def test_a_small_real_run(course, submissions, tmp_path, capsys):
     out = tmp_path / "out"
     settings = gr.GradeSettings(timeout_per_cell=20.0, memory_mb=3000, seed=3)
-    report = gr.grade_lab(course, LAB, tmp_path / "subs", out, settings, progress=True)
+    report = gr.grade_lab(course, LAB, submissions, out, settings, progress=True)
     assert f"grading {LAB}: 100%" in capsys.readouterr().err  # the progress bar
     assert [s.student for s in report.students] == ["ann", "bob", "cat"]
     got = {s.student: (s.items[0].status, s.items[0].score, s.items[0].message) for s in report.students}
