@@ -111,3 +111,24 @@ def test_closing_does_not_wait_for_the_students_exit_handlers(tmp_path):
         assert session.execute("import atexit, time\natexit.register(time.sleep, 30)", timeout=30).status == "ok"
         start = time.monotonic()
     assert time.monotonic() - start < 1.5 and not session.km.has_kernel
+
+
+def test_a_short_grace_still_reads_the_reply(kernel):
+    assert kernel.execute("z = 1", timeout=30, grace=0.5).status == "ok"
+    assert kernel.execute("raise ValueError", timeout=30, grace=0.5).status == "error"
+
+
+def test_a_second_kernel_in_the_same_run_folder(tmp_path):
+    """The runner starts a fresh kernel in the same run folder after a crash."""
+    first = _session(tmp_path, "again")
+    second = KernelSession(Sandbox("bwrap"), runtime_dir=first.runtime_dir, workdir=first.workdir, env=first.env)
+    assert second.kc is None and (first.runtime_dir / "kernelspec" / kn.KERNEL_NAME / "kernel.json").is_file()
+
+
+def test_a_kernel_command_that_does_not_exist(tmp_path):
+    session = _session(tmp_path, "missing", startup_timeout=3)
+    spec = session.runtime_dir / "kernelspec" / kn.KERNEL_NAME / "kernel.json"
+    spec.write_text(spec.read_text().replace(f'"argv": ["{kn.sys.executable}"', '"argv": ["/nonexistent/python"'))
+    with pytest.raises(KernelStartError, match="^the grading kernel did not start: FileNotFoundError: "):
+        session.__enter__()
+    assert session.kc is None
