@@ -22,7 +22,7 @@ from labkit.errors import DataError
 DEFAULT_COURSE_ROOT = REPO_ROOT / "autograder"
 #: The chapter folders, each with its ``labs/``.
 DEFAULT_NOTEBOOKS_ROOT = REPO_ROOT / "notebooks"
-_LAB_ID = re.compile(r"^ch(\d\d)_[a-z0-9_]+$")
+_LAB_ID = re.compile(r"ch(\d\d)_[a-z0-9_]+")  # fullmatch: "$" would let a final newline in
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class CourseDir:
 
 def chapter_labs_dir(lab_id: str, notebooks_root: Path = DEFAULT_NOTEBOOKS_ROOT) -> Path:
     """``notebooks/NN_<name>/labs`` for a lab id ``chNN_...`` (the chapter folder must exist)."""
-    match = _LAB_ID.match(lab_id)
+    match = _LAB_ID.fullmatch(lab_id)
     if not match:
         raise DataError("a lab id is chNN_<name> (lower case, digits, underscores)", source=lab_id)
     chapters = sorted(notebooks_root.glob(f"{match.group(1)}_*/"))

@@ -149,10 +149,14 @@ def read_plain_file(path: Path, limit: int = MAX_RESULT_BYTES) -> bytes:
         if isinstance(exc, FileNotFoundError):
             raise
         raise ProbeDataError("not a plain file") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:  # checked before os.fdopen, which raises IsADirectoryError for a folder
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
             raise ProbeDataError("not a plain file of a sensible size")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
         return handle.read(limit + 1)
 
 
