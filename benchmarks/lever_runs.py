@@ -128,7 +128,7 @@ def run_levers(model_name: str, lever_ids: list[str], *, levers_file: Path = LEV
     from labkit.errors import DataError
     from labkit.data.synth.pretrain import pretraining_dataset
     from labkit.models import build, get
-    from labkit.models.dataset import load_split
+    from labkit.data.coco import read_json
 
     levers = read_levers(levers_file).get(model_name)
     if levers is None:
@@ -151,8 +151,8 @@ def run_levers(model_name: str, lever_ids: list[str], *, levers_file: Path = LEV
         model = build(model_name, config=config, data_root=root, cache_root=cache_root)
         row = {**_row(model_name, lever_id, entry["lever"], {**entry["changes"], **entry.get("data", {})}, model),
                "torch_threads": torch.get_num_threads() if model.source == "built" else None}  # of a build made here
-        if "data" in entry:
-            row["train_images"] = len(load_split(root, "train"))
+        if "data" in entry:  # counted by pretraining_dataset in its manifest
+            row["train_images"] = read_json(root / "manifest.json")["counts"]["train"]["images"]
         path = out_dir / model_name / f"{lever_id}.json"
         write_json(path, row)
         written.append(path)

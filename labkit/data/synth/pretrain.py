@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from labkit.artifacts import write_json
 from labkit.data.coco import load_coco, read_json
 from labkit.data.synth import GENERATOR_VERSION, ensure_dataset
 from labkit.errors import DataError
@@ -107,5 +108,5 @@ def pretraining_dataset(out_dir: str | Path, extra_seeds: Sequence[int], *, seed
                                     "categories": categories}), encoding="utf-8")
         load_coco(path)  # the merged file must read back like any generated split
     counts = {s: {"images": len(c["images"]), "objects": len(c["annotations"])} for s, c in merged.items()}
-    manifest_path.write_text(json.dumps({**wanted, "counts": counts}, indent=2), encoding="utf-8")
+    write_json(manifest_path, {**wanted, "counts": counts})  # written last and atomically: it marks a finished folder
     return out
