@@ -32,6 +32,7 @@ mutmut with ``pip install -e '.[mutation]'``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import random
@@ -283,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     if not modules:
         parser.error("no module to mutate")
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="labkit-mutation-"))
+    if args.scratch is None:  # a scratch folder of the script's own goes with it
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     floors = cfg.get("floors") or {}
     results: dict = {}
     for module in modules:

@@ -9,7 +9,9 @@ in the student copy) into the train split, sends the broken COCO dict to the stu
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -30,9 +32,12 @@ ALL_KINDS = tuple(kind for group in DEFECT_GROUPS.values() for kind in group)
 
 @lru_cache(maxsize=1)
 def _data() -> dict:
+    """The lab's dataset, generated once per grading run in a folder of the grader's (removed at exit)."""
     from labkit.data.synth import generate_dataset
 
-    root = Path(tempfile.mkdtemp(prefix="ch01-grader-")) / "data"
+    scratch = Path(tempfile.mkdtemp(prefix="ch01-grader-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    root = scratch / "data"
     generate_dataset(root, seed=0, size="small")
     coco = {split: json.loads((root / "annotations" / f"instances_{split}.json").read_text())
             for split in ("train", "val", "test")}
