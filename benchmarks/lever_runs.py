@@ -8,7 +8,9 @@ under ``artifacts/levers/<model>/``, right after its build (two queues can run s
 one per CPU core). ``collect`` merges those files with a reference row (the model as shipped:
 nothing trained) into ``artifacts/bench_levers.json``, ``.md`` and a plot ``.png``;
 ``--readme RECORD`` writes the tables of a record into the chapter 2 and 3 READMEs between
-``<!-- bench_levers:start -->`` and ``<!-- bench_levers:end -->``. Usage::
+``<!-- bench_levers:start -->`` and ``<!-- bench_levers:end -->``. A lever may also train on a
+pretraining split (``data: {extra_seeds: [...]}``) or switch off the Ultralytics trainer's EMA of the
+weights (``trainer: {ema: false}``, see :func:`ema_off`). Usage::
 
     python benchmarks/lever_runs.py run --model detect-base --levers imgsz-160 no-mosaic [--cache-root DIR]
     python benchmarks/lever_runs.py collect
@@ -21,18 +23,19 @@ steps, never minutes. Minutes are recorded as measured, with the torch thread co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 LEVERS = REPO / "configs" / "levers.yaml"
 START, END = "<!-- bench_levers:start -->", "<!-- bench_levers:end -->"
-READMES = {"notebooks/02_detection/README.md": ("detect-base",),
-           "notebooks/03_segmentation/README.md": ("segment-base",)}
+READMES = {"notebooks/02_detection/README.md": ("detect-base", "detect-frcnn"),
+           "notebooks/03_segmentation/README.md": ("segment-base", "segment-instance")}
 
 
 def _model_levers():
@@ -46,10 +49,13 @@ def _model_levers():
 
 
 def read_levers(path: str | Path = LEVERS) -> dict[str, dict[str, dict[str, Any]]]:
-    """The lever file: ``{model: {lever id: {"lever": kind, "changes": {...}}}}``, checked."""
+    """The lever file: ``{model: {lever id: {"lever": kind, "changes": {...}}}}``, checked. A lever
+    may add ``data: {extra_seeds: [...]}`` and, for an Ultralytics model, ``trainer: {ema: false}``
+    (then ``changes`` may be empty)."""
     from labkit.configfile import read_yaml_mapping
+    from labkit.detect.config import DetectConfig
     from labkit.errors import DataError
-    from labkit.models import names
+    from labkit.models import get, names
 
     path = Path(path)
     data = read_yaml_mapping(path)
@@ -62,10 +68,15 @@ def read_levers(path: str | Path = LEVERS) -> dict[str, dict[str, dict[str, Any]
             raise DataError("expected a mapping of lever id -> {lever, changes}", source=str(path), record=str(model))
         for lever_id, entry in levers.items():
             where = f"{model}.{lever_id}"
-            if not isinstance(entry, dict) or not {"lever", "changes"} <= set(entry) <= {"lever", "changes", "data"}:
-                raise DataError("a lever has the keys 'lever' and 'changes' (and optionally 'data')", source=str(path),
-                                record=where)
-            if not isinstance(entry["changes"], dict) or not entry["changes"]:
+            if not isinstance(entry, dict) or not {"lever", "changes"} <= set(entry) <= {"lever", "changes", "data",
+                                                                                          "trainer"}:
+                raise DataError("a lever has the keys 'lever' and 'changes' (and optionally 'data', 'trainer')",
+                                source=str(path), record=where)
+            if "trainer" in entry and (entry["trainer"] != {"ema": False}
+                                       or not isinstance(get(model).load_config(), DetectConfig)):
+                raise DataError("'trainer' must be {ema: false}, on an Ultralytics model (its trainer keeps the EMA)",
+                                source=str(path), record=where)
+            if not isinstance(entry["changes"], dict) or not (entry["changes"] or "trainer" in entry):
                 raise DataError("'changes' must be a non-empty mapping of config fields", source=str(path),
                                 record=where)
             data_spec = entry.get("data")
@@ -92,6 +103,25 @@ def lever_config(base: dict[str, Any], lever_id: str, changes: dict[str, Any]) -
         else:
             out[key] = value
     return out
+
+
+@contextlib.contextmanager
+def ema_off() -> Iterator[None]:
+    """Ultralytics trains with an exponential moving average of the weights and validates and saves
+    only that average (``ModelEMA``: ``ema = d * ema + (1 - d) * weights`` after each optimiser step,
+    ``d`` ramping up to 0.9999); no training argument turns it off. Inside this block every
+    Ultralytics trainer started in this process sets ``d`` to 0 when training starts, so the saved
+    "average" is the weights themselves: training without EMA."""
+    from ultralytics.utils.callbacks.base import default_callbacks
+
+    def follow_the_weights(trainer: Any) -> None:
+        trainer.ema.decay = lambda updates: 0.0
+
+    default_callbacks["on_train_start"].append(follow_the_weights)
+    try:
+        yield
+    finally:
+        default_callbacks["on_train_start"].remove(follow_the_weights)
 
 
 def with_steps(points: list[dict[str, Any]], epochs: int, steps: int) -> list[dict[str, Any]]:
@@ -148,8 +178,13 @@ def run_levers(model_name: str, lever_ids: list[str], *, levers_file: Path = LEV
             root = pretraining_dataset((Path(cache_root) if cache_root else out_dir) / "data" / f"{model_name}-{lever_id}",
                                        entry["data"]["extra_seeds"], seed=config["dataset_seed"],
                                        size=config["dataset_size"])
-        model = build(model_name, config=config, data_root=root, cache_root=cache_root)
-        row = {**_row(model_name, lever_id, entry["lever"], {**entry["changes"], **entry.get("data", {})}, model),
+        builds = cache_root
+        if "trainer" in entry:  # same config and data as another build: a cache of its own, never mistaken for it
+            builds = (Path(cache_root) if cache_root else artifacts_dir() / "models") / "trainer-levers" / lever_id
+        with ema_off() if "trainer" in entry else contextlib.nullcontext():
+            model = build(model_name, config=config, data_root=root, cache_root=builds)
+        changes = {**entry["changes"], **entry.get("data", {}), **entry.get("trainer", {})}
+        row = {**_row(model_name, lever_id, entry["lever"], changes, model),
                "torch_threads": torch.get_num_threads() if model.source == "built" else None}  # of a build made here
         if "data" in entry:  # counted by pretraining_dataset in its manifest
             row["train_images"] = read_json(root / "manifest.json")["counts"]["train"]["images"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -32,6 +33,31 @@ def test_a_change_to_a_field_the_config_does_not_have_is_named():
         runs.lever_config({"name": "b", "epochs": 8}, "wide", {"width": 2})
 
 
+def test_ema_off_makes_the_average_follow_the_weights_only_inside_the_block():
+    import torch
+    from ultralytics.utils.callbacks.base import get_default_callbacks
+    from ultralytics.utils.torch_utils import ModelEMA
+
+    def trained_once(decay_off: bool) -> tuple[torch.nn.Module, ModelEMA]:
+        net = torch.nn.Linear(3, 2)
+        ema = ModelEMA(net, updates=10_000)  # d = 0.9999 * (1 - exp(-5)): the average barely moves
+        if decay_off:
+            for fn in get_default_callbacks()["on_train_start"]:  # what a trainer runs when training starts
+                fn(SimpleNamespace(ema=ema))
+        with torch.no_grad():
+            net.weight.add_(1.0)  # one "optimiser step"
+        ema.update(net)
+        return net, ema
+
+    before = len(get_default_callbacks()["on_train_start"])
+    with runs.ema_off():
+        net, ema = trained_once(True)
+    assert torch.equal(ema.ema.weight, net.weight) and torch.equal(ema.ema.bias, net.bias)
+    assert len(get_default_callbacks()["on_train_start"]) == before  # gone after the block
+    net, ema = trained_once(False)
+    assert (net.weight - ema.ema.weight).abs().min() > 0.9  # the default keeps the old weights (d near 1)
+
+
 def test_curve_points_get_steps_from_the_builds_steps_per_epoch():
     # 8 epochs of 34 steps: epoch 2 -> 68, epoch 8 -> 272
     points = runs.with_steps([{"epoch": 2, "AP50": 0.1}, {"epoch": 8, "AP50": 0.2}], epochs=8, steps=272)
@@ -49,6 +75,9 @@ def test_curve_points_get_steps_from_the_builds_steps_per_epoch():
     ("detect-tiny:\n  a: {lever: x, changes: {epochs: 1}, data: {seeds: [1]}}\n", "'data' must be"),
     ("detect-tiny:\n  a: {lever: x, changes: {epochs: 1}, data: [1]}\n", "'data' must be"),
     ("detect-tiny:\n  a: {lever: x, changes: {}}\n", "non-empty mapping"),
+    ("detect-tiny:\n  a: {lever: x, changes: {}, trainer: {ema: true}}\n", "'trainer' must be \\{ema: false\\}"),
+    ("detect-tiny:\n  a: {lever: x, changes: {}, trainer: {ema: false, lr: 1}}\n", "'trainer' must be"),
+    ("segment-tiny:\n  a: {lever: x, changes: {}, trainer: {ema: false}}\n", "on an Ultralytics model"),
     ("- a\n- b\n", "expected a mapping of registry model"),
     ("detect-tiny: {a: [unclosed\n", "not valid YAML"),
     ("", "expected a mapping of registry model"),
@@ -154,6 +183,15 @@ def test_a_lever_is_built_through_the_registry_at_a_tiny_budget(tmp_path: Path, 
                 for s in ("train", "val", "test"))
     assert row["train_images"] == len(train["images"]) + extra
     assert row["steps"] == -(-row["train_images"] // 8) and row["changes"] == {"epochs": 1, "extra_seeds": [1]}
+    # EMA off: the same config as another build, so a cache of its own; the row says what changed
+    (tmp_path / "levers.yaml").write_text("detect-tiny:\n  noema:\n    lever: recipe\n    changes: {epochs: 3}\n"
+                                          "    trainer: {ema: false}\n")
+    (path,) = runs.run_levers("detect-tiny", ["noema"], levers_file=tmp_path / "levers.yaml",
+                              cache_root=tmp_path / "cache", out_dir=tmp_path / "out")
+    row = json.loads(path.read_text())
+    assert row["changes"] == {"epochs": 3, "ema": False} and row["steps"] == 3 * per_epoch
+    assert len(list((tmp_path / "cache" / "trainer-levers" / "noema").glob("detect-tiny-*/metrics.json"))) == 1
+    assert len(list((tmp_path / "cache").glob("detect-tiny-*"))) == 2  # e3 and pre, untouched
     with pytest.raises(DataError, match=r"unknown lever\(s\) \['nope'\]"):
         runs.run_levers("detect-tiny", ["nope"], levers_file=tmp_path / "levers.yaml", out_dir=tmp_path / "out")
 
