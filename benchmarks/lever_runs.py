@@ -242,6 +242,11 @@ def columns(steps: list[int], ends: set[int], limit: int = 12) -> list[int]:
     return [s for i, s in enumerate(steps) if s in ends or (len(steps) - 1 - i) % k == 0]
 
 
+def _same_recipe(row: dict[str, Any]) -> bool:
+    """A row trained by the model's own recipe: the reference, another seed, or only a longer or shorter schedule."""
+    return row["lever"] in ("as shipped", "schedule") or row["lever"].startswith("noise")
+
+
 def summary(name: str, rows: list[dict[str, Any]]) -> str:
     """One sentence from the rows: the best end-of-budget value of the first goal's metric, the
     reference's, which levers reached the goal, and whether the longest schedule was still rising."""
@@ -270,9 +275,11 @@ def summary(name: str, rows: list[dict[str, Any]]) -> str:
         text += (f" Another seed alone moved {metric} by {spread:.3f}; levers that moved it by more: "
                  f"{', '.join(beyond) or 'none'}.")
     for r in scored:
-        if "train_images" in r:  # more scenes: compare with the build of about the same steps on the base data
-            peer = min((p for p in scored if "train_images" not in p),
-                       key=lambda p: (abs(p["steps"] - r["steps"]), p["lever_id"]), default=None)
+        if "train_images" in r:  # more scenes: against the build of the same recipe on the base data nearest
+            # in steps (the reference, another seed or a schedule change; ties: the reference, then the lever id)
+            peer = min((p for p in scored if "train_images" not in p and _same_recipe(p)),
+                       key=lambda p: (abs(p["steps"] - r["steps"]), p["lever"] != "as shipped", p["lever_id"]),
+                       default=None)
             if peer is not None:
                 text += (f" With {r['train_images']} training images, {r['lever_id']} ({r['steps']} steps) got "
                          f"{r['metrics'][metric]:.3f} against {peer['metrics'][metric]:.3f} for {peer['lever_id']} "

@@ -131,15 +131,21 @@ def test_render_reports_the_best_point_and_the_first_epoch_at_the_goal_exactly()
     small["metrics"] = {"AP50": 0.3, "APs": 0.125}
     assert "| small | schedule | epochs=4 | 4 / 40 | 1.5 | 1 | 0.300 | 0.125 |" in runs.render(
         {"models": {"detect-base": [small]}})
-    # a pretraining-split row is set against the base-data build nearest in steps (ties: the first lever id)
+    # a pretraining-split row is set against the same recipe's base-data build nearest in steps (ties: the first
+    # lever id; a recipe change, here at exactly the same steps, is no peer)
     pre = {**_row("pre", [{"epoch": 2, "steps": 110, "AP50": 0.61}], 2, 0.61), "train_images": 900,
-           "changes": {"epochs": 2, "extra_seeds": [1, 2]}}
+           "changes": {"epochs": 2, "extra_seeds": [1, 2]}, "lever": "pretraining split"}
     pre["steps"] = 110
+    sgd = {**_row("sgd", long, 11, 0.9), "lever": "recipe"}
     text = runs.render({"models": {"detect-base": [_row("long", long, 12, 0.69), _row("b", long, 10, 0.5),
-                                                   _row("a", long, 10, 0.4), pre]}})
-    assert "| pre | schedule | epochs=2, extra_seeds=[1, 2] (900 train images) | 2 / 110 |" in text
+                                                   _row("a", long, 10, 0.4), sgd, pre]}})
+    assert "| pre | pretraining split | epochs=2, extra_seeds=[1, 2] (900 train images) | 2 / 110 |" in text
     assert ("With 900 training images, pre (110 steps) got 0.610 against 0.400 for a (100 steps on the base train "
             "split): +0.210.") in text
+    # at equal distance the reference wins the tie over a schedule row and another seed
+    seed["steps"], reference["steps"] = 120, 100
+    text = runs.render({"models": {"detect-base": [_row("a", long, 10, 0.4), seed, reference, pre]}})
+    assert "against 0.300 for reference (100 steps" in text
     record["notes"] = ["paused twice"]
     assert runs.render(record).endswith("Note: paused twice")
 
