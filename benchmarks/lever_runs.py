@@ -34,6 +34,8 @@ from typing import Any, Iterator
 REPO = Path(__file__).resolve().parents[1]
 LEVERS = REPO / "configs" / "levers.yaml"
 START, END = "<!-- bench_levers:start -->", "<!-- bench_levers:end -->"
+#: The kind of the reference row (the model as shipped), which other rows are compared with.
+REFERENCE = "as shipped"
 READMES = {"notebooks/02_detection/README.md": ("detect-base", "detect-frcnn"),
            "notebooks/03_segmentation/README.md": ("segment-base", "segment-instance")}
 
@@ -157,7 +159,7 @@ def run_levers(model_name: str, lever_ids: list[str], *, levers_file: Path = LEV
     from labkit.artifacts import artifacts_dir, write_json
     from labkit.errors import DataError
     from labkit.data.synth.pretrain import pretraining_dataset
-    from labkit.models import build, get
+    from labkit.models import build, get, models_root
     from labkit.data.coco import read_json
 
     levers = read_levers(levers_file).get(model_name)
@@ -180,7 +182,7 @@ def run_levers(model_name: str, lever_ids: list[str], *, levers_file: Path = LEV
                                        size=config["dataset_size"])
         builds = cache_root
         if "trainer" in entry:  # same config and data as another build: a cache of its own, never mistaken for it
-            builds = (Path(cache_root) if cache_root else artifacts_dir() / "models") / "trainer-levers" / lever_id
+            builds = models_root(cache_root) / "trainer-levers" / lever_id
         with ema_off() if "trainer" in entry else contextlib.nullcontext():
             model = build(model_name, config=config, data_root=root, cache_root=builds)
         changes = {**entry["changes"], **entry.get("data", {}), **entry.get("trainer", {})}
@@ -206,7 +208,7 @@ def reference_row(model_name: str, data_root: Path | None = None) -> dict[str, A
     model = find(model_name, data_root=data_root, progress=False, pull=False)
     if model is None:
         return None
-    return _row(model_name, "reference", "as shipped", {}, model)
+    return _row(model_name, "reference", REFERENCE, {}, model)
 
 
 def collect(out_dir: Path, models: list[str], data_root: Path | None = None) -> dict[str, Any]:
@@ -244,7 +246,7 @@ def columns(steps: list[int], ends: set[int], limit: int = 12) -> list[int]:
 
 def _same_recipe(row: dict[str, Any]) -> bool:
     """A row trained by the model's own recipe: the reference, another seed, or only a longer or shorter schedule."""
-    return row["lever"] in ("as shipped", "schedule") or row["lever"].startswith("noise")
+    return row["lever"] in (REFERENCE, "schedule") or row["lever"].startswith("noise")
 
 
 def summary(name: str, rows: list[dict[str, Any]]) -> str:
@@ -278,7 +280,7 @@ def summary(name: str, rows: list[dict[str, Any]]) -> str:
         if "train_images" in r:  # more scenes: against the build of the same recipe on the base data nearest
             # in steps (the reference, another seed or a schedule change; ties: the reference, then the lever id)
             peer = min((p for p in scored if "train_images" not in p and _same_recipe(p)),
-                       key=lambda p: (abs(p["steps"] - r["steps"]), p["lever"] != "as shipped", p["lever_id"]),
+                       key=lambda p: (abs(p["steps"] - r["steps"]), p["lever"] != REFERENCE, p["lever_id"]),
                        default=None)
             if peer is not None:
                 text += (f" With {r['train_images']} training images, {r['lever_id']} ({r['steps']} steps) got "

@@ -354,3 +354,11 @@ def test_shipped_ultralytics_checkpoints_name_no_machine_folder(tmp_path):
     before = plain.read_bytes()
     _without_machine_paths(plain)
     assert plain.read_bytes() == before
+
+
+def test_models_root_is_the_given_folder_else_artifacts_models(tmp_path: Path, monkeypatch):
+    from labkit.models import models_root
+
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path / "art"))
+    assert models_root() == tmp_path / "art" / "models"
+    assert models_root(tmp_path / "c") == tmp_path / "c" and models_root(str(tmp_path)) == tmp_path

@@ -12,8 +12,8 @@ Modules: :mod:`~labkit.models.registry` (specs, and how to add one), :mod:`~labk
 :mod:`~labkit.models.dataset` (dataset root and fingerprint) and :mod:`~labkit.models.cli`.
 """
 
-from labkit.models.flow import Model, build, cache_dir, find, load, read_info
+from labkit.models.flow import Model, build, cache_dir, find, load, models_root, read_info
 from labkit.models.registry import ModelSpec, Scores, Trained, config_path, get, names, register
 
 __all__ = ["Model", "ModelSpec", "Scores", "Trained", "build", "cache_dir", "config_path", "find", "get", "load",
-           "names", "read_info", "register"]
+           "models_root", "names", "read_info", "register"]

@@ -63,6 +63,11 @@ class Model:
         return get(self.name).load_config(self.info["config"])
 
 
+def models_root(cache_root: str | Path | None = None) -> Path:
+    """The parent of the model folders: ``cache_root`` when given, else ``<artifacts>/models``."""
+    return Path(cache_root) if cache_root is not None else artifacts_dir() / "models"
+
+
 def model_key(spec: ModelSpec, config: Any, data_root: str | Path) -> str:
     """The cache key of a model: hash of registry name, config and dataset fingerprint."""
     return config_hash({"model": spec.name, "config": config.to_dict(), "dataset": fingerprint(data_root)})
@@ -74,7 +79,7 @@ def cache_dir(name: str, *, config: Any = None, data_root: str | Path | None = N
     spec = get(name)
     cfg = spec.load_config(config)
     root = dataset_root(cfg.dataset_size, cfg.dataset_seed, data_root)
-    base = Path(cache_root) if cache_root is not None else artifacts_dir() / "models"
+    base = models_root(cache_root)
     return base / f"{spec.name}-{model_key(spec, cfg, root)}"
 
 
@@ -116,7 +121,7 @@ def build(name: str, *, config: Any = None, data_root: str | Path | None = None,
     cfg = spec.load_config(config)
     root = dataset_root(cfg.dataset_size, cfg.dataset_seed, data_root)
     key = model_key(spec, cfg, root)
-    base = Path(cache_root) if cache_root is not None else artifacts_dir() / "models"
+    base = models_root(cache_root)
     out = base / f"{spec.name}-{key}"
     weights = out / spec.weights
     if finished_model(weights):
@@ -152,7 +157,7 @@ def find(name: str, *, data_root: str | Path | None = None, cache_root: str | Pa
     cfg = spec.load_config()
     root = dataset_root(cfg.dataset_size, cfg.dataset_seed, data_root)
     key = model_key(spec, cfg, root)
-    base = Path(cache_root) if cache_root is not None else artifacts_dir() / "models"
+    base = models_root(cache_root)
     weights = base / f"{spec.name}-{key}" / spec.weights
     if finished_model(weights):
         return Model(spec.name, weights, read_info(weights), "cache")
